@@ -1,0 +1,264 @@
+"""The `s2s-bench` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from workbench.engine.checkpoint import CheckpointError
+from workbench.engine.data import CorpusError
+from workbench.engine.devices import DeviceError
+from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
+from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
+
+from .display import TrainingDisplay, attention_grid, runs_table
+
+DEFAULT_RECIPE = "dates-en-fr"
+USER_ERRORS = (RecipeError, RunFolderError, CorpusError, DeviceError, CheckpointError)
+
+app = typer.Typer(
+    help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+RunsDir = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run folders.")
+Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
+
+
+@app.callback()
+def root(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
+    """With no command: open the workbench (TUI) on the runs folder."""
+    if ctx.invoked_subcommand is None:
+        _open_tui(runs_dir=runs_dir)
+
+
+@app.command()
+def train(
+    recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
+    runs_dir: Path = RunsDir,
+    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: recipe name and time)."),
+    device: str = Device,
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Train at most this long."),
+    headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
+) -> None:
+    """Start a run from a recipe."""
+    resolved = load_recipe(recipe, overrides)
+    run = RunFolder.create(runs_dir, resolved, name)
+    if not headless and sys.stdout.isatty() and sys.stdin.isatty():
+        from workbench.engine.launch import start_training
+
+        start_training(run, device)
+        _open_tui(runs_dir=runs_dir, run=run.path)
+        return
+    _train_here(run, device, max_steps, max_minutes, quiet=False)
+
+
+@app.command()
+def resume(
+    run: Path = typer.Argument(..., help="A run folder."),
+    device: str = Device,
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Train at most this long."),
+    headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
+) -> None:
+    """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
+    folder = RunFolder.open(run)
+    if not headless and sys.stdout.isatty():
+        from workbench.engine.launch import start_training
+
+        start_training(folder, device)
+        _open_tui(runs_dir=folder.path.parent, run=folder.path)
+        return
+    _train_here(folder, device, max_steps, max_minutes, quiet)
+
+
+def _train_here(run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool) -> None:
+    from workbench.engine.training import Trainer
+
+    lock = run.lock()
+    try:
+        recipe = run.recipe()
+        total = max_steps or recipe.training.max_steps or None
+        start = run.status().get("step", 0)
+        with TrainingDisplay(console, total, start, quiet) as display:
+            trainer = Trainer(run, device, on_event=display.event)
+            state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
+    finally:
+        lock.close()
+    status = run.status()
+    if not quiet:
+        console.print(f"{state}: {status.get('reason', '')} (step {status.get('step')})")
+        console.print(str(run.path))
+    if state == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def decode(
+    run: Path = typer.Argument(..., help="A run folder."),
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
+    n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
+    attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Translate standard input, one sentence a line, to standard output."""
+    from workbench.engine.translator import Translator
+
+    translator = Translator.from_run(run, checkpoint, device)
+    beam_size = beam or translator.decoding.beam_size
+    if n_best > beam_size:
+        raise RecipeError(f"--n-best {n_best} needs --beam of at least {n_best}")
+    out = Console(highlight=False, soft_wrap=True)
+    interactive = sys.stdin.isatty()
+    lines = iter(sys.stdin.readline, "") if interactive else sys.stdin.read().splitlines()
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line.rstrip("\n"))
+        if interactive or len(batch) == 64:
+            _print_translations(out, translator, batch, beam_size, n_best, attention)
+            batch = []
+    if batch:
+        _print_translations(out, translator, batch, beam_size, n_best, attention)
+
+
+def _print_translations(out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool) -> None:
+    for nbest in translator.translate(lines, beam, n_best, attention=attention):
+        for t in nbest:
+            text = f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text
+            out.print(text, markup=False)
+        if attention:
+            out.print(attention_grid(nbest[0], color=not out.no_color))
+
+
+@app.command("eval")
+def evaluate(
+    run: Path = typer.Argument(..., help="A run folder."),
+    src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
+    ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
+    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
+    import time
+
+    from workbench.engine.evaluation import score
+    from workbench.engine.translator import Translator
+
+    sources, references = _read_lines(src), _read_lines(ref)
+    if len(sources) != len(references):
+        raise CorpusError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
+    translator = Translator.from_run(run, checkpoint, device)
+    beam_size = beam or translator.decoding.beam_size
+    start = time.perf_counter()
+    hyps = [t[0].text for t in translator.translate(sources, beam_size)]
+    seconds = time.perf_counter() - start
+    s = score(hyps, references, language=translator_language(run))
+    result = {**s.as_dict(), "bleu_signature": s.bleu_signature, "chrf_signature": s.chrf_signature,
+              "sentences": len(sources), "beam": beam_size, "seconds": round(seconds, 2)}
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"{run} on {src.name}")
+    table.add_column("metric")
+    table.add_column("score", justify="right")
+    table.add_column("signature")
+    table.add_row("BLEU", f"{s.bleu:.2f}", s.bleu_signature)
+    table.add_row("chrF", f"{s.chrf:.2f}", s.chrf_signature)
+    table.add_row("exact", f"{s.exact:.1%}", "")
+    console.print(table)
+    console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
+
+
+def translator_language(run: Path) -> str:
+    return RunFolder.open(run).recipe().data.tgt
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+@app.command()
+def runs(runs_dir: Path = RunsDir) -> None:
+    """List the runs in the runs folder."""
+    found = list_runs(runs_dir)
+    if not found:
+        console.print(f"no runs in {runs_dir}")
+        return
+    console.print(runs_table(found))
+
+
+@app.command()
+def recipes() -> None:
+    """List the built-in recipes."""
+    table = Table(title="built-in recipes")
+    table.add_column("name")
+    table.add_column("description")
+    for name, path in builtin_recipes().items():
+        table.add_row(name, load_recipe(path).description)
+    console.print(table)
+
+
+@app.command()
+def control(
+    run: Path = typer.Argument(..., help="A run folder whose trainer is running."),
+    command: str = typer.Argument(..., help="pause | resume | stop | checkpoint"),
+) -> None:
+    """Send a control message to a running trainer."""
+    folder = RunFolder.open(run)
+    if command not in CONTROL_COMMANDS:
+        raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}")
+    if not folder.trainer_alive():
+        raise RunFolderError(f"{run}: no trainer is running this run (state: {folder.status()['state']})")
+    folder.send_control(command)
+    console.print(f"sent {command} to {run}")
+
+
+@app.command()
+def replay(run: Path = typer.Argument(..., help="A run folder.")) -> None:
+    """Open a saved run in the workbench: curves, samples and alignments over time."""
+    folder = RunFolder.open(run)
+    _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True)
+
+
+def _open_tui(runs_dir: Path, run: Path | None = None, replay: bool = False) -> None:
+    from workbench.tui.app import run_app
+
+    run_app(runs_dir=runs_dir, recipe=DEFAULT_RECIPE if run is None else None, run=run, replay=replay)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit with code 2, never a traceback."""
+    try:
+        app()
+    except USER_ERRORS as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of either."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it and rename it over `path`."""
+    write_atomic_with(path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data))
+
+
+def write_atomic_with(path: Path, writer: Callable[[str], Any]) -> None:
+    """Let `writer` fill a temporary file beside `path`, then fsync it and rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    write_atomic(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+
+def append_json_line(path: Path, obj: Any) -> None:
+    """Append one JSON object as one whole line with a single write, then flush it to disk."""
+    line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:
+    """Complete JSON lines from byte `offset` on, and the offset after the last complete line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a last line without its newline is still being written
+    records = []
+    for line in data[:end].splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line from a crash mid-write: skip it rather than lose the rest
+    return records, offset + end
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,103 @@
+"""Attention over the encoder states: Bahdanau (additive) and Luong (dot, general, concat) scoring.
+
+Every decoder here uses the Luong ordering (the query is the decoder's new top hidden state), so
+these classes differ only in the scoring function. Keys are projected once per source with
+`precompute`; `forward` then scores one query per sentence (B, Hq) or a block of queries (B, T, Hq).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat")
+
+
+class Attention(nn.Module):
+    """Base class: masked softmax over scores, then the weighted sum of the values."""
+
+    def precompute(self, keys: Tensor) -> Tensor:
+        """Project the keys (B, S, Hk) once per source; the result is passed to every `forward`."""
+        return keys
+
+    def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
+        """Raw scores (B, T, S) of queries (B, T, Hq) against precomputed keys (B, S, A)."""
+        raise NotImplementedError
+
+    def forward(
+        self, query: Tensor, proj_keys: Tensor, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Context (B, [T,] Hv) and weights (B, [T,] S) for queries (B, [T,] Hq); mask (B, S) True = real."""
+        single = query.dim() == 2
+        queries = query.unsqueeze(1) if single else query
+        scores = self.score(queries, proj_keys)
+        # -inf before the softmax gives padded positions exactly zero weight (every source has >= 1 token).
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        context = torch.bmm(weights, values)
+        if single:
+            return context.squeeze(1), weights.squeeze(1)
+        return context, weights
+
+
+class BahdanauAttention(Attention):
+    """Additive attention, score = v · tanh(W_k k + W_q q) (Bahdanau et al. 2015, appendix A.1.2)."""
+
+    def __init__(self, key_size: int, query_size: int, hidden_size: int, query_bias: bool = False) -> None:
+        super().__init__()
+        self.key_layer = nn.Linear(key_size, hidden_size, bias=False)
+        self.query_layer = nn.Linear(query_size, hidden_size, bias=query_bias)
+        self.energy_layer = nn.Linear(hidden_size, 1, bias=False)
+
+    def precompute(self, keys: Tensor) -> Tensor:
+        return self.key_layer(keys)
+
+    def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
+        # (B, 1, S, A) + (B, T, 1, A): all T queries in one broadcast, no loop.
+        hidden = torch.tanh(proj_keys.unsqueeze(1) + self.query_layer(query).unsqueeze(2))
+        return self.energy_layer(hidden).squeeze(-1)
+
+
+class LuongAttention(Attention):
+    """Luong et al. (2015) scores: dot q·k, general q·W k, concat v · tanh(W [q; k])."""
+
+    def __init__(self, key_size: int, query_size: int, kind: str = "general") -> None:
+        super().__init__()
+        if kind not in ("dot", "general", "concat"):
+            raise ValueError(f"unknown Luong attention kind {kind!r}; expected dot, general or concat")
+        if kind == "dot" and key_size != query_size:
+            raise ValueError(
+                f"dot attention needs keys and queries of one size; the encoder gives {key_size} and "
+                f"the decoder {query_size} (a bidirectional encoder doubles it): use 'general' or "
+                "bidirectional = false"
+            )
+        self.kind = kind
+        self.key_layer: nn.Linear | None = None
+        self.additive: BahdanauAttention | None = None
+        if kind == "general":
+            self.key_layer = nn.Linear(key_size, query_size, bias=False)
+        elif kind == "concat":
+            # W [q; k] splits into W_q q + W_k k, so the key half is still projected once per source;
+            # the score is then the additive one, with W's bias kept on the query side.
+            self.additive = BahdanauAttention(key_size, query_size, query_size, query_bias=True)
+
+    def precompute(self, keys: Tensor) -> Tensor:
+        if self.key_layer is not None:
+            return self.key_layer(keys)
+        if self.additive is not None:
+            return self.additive.precompute(keys)
+        return keys
+
+    def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
+        if self.additive is not None:
+            return self.additive.score(query, proj_keys)
+        return torch.bmm(query, proj_keys.transpose(1, 2))
+
+
+def build_attention(kind: str, key_size: int, query_size: int) -> Attention:
+    """The attention module for a recipe's `model.attention` (not "none")."""
+    if kind == "bahdanau":
+        return BahdanauAttention(key_size, query_size, query_size)
+    if kind in ("dot", "general", "concat"):
+        return LuongAttention(key_size, query_size, kind)
+    raise ValueError(f"unknown attention {kind!r}; expected one of {', '.join(ATTENTION_KINDS)}")

@@ -1,0 +1,118 @@
+"""Checkpoints as safetensors plus JSON: no pickle, so loading someone else's run runs no code."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .atomic_files import write_atomic_with, write_json_atomic
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or does not fit the model."""
+
+
+def save_checkpoint(
+    folder: Path,
+    tag: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """Write `tag.safetensors` (weights), `tag.optim.safetensors` (optimizer, RNG) and `tag.json` (the rest).
+
+    The JSON file is renamed into place last, so a complete `tag.json` means a complete checkpoint.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # A stamp shared by the three files tells a complete checkpoint from one cut short by a crash.
+    stamp = {"stamp": str(time.time_ns())}
+    _save_tensors(folder / f"{tag}.safetensors", model.state_dict(), stamp)
+    meta: dict[str, Any] = {"state": state or {}, **stamp}
+    if optimizer is not None:
+        tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        _save_tensors(folder / f"{tag}.optim.safetensors", tensors, stamp)
+    write_json_atomic(folder / f"{tag}.json", meta)
+
+
+def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, Any]:
+    """Load a checkpoint's weights into `model`; returns the checkpoint's JSON state."""
+    folder = Path(folder)
+    weights = folder / f"{tag}.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: no such checkpoint")
+    try:
+        tensors = load_file(weights)
+        model.load_state_dict(tensors)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: does not fit this run's model ({str(exc).splitlines()[0]})") from None
+    return read_state(folder, tag)
+
+
+def read_state(folder: Path, tag: str) -> dict[str, Any]:
+    """The JSON state of a checkpoint ({} when it has none)."""
+    try:
+        return json.loads((Path(folder) / f"{tag}.json").read_text(encoding="utf-8")).get("state", {})
+    except FileNotFoundError:
+        return {}
+
+
+def load_checkpoint(folder: Path, tag: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore weights, optimizer and RNG states; returns the checkpoint's JSON state."""
+    folder = Path(folder)
+    state = load_weights(folder, tag, model)
+    meta = json.loads((folder / f"{tag}.json").read_text(encoding="utf-8"))
+    for name in (f"{tag}.safetensors", f"{tag}.optim.safetensors"):
+        with safe_open(folder / name, framework="pt") as f:
+            if (f.metadata() or {}).get("stamp") != meta.get("stamp"):
+                raise CheckpointError(f"{folder / tag}: incomplete checkpoint (its files are from different saves)")
+    tensors = load_file(folder / f"{tag}.optim.safetensors")
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    cuda_rng = tensors.pop("rng.cuda", None)
+    if cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda_rng)
+    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+    return state
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    # safetensors refuses tensors that share memory (tied embeddings): give each name its own copy.
+    seen: set[int] = set()
+    plain = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        ptr = tensor.data_ptr()
+        plain[name] = tensor.clone() if ptr in seen else tensor
+        seen.add(ptr)
+    write_atomic_with(path, lambda tmp: save_file(plain, tmp, metadata=metadata))
+
+
+def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param_id, values in sd["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{param_id}.{key}"] = value
+            else:
+                scalars.setdefault(str(param_id), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, tensor in tensors.items():
+        _, param_id, key = name.split(".", 2)
+        state.setdefault(int(param_id), {})[key] = tensor
+    for param_id, values in meta["scalars"].items():
+        state.setdefault(int(param_id), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}

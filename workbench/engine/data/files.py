@@ -1,0 +1,171 @@
+"""Real corpora read from text files: a folder of `split.lang` files, explicit file paths, or TSV pairs.
+
+Lines are stripped of surrounding whitespace (and a "\\r" from Windows line ends). A pair with an empty
+side or a side longer than `max_chars` characters is dropped and counted in `Corpus.filtered`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+from collections import Counter
+from pathlib import Path
+
+from workbench.engine.data import Corpus, CorpusError, Pair
+from workbench.engine.recipe import DataConfig
+
+# When no valid TSV is given, this share of the training pairs (at most HOLD_OUT_MAX) becomes valid.
+HOLD_OUT_SHARE = 0.05
+HOLD_OUT_MAX = 1000
+
+
+def read_folder(cfg: DataConfig) -> Corpus:
+    """`dir/train.SRC`, `train.TGT`, `valid.SRC`, `valid.TGT`, and `test.*` when both are present."""
+    folder = Path(cfg.dir).expanduser()
+    if not folder.is_dir():
+        raise CorpusError(f"{folder}: no such folder (data.dir)")
+
+    def split(name: str) -> tuple[Path, Path]:
+        return folder / f"{name}.{cfg.src}", folder / f"{name}.{cfg.tgt}"
+
+    train, train_drop = read_parallel(*split("train"), cfg.max_chars)
+    valid, valid_drop = read_parallel(*split("valid"), cfg.max_chars)
+    test: list[Pair] = []
+    test_drop: dict[str, int] = {}
+    test_files = split("test")
+    present = [path.is_file() for path in test_files]
+    if all(present):
+        test, test_drop = read_parallel(*test_files, cfg.max_chars)
+    elif any(present):
+        missing = test_files[present.index(False)]
+        raise CorpusError(f"{missing}: no such file (the other side of the test set is present)")
+    return Corpus(train, valid, test, {"train": train_drop, "valid": valid_drop, "test": test_drop})
+
+
+def read_files(cfg: DataConfig) -> Corpus:
+    """Explicit paths `train_src`, `train_tgt`, `valid_src`, `valid_tgt`; no test set."""
+    train, train_drop = read_parallel(Path(cfg.train_src), Path(cfg.train_tgt), cfg.max_chars)
+    valid, valid_drop = read_parallel(Path(cfg.valid_src), Path(cfg.valid_tgt), cfg.max_chars)
+    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}})
+
+
+def read_tsv(cfg: DataConfig, seed: int) -> Corpus:
+    """Tab-separated `source<TAB>target[<TAB>...]` lines; without `valid_tsv` a seeded share is held out."""
+    train, train_drop = read_tsv_pairs(Path(cfg.train_tsv), cfg.max_chars)
+    if cfg.valid_tsv:
+        valid, valid_drop = read_tsv_pairs(Path(cfg.valid_tsv), cfg.max_chars)
+    else:
+        train, valid = hold_out(train, seed, Path(cfg.train_tsv))
+        valid_drop = {}
+    _require_pairs(train, Path(cfg.train_tsv), "train")
+    _require_pairs(valid, Path(cfg.valid_tsv or cfg.train_tsv), "valid")
+    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}})
+
+
+def read_parallel(src_path: Path, tgt_path: Path, max_chars: int) -> tuple[list[Pair], dict[str, int]]:
+    """Line-aligned source and target files as kept pairs and the count of dropped pairs per reason."""
+    sources = read_lines(src_path)
+    targets = read_lines(tgt_path)
+    if len(sources) != len(targets):
+        raise CorpusError(
+            f"{src_path} has {len(sources)} lines but {tgt_path} has {len(targets)}; "
+            "the two sides of a parallel corpus need one line per sentence"
+        )
+    filter_ = PairFilter(max_chars)
+    stripped = zip(map(str.strip, sources), map(str.strip, targets), strict=True)
+    pairs = [pair for pair in stripped if filter_.keep(pair)]
+    _require_pairs(pairs, src_path, "")
+    return pairs, filter_.dropped
+
+
+def read_tsv_pairs(path: Path, max_chars: int) -> tuple[list[Pair], dict[str, int]]:
+    """The first two columns of a TSV file as kept pairs, and the count of dropped pairs per reason."""
+    filter_ = PairFilter(max_chars)
+    pairs: list[Pair] = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            filter_.keep(("", ""))  # a blank line is an empty pair: counted, not an error
+            continue
+        columns = line.split("\t", 2)
+        if len(columns) < 2:
+            raise CorpusError(f"{path}:{number}: no tab; each line must be 'source<TAB>target'")
+        pair = (columns[0].strip(), columns[1].strip())
+        if filter_.keep(pair):
+            pairs.append(pair)
+    return pairs, filter_.dropped
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, unstripped; CorpusError if it is missing, empty or not UTF-8."""
+    path = path.expanduser()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        # One decode of the whole file is far faster than one per line; lines are only located on error.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise CorpusError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {column} of the line)"
+        ) from None
+    if not text.strip():
+        raise CorpusError(f"{path}: the file is empty")
+    # split("\n"), not splitlines(): the latter also breaks on U+2028 and friends and would misalign sides.
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+class PairFilter:
+    """Keeps pairs with two non-empty sides of at most `max_chars` characters and counts the others."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.dropped: dict[str, int] = {}
+
+    def keep(self, pair: Pair) -> bool:
+        """Whether to keep the pair; a dropped pair is counted under its reason."""
+        src, tgt = pair
+        if not src or not tgt:
+            reason = "empty"
+        elif len(src) > self.max_chars or len(tgt) > self.max_chars:
+            reason = "too_long"
+        else:
+            return True
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        return False
+
+
+def hold_out(pairs: list[Pair], seed: int, path: Path) -> tuple[list[Pair], list[Pair]]:
+    """Split off a seeded min(1000, 5%) of the pairs as valid, keeping all pairs of a source on one side."""
+    if len(pairs) < 2:
+        raise CorpusError(f"{path}: {len(pairs)} usable pair(s) cannot be split into train and valid")
+    wanted = max(1, min(HOLD_OUT_MAX, round(HOLD_OUT_SHARE * len(pairs))))
+    # Tatoeba repeats a source with several translations; splitting by source keeps valid unseen.
+    per_source = Counter(src for src, _ in pairs)
+    sources = sorted(per_source)
+    random.Random(seed).shuffle(sources)
+    chosen: set[str] = set()
+    held = 0
+    for src in sources:
+        if held >= wanted:
+            break
+        chosen.add(src)
+        held += per_source[src]
+    train = [pair for pair in pairs if pair[0] not in chosen]
+    valid = [pair for pair in pairs if pair[0] in chosen]
+    return train, valid
+
+
+def _require_pairs(pairs: list[Pair], path: Path, split: str) -> None:
+    if not pairs:
+        where = f" for {split}" if split else ""
+        raise CorpusError(f"{path}: no usable pairs left{where} after dropping empty and over-long ones")

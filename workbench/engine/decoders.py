@@ -1,0 +1,226 @@
+"""The recurrent decoder with Luong-ordered attention, as in Joey NMT and OpenNMT.
+
+At step t the RNN reads [embedding of y_{t-1}; a_{t-1} if input feeding]; attention uses the new top
+hidden state h_t as the query to get a context c_t; the attentional vector is a_t = tanh(W [h_t; c_t])
+and the vocabulary logits come from dropout(a_t). With attention "none" the output comes from h_t
+(the fixed-context model of Sutskever et al. and Cho et al.).
+
+Training speed: all target positions are embedded in one lookup and the vocabulary projection is one
+matmul over all steps. Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole
+target in one call and attention scores every step at once; with input feeding the steps are a loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from workbench.engine.attention import build_attention
+from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
+from workbench.engine.special_tokens import PAD
+
+CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
+DECODER_INITS = ("bridge", "final", "zeros")
+
+
+@dataclass
+class DecoderState:
+    """The recurrent state carried between decoding steps; N rows (sentences or beams)."""
+
+    hidden: Tensor  # (layers, N, H)
+    cell: Tensor | None = None  # LSTM memory (layers, N, H)
+    feed: Tensor | None = None  # previous attentional vector (N, H) when input feeding
+
+    def index_select(self, idx: Tensor) -> DecoderState:
+        """The rows `idx` (beam reordering)."""
+        return DecoderState(
+            hidden=self.hidden.index_select(1, idx),
+            cell=None if self.cell is None else self.cell.index_select(1, idx),
+            feed=None if self.feed is None else self.feed.index_select(0, idx),
+        )
+
+
+class RecurrentDecoder(nn.Module):
+    """Conditional GRU/LSTM/RNN decoder with optional attention, input feeding and tied embeddings."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        encoder: RecurrentEncoder,
+        num_layers: int = 1,
+        attention: str = "bahdanau",
+        input_feeding: bool = True,
+        init: str = "bridge",
+        dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
+        tie_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in RNN_CLASSES:
+            raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
+        if init not in DECODER_INITS:
+            raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
+        if input_feeding and attention == "none":
+            raise ValueError("input feeding needs attention; set model.attention or input_feeding = false")
+        if init == "final" and (encoder.num_layers != num_layers or encoder.hidden_size != hidden_size):
+            raise ValueError(
+                f"decoder_init 'final' needs as many encoder as decoder layers of one size; got "
+                f"{encoder.num_layers}x{encoder.hidden_size} and {num_layers}x{hidden_size}: use 'bridge'"
+            )
+        self.cell_type = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.input_feeding = input_feeding
+        self.init = init
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+
+        rnn_input = embedding_size + (hidden_size if input_feeding else 0)
+        # A cell avoids nn.GRU's per-call overhead in the step loop; stacks and the
+        # all-steps-at-once path need the full module (cuDNN on GPU).
+        self.use_cell = input_feeding and num_layers == 1
+        if self.use_cell:
+            self.rnn: nn.Module = CELL_CLASSES[cell](rnn_input, hidden_size)
+        else:
+            self.rnn = RNN_CLASSES[cell](
+                rnn_input,
+                hidden_size,
+                num_layers,
+                batch_first=True,
+                dropout=dropout if num_layers > 1 else 0.0,
+            )
+
+        self.attention = (
+            None if attention == "none" else build_attention(attention, encoder.output_size, hidden_size)
+        )
+        self.attentional_layer = (
+            None if self.attention is None else nn.Linear(hidden_size + encoder.output_size, hidden_size)
+        )
+        self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
+        self.dropout = nn.Dropout(dropout)
+        # Tying needs the output's input size to be the embedding size (Press & Wolf 2017).
+        self.tie_projection = (
+            nn.Linear(hidden_size, embedding_size, bias=False)
+            if tie_embeddings and hidden_size != embedding_size
+            else None
+        )
+        out_features = embedding_size if tie_embeddings else hidden_size
+        self.output_layer = nn.Linear(out_features, vocab_size, bias=False)
+        if tie_embeddings:
+            self.output_layer.weight = self.embedding.weight
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def init_state(self, enc: EncoderOutput) -> DecoderState:
+        """The decoder state before the first target token."""
+        batch = enc.states.size(0)
+        cell = None
+        if self.init == "bridge":
+            assert self.bridge is not None
+            top = enc.final[-1]  # (dirs, B, H): both directions of the top layer, concatenated
+            top = top.permute(1, 0, 2).reshape(batch, -1)
+            hidden = torch.tanh(self.bridge(top)).unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
+            # Joey NMT starts an LSTM's memory cell from the same projection.
+            cell = hidden if self.cell_type == "lstm" else None
+        elif self.init == "final":
+            hidden = enc.final.sum(dim=1)
+            if self.cell_type == "lstm":
+                assert enc.final_cell is not None
+                cell = enc.final_cell.sum(dim=1)
+        else:
+            hidden = enc.states.new_zeros(self.num_layers, batch, self.hidden_size)
+            cell = hidden if self.cell_type == "lstm" else None
+        feed = enc.states.new_zeros(batch, self.hidden_size) if self.input_feeding else None
+        return DecoderState(hidden=hidden, cell=cell, feed=feed)
+
+    # -- one step -------------------------------------------------------------------------------------
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Embeddings of target token ids, any shape."""
+        return self.embedding_dropout(self.embedding(tokens))
+
+    def logits(self, outputs: Tensor) -> Tensor:
+        """Vocabulary logits of decoder outputs (..., H)."""
+        if self.tie_projection is not None:
+            outputs = self.tie_projection(outputs)
+        return self.output_layer(outputs)
+
+    def _rnn_step(self, x: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Run the RNN on one input (N, I); returns the top hidden state and the new hidden/cell."""
+        if self.use_cell:
+            if self.cell_type == "lstm":
+                assert state.cell is not None
+                h, c = self.rnn(x, (state.hidden[0], state.cell[0]))
+                return h, h.unsqueeze(0), c.unsqueeze(0)
+            h = self.rnn(x, state.hidden[0])
+            return h, h.unsqueeze(0), None
+        if self.cell_type == "lstm":
+            out, (hidden, cell) = self.rnn(x.unsqueeze(1), (state.hidden, state.cell))
+            return out[:, 0], hidden, cell
+        out, hidden = self.rnn(x.unsqueeze(1), state.hidden)
+        return out[:, 0], hidden, None
+
+    def _output(self, top: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor | None]:
+        """Decoder outputs (before dropout) and attention weights for top states (N, [T,] H)."""
+        if self.attention is None:
+            return top, None
+        assert self.attentional_layer is not None and enc.keys is not None
+        context, weights = self.attention(top, enc.keys, enc.states, enc.mask)
+        return torch.tanh(self.attentional_layer(torch.cat([top, context], dim=-1))), weights
+
+    def step(
+        self, embedded: Tensor, state: DecoderState, enc: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor | None]:
+        """One step from embedded inputs (N, E): outputs (N, H) for `logits`, new state, attention (N, S)."""
+        x = embedded if state.feed is None else torch.cat([embedded, state.feed], dim=-1)
+        top, hidden, cell = self._rnn_step(x, state)
+        out, weights = self._output(top, enc)
+        out = self.dropout(out)
+        # The dropped-out vector is fed back (as OpenNMT does); one dropout mask per step.
+        return out, DecoderState(hidden=hidden, cell=cell, feed=out if self.input_feeding else None), weights
+
+    # -- whole targets --------------------------------------------------------------------------------
+
+    def forward(
+        self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput, sampling_prob: float = 0.0
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits (B, T, V) and attention (B, T, S) or None for target inputs (B, T) starting with BOS.
+
+        sampling_prob > 0 replaces each gold input (after the first) by the model's greedy prediction
+        of it with that probability, per sentence and step (scheduled sampling, Bengio et al. 2015).
+        """
+        if sampling_prob > 0.0:
+            return self._forward_sampled(tgt_in, state, enc, sampling_prob)
+        embedded = self.embed(tgt_in)
+        if not self.input_feeding:
+            hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
+            top, _ = self.rnn(embedded, hx)
+            out, weights = self._output(top, enc)
+            return self.logits(self.dropout(out)), weights
+        outputs, attention = [], []
+        for t in range(tgt_in.size(1)):
+            out, state, weights = self.step(embedded[:, t], state, enc)
+            outputs.append(out)
+            attention.append(weights)
+        # One vocabulary matmul over all steps instead of one per step.
+        logits = self.logits(torch.stack(outputs, dim=1))
+        return logits, None if self.attention is None else torch.stack(attention, dim=1)
+
+    def _forward_sampled(
+        self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput, sampling_prob: float
+    ) -> tuple[Tensor, Tensor | None]:
+        logits, attention = [], []
+        tokens = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
+                tokens = torch.where(use_model, logits[-1].argmax(dim=-1), tgt_in[:, t])
+            out, state, weights = self.step(self.embed(tokens), state, enc)
+            logits.append(self.logits(out))
+            attention.append(weights)
+        return torch.stack(logits, dim=1), None if self.attention is None else torch.stack(attention, dim=1)

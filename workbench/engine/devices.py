@@ -1,0 +1,40 @@
+"""Choosing the device and numeric precision a run trains and decodes on."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+class DeviceError(ValueError):
+    """A device that this machine does not have."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA on a machine without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: this machine has no CUDA GPU visible to torch (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name}: not a device (auto, cpu or cuda)") from None
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA (bf16 where supported, else fp16); plain fp32 on CPU."""
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def describe(device: torch.device) -> str:
+    """A short human description of the device."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"

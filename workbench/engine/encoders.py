@@ -1,0 +1,94 @@
+"""The recurrent encoder: embeddings, then a (bi)directional GRU/LSTM/RNN over the packed source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from workbench.engine.special_tokens import PAD
+
+RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+@dataclass
+class EncoderOutput:
+    """What the decoder needs from one batch of sources; batch is dim 0 except in `final`."""
+
+    states: Tensor  # (B, S, H * dirs), zeros at padding
+    mask: Tensor  # (B, S) bool, True at real source positions
+    final: Tensor  # (layers, dirs, B, H) last hidden state of every layer and direction
+    final_cell: Tensor | None = None  # LSTM memory cells, like `final`
+    keys: Tensor | None = None  # attention keys, projected once per source (set by the model)
+
+    def index_select(self, idx: Tensor) -> EncoderOutput:
+        """The rows `idx` of the batch (beam search reordering, dropping finished sentences)."""
+        return EncoderOutput(
+            states=self.states.index_select(0, idx),
+            mask=self.mask.index_select(0, idx),
+            final=self.final.index_select(2, idx),
+            final_cell=None if self.final_cell is None else self.final_cell.index_select(2, idx),
+            keys=None if self.keys is None else self.keys.index_select(0, idx),
+        )
+
+    def repeat_interleave(self, k: int) -> EncoderOutput:
+        """Every sentence repeated k times in a row: the (B * K) layout of beam search."""
+        idx = torch.arange(self.states.size(0), device=self.states.device).repeat_interleave(k)
+        return self.index_select(idx)
+
+    def with_keys(self, keys: Tensor | None) -> EncoderOutput:
+        return replace(self, keys=keys)
+
+
+class RecurrentEncoder(nn.Module):
+    """Embeds the source and runs a multi-layer, optionally bidirectional, recurrent network over it."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if cell not in RNN_CLASSES:
+            raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.num_directions
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.rnn = RNN_CLASSES[cell](
+            embedding_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,  # torch warns about dropout on one layer
+        )
+
+    def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        """Encode src (B, S) of token ids; src_lengths (B,) are the real lengths, all >= 1."""
+        batch, max_len = src.shape
+        lengths = src_lengths.cpu()  # pack_padded_sequence wants them on the CPU
+        embedded = self.embedding_dropout(self.embedding(src))
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        outputs, final = self.rnn(packed)
+        # total_length keeps S even when the longest sentence is shorter than the padded batch.
+        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
+        final_cell = None
+        if isinstance(final, tuple):
+            final, final_cell = final
+            final_cell = final_cell.view(self.num_layers, self.num_directions, batch, self.hidden_size)
+        final = final.view(self.num_layers, self.num_directions, batch, self.hidden_size)
+        positions = torch.arange(max_len, device=src.device)
+        mask = positions.unsqueeze(0) < lengths.to(src.device).unsqueeze(1)
+        return EncoderOutput(states=states, mask=mask, final=final, final_cell=final_cell)

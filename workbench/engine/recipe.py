@@ -1,0 +1,371 @@
+"""Recipes: one TOML file describing data, tokenizer, model, training and decoding.
+
+`load_recipe` is the one loader. Every key can be overridden with `--set section.key=value`.
+Errors name the file and the key and are raised as `RecipeError` (the CLI exits with code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key."""
+
+
+DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv")
+CELLS = ("gru", "lstm", "rnn")
+ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat")
+
+
+@dataclass
+class DataConfig:
+    kind: str = "folder"
+    src: str = "en"
+    tgt: str = "fr"
+    # Generated corpora (dates, numbers, reverse, copy, sort): sizes of disjoint splits.
+    train_size: int = 20000
+    valid_size: int = 500
+    test_size: int = 500
+    # kind = "folder": dir/train.SRC, dir/train.TGT, dir/valid.SRC, dir/valid.TGT
+    dir: str = ""
+    # kind = "files": explicit paths
+    train_src: str = ""
+    train_tgt: str = ""
+    valid_src: str = ""
+    valid_tgt: str = ""
+    # kind = "tsv": tab-separated pairs (source, target, extra columns ignored)
+    train_tsv: str = ""
+    valid_tsv: str = ""
+    # Pairs longer than this many characters on either side are filtered (and reported).
+    max_chars: int = 400
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "sentencepiece"  # sentencepiece | char | word
+    model_type: str = "unigram"  # unigram | bpe (sentencepiece)
+    vocab_size: int = 8000
+    joint: bool = True
+    character_coverage: float = 1.0
+    min_freq: int = 1  # char and word vocabularies
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "gru"
+    embedding_size: int = 256
+    hidden_size: int = 512
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    decoder_layers: int = 1
+    attention: str = "bahdanau"
+    input_feeding: bool = True
+    decoder_init: str = "bridge"  # bridge | final | zeros
+    dropout: float = 0.3
+    embedding_dropout: float = 0.0
+    tie_embeddings: bool = False
+    src_vectors: str = ""  # word2vec/GloVe text file for source embeddings
+    tgt_vectors: str = ""
+    freeze_vectors: bool = False
+
+
+@dataclass
+class TrainingConfig:
+    optimizer: str = "adam"  # adam | sgd | rmsprop
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    batch_unit: str = "sentences"  # sentences | tokens (target tokens)
+    clip_grad: float = 1.0  # 0 disables clipping
+    label_smoothing: float = 0.0
+    teacher_forcing: float = 1.0
+    scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid
+    scheduled_sampling_k: float = 1000.0
+    lr_schedule: str = "constant"  # constant | plateau | warmup_decay
+    warmup_steps: int = 0
+    lr_decay: float = 0.5
+    lr_patience: int = 2
+    min_lr: float = 1e-6
+    max_steps: int = 0  # 0: no limit
+    max_epochs: int = 0
+    max_minutes: float = 0.0
+    valid_every: int = 500
+    log_every: int = 20
+    early_stopping: int = 0  # validations without improvement; 0 disables
+    early_stopping_metric: str = "bleu"  # loss | bleu | chrf | exact
+    threads: int = 0  # CPU threads; 0 keeps torch's default
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast, CUDA only)
+
+
+@dataclass
+class DecodingConfig:
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0  # GNMT alpha; 0 disables
+    max_length_ratio: float = 2.0
+    max_length_offset: int = 10
+    valid_beam_size: int = 1
+    valid_sentences: int = 0  # decode this many valid sentences for BLEU; 0: all
+    probes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recipe:
+    name: str = "run"
+    description: str = ""
+    seed: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.kind": DATA_KINDS,
+    "tokenizer.kind": ("sentencepiece", "char", "word"),
+    "tokenizer.model_type": ("unigram", "bpe"),
+    "model.cell": CELLS,
+    "model.attention": ATTENTIONS,
+    "model.decoder_init": ("bridge", "final", "zeros"),
+    "training.optimizer": ("adam", "sgd", "rmsprop"),
+    "training.batch_unit": ("sentences", "tokens"),
+    "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
+    "training.lr_schedule": ("constant", "plateau", "warmup_decay"),
+    "training.early_stopping_metric": ("loss", "bleu", "chrf", "exact"),
+    "training.precision": ("auto", "fp32", "bf16", "fp16"),
+}
+
+# (key, predicate, what it must be)
+_RANGES: list[tuple[str, Any, str]] = [
+    ("seed", lambda v: v >= 0, ">= 0"),
+    ("data.train_size", lambda v: v > 0, "> 0"),
+    ("data.valid_size", lambda v: v > 0, "> 0"),
+    ("data.test_size", lambda v: v >= 0, ">= 0"),
+    ("data.max_chars", lambda v: v > 0, "> 0"),
+    ("tokenizer.vocab_size", lambda v: v >= 8, ">= 8"),
+    ("tokenizer.character_coverage", lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
+    ("tokenizer.min_freq", lambda v: v >= 1, ">= 1"),
+    ("model.embedding_size", lambda v: v > 0, "> 0"),
+    ("model.hidden_size", lambda v: v > 0, "> 0"),
+    ("model.encoder_layers", lambda v: v >= 1, ">= 1"),
+    ("model.decoder_layers", lambda v: v >= 1, ">= 1"),
+    ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("model.embedding_dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("training.lr", lambda v: v > 0, "> 0"),
+    ("training.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("training.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("training.batch_size", lambda v: v > 0, "> 0"),
+    ("training.clip_grad", lambda v: v >= 0, ">= 0"),
+    ("training.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("training.teacher_forcing", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("training.scheduled_sampling_k", lambda v: v > 0, "> 0"),
+    ("training.warmup_steps", lambda v: v >= 0, ">= 0"),
+    ("training.lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("training.lr_patience", lambda v: v >= 0, ">= 0"),
+    ("training.min_lr", lambda v: v >= 0, ">= 0"),
+    ("training.max_steps", lambda v: v >= 0, ">= 0"),
+    ("training.max_epochs", lambda v: v >= 0, ">= 0"),
+    ("training.max_minutes", lambda v: v >= 0, ">= 0"),
+    ("training.valid_every", lambda v: v > 0, "> 0"),
+    ("training.log_every", lambda v: v > 0, "> 0"),
+    ("training.early_stopping", lambda v: v >= 0, ">= 0"),
+    ("training.threads", lambda v: v >= 0, ">= 0"),
+    ("decoding.beam_size", lambda v: v >= 1, ">= 1"),
+    ("decoding.n_best", lambda v: v >= 1, ">= 1"),
+    ("decoding.length_penalty", lambda v: v >= 0, ">= 0"),
+    ("decoding.max_length_ratio", lambda v: v > 0, "> 0"),
+    ("decoding.max_length_offset", lambda v: v >= 0, ">= 0"),
+    ("decoding.valid_beam_size", lambda v: v >= 1, ">= 1"),
+    ("decoding.valid_sentences", lambda v: v >= 0, ">= 0"),
+]
+
+_ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+BUILTIN_DIR_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "recipes",  # source checkout
+    Path(__file__).resolve().parents[1] / "recipes",  # installed wheel (force-included)
+)
+
+
+def builtin_recipes_dir() -> Path:
+    """The folder that holds the built-in recipes."""
+    for candidate in BUILTIN_DIR_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    raise RecipeError("the built-in recipes folder is missing from this installation")
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Built-in recipe names and their files."""
+    return {p.stem: p for p in sorted(builtin_recipes_dir().glob("*.toml"))}
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe file from a path or a built-in name."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or os.sep in name_or_path:
+        if not path.is_file():
+            raise RecipeError(f"{name_or_path}: no such recipe file")
+        return path
+    builtins = builtin_recipes()
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    if path.is_file():
+        return path
+    hint = difflib.get_close_matches(name_or_path, list(builtins), n=1)
+    extra = f" (did you mean '{hint[0]}'?)" if hint else f"; built-in recipes: {', '.join(builtins)}"
+    raise RecipeError(f"{name_or_path}: no such recipe{extra}")
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load a recipe by built-in name or path and apply `section.key=value` overrides."""
+    path = find_recipe(str(name_or_path))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    raw.setdefault("name", path.stem)
+    for override in overrides:
+        _apply_override(raw, override)
+    return recipe_from_dict(raw, source=str(path))
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """Build and validate a Recipe from plain values (a parsed TOML file)."""
+    recipe = _build(Recipe, raw, source, prefix="")
+    _validate(recipe, source)
+    return recipe
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise RecipeError(f"--set {override}: expected section.key=value")
+    key, text = override.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare string such as a path
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"--set {override}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: '{where}' must be a table")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        full = prefix + key
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            extra = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+            raise RecipeError(f"{source}: unknown key '{full}'{extra}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, source, prefix=f"{full}.")
+        else:
+            values[key] = _coerce(value, hint, source, full)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
+    if get_origin(hint) is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise RecipeError(f"{source}: '{key}' must be a list, got {value!r}")
+        return [_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return _expand_env(value, source, key)
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise RecipeError(f"{source}: '{key}' must be a string, got {value!r}")
+    if isinstance(value, bool) and hint is not bool:
+        raise RecipeError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}")
+    if not isinstance(value, hint):
+        raise RecipeError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _expand_env(text: str, source: str, key: str) -> str:
+    def replace(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise RecipeError(f"{source}: '{key}' needs the environment variable {name} (or --set {key}=...)")
+
+    return _ENV.sub(replace, text)
+
+
+def _get(recipe: Recipe, key: str) -> Any:
+    node: Any = recipe
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _validate(recipe: Recipe, source: str) -> None:
+    for key, choices in _CHOICES.items():
+        value = _get(recipe, key)
+        if value not in choices:
+            raise RecipeError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {value!r}")
+    for key, ok, what in _RANGES:
+        value = _get(recipe, key)
+        if not ok(value):
+            raise RecipeError(f"{source}: '{key}' must be {what}; got {value!r}")
+    if not re.fullmatch(r"[\w.-]+", recipe.name):
+        raise RecipeError(f"{source}: 'name' may hold only letters, digits, '.', '_' and '-'; got {recipe.name!r}")
+    data, model = recipe.data, recipe.model
+    needed = {
+        "folder": ("dir",),
+        "files": ("train_src", "train_tgt", "valid_src", "valid_tgt"),
+        "tsv": ("train_tsv",),
+    }.get(data.kind, ())
+    for name in needed:
+        if not getattr(data, name):
+            raise RecipeError(f"{source}: 'data.{name}' is required when data.kind = '{data.kind}'")
+    if model.input_feeding and model.attention == "none":
+        raise RecipeError(f"{source}: 'model.input_feeding' needs attention; set model.attention or turn it off")
+    if recipe.decoding.n_best > recipe.decoding.beam_size:
+        raise RecipeError(f"{source}: 'decoding.n_best' must be <= decoding.beam_size")
+
+
+def write_recipe(recipe: Recipe, path: Path) -> None:
+    """Write the resolved recipe (used for run folders)."""
+    path.write_text(recipe.to_toml(), encoding="utf-8")

@@ -1,0 +1,210 @@
+"""The run folder: the one reader and writer of `runs/<name>/` (see docs/run-folder.md)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .atomic_files import append_json_line, read_json_lines, write_atomic, write_json_atomic
+from .recipe import Recipe, RecipeError, load_recipe
+
+CONTROL_COMMANDS = ("pause", "resume", "stop", "checkpoint")
+LIVE_STATES = ("running", "paused")
+
+
+class RunFolderError(ValueError):
+    """A folder that is not a usable run."""
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    # Layout -----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / "recipe.toml"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.path / "tokenizer"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def control_dir(self) -> Path:
+        return self.path / "control"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    # Creating and opening ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, runs_dir: Path, recipe: Recipe, name: str | None = None) -> RunFolder:
+        """Make a new run folder named `name` (or the recipe's name plus a date), never reusing one."""
+        runs_dir = Path(runs_dir)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        base = name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for i in range(1, 1000):
+            path = runs_dir / (base if i == 1 else f"{base}-{i}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover
+            raise RunFolderError(f"{runs_dir}: could not find a free name for {base}")
+        run = cls(path)
+        for folder in (run.tokenizer_dir, run.checkpoints_dir, run.control_dir):
+            folder.mkdir()
+        write_atomic(run.recipe_path, recipe.to_toml())
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        """An existing run folder; a clear error when `path` is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunFolderError(f"{path}: no such run folder")
+        if not (path / "recipe.toml").is_file():
+            raise RunFolderError(f"{path}: not a run folder (no recipe.toml)")
+        return cls(path)
+
+    def recipe(self) -> Recipe:
+        try:
+            return load_recipe(self.recipe_path)
+        except RecipeError as exc:
+            raise RunFolderError(str(exc)) from None
+
+    def has_checkpoint(self, tag: str = "last") -> bool:
+        return (self.checkpoints_dir / f"{tag}.safetensors").is_file()
+
+    # Ownership ----------------------------------------------------------------------------------
+    def lock(self) -> Any:
+        """Claim the run for one trainer process; an error when another process is training it.
+
+        The lock is held while the returned file stays open (the kernel drops it when the process
+        dies), so readers can tell a live trainer from a crashed one without trusting pids.
+        """
+        f = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            pid = self.read_status_file().get("pid", "?")
+            raise RunFolderError(f"{self.path}: another process (pid {pid}) is training this run") from None
+        return f
+
+    def trainer_alive(self) -> bool:
+        """Whether a trainer process on this machine holds the run's lock."""
+        try:
+            with open(self.path / ".lock") as f:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return False
+        except FileNotFoundError:
+            return False
+        except BlockingIOError:
+            return True
+
+    # Status -------------------------------------------------------------------------------------
+    def write_status(self, state: str, **fields: Any) -> None:
+        """Replace status.json, keeping fields not given (such as `started`)."""
+        status = self.read_status_file()
+        status.update(fields, state=state, pid=os.getpid(), host=socket.gethostname(), updated=time.time())
+        status.setdefault("started", status["updated"])
+        if state in LIVE_STATES and "reason" not in fields:
+            status.pop("reason", None)
+        write_json_atomic(self.status_path, status)
+
+    def read_status_file(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def status(self) -> dict[str, Any]:
+        """status.json as readers should see it: a live state whose process is gone reads as failed."""
+        status = self.read_status_file()
+        if not status:
+            return {"state": "new"}
+        same_host = status.get("host") == socket.gethostname()
+        if status.get("state") in LIVE_STATES and same_host and not self.trainer_alive():
+            status = {**status, "state": "failed", "reason": "the training process died"}
+        return status
+
+    # Metrics, samples, log ----------------------------------------------------------------------
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        append_json_line(self.metrics_path, record)
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Metric records from byte `offset` on (for live tailing) and the next offset."""
+        return read_json_lines(self.metrics_path, offset)
+
+    def append_samples(self, record: dict[str, Any]) -> None:
+        append_json_line(self.samples_path, record)
+
+    def read_samples(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        return read_json_lines(self.samples_path, offset)
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {message}\n")
+
+    # Control channel ----------------------------------------------------------------------------
+    def send_control(self, command: str) -> Path:
+        """Leave a control message for the trainer of this run."""
+        if command not in CONTROL_COMMANDS:
+            raise ValueError(f"unknown control command {command!r}; one of {', '.join(CONTROL_COMMANDS)}")
+        self.control_dir.mkdir(exist_ok=True)
+        path = self.control_dir / f"{time.time_ns():020d}-{command}.json"
+        write_json_atomic(path, {"command": command, "sent": time.time()})
+        return path
+
+    def take_controls(self) -> list[str]:
+        """The pending control commands in the order sent, removing them (the trainer's side)."""
+        try:
+            names = sorted(n for n in os.listdir(self.control_dir) if n.endswith(".json") and not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        commands = []
+        for name in names:
+            command = name.rsplit("-", 1)[-1].removesuffix(".json")
+            (self.control_dir / name).unlink(missing_ok=True)
+            if command in CONTROL_COMMANDS:
+                commands.append(command)
+        return commands
+
+
+def list_runs(runs_dir: Path) -> list[RunFolder]:
+    """The run folders under `runs_dir`, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = [RunFolder(p) for p in runs_dir.iterdir() if (p / "recipe.toml").is_file()]
+    return sorted(runs, key=lambda r: r.recipe_path.stat().st_mtime, reverse=True)

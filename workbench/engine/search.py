@@ -1,0 +1,233 @@
+"""Greedy and beam search over a batch of sources, with GNMT length penalty and attention per hypothesis.
+
+Both searches never emit PAD or BOS, and force EOS once a sentence has `max_lengths[b]` tokens, so every
+hypothesis ends with EOS: its log-prob sums len(tokens) + 1 steps and its attention has that many rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from workbench.engine.special_tokens import BOS, EOS, PAD
+
+if TYPE_CHECKING:
+    from workbench.engine.model import Seq2Seq
+
+
+@dataclass
+class Hypothesis:
+    """One output sentence: tokens without BOS/EOS, scores, and attention (steps incl. EOS, real source)."""
+
+    tokens: list[int]
+    score: float  # log_prob / length_penalty(len(tokens) + 1, alpha)
+    log_prob: float
+    attention: Tensor | None  # (len(tokens) + 1, src_len)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al. 2016); 1 when alpha is 0."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_lengths(src_lengths: Tensor, ratio: float, offset: int) -> Tensor:
+    """Most output tokens (EOS excluded) per sentence: ceil(src_len * ratio) + offset."""
+    return torch.ceil(src_lengths.double() * ratio).long() + offset
+
+
+_default_max_lengths = max_lengths  # beam_search's argument shadows the name
+
+
+def _restrict(log_probs: Tensor, at_max: Tensor) -> Tensor:
+    """Forbid PAD and BOS everywhere, and everything but EOS in rows (N,) that reached their max length."""
+    banned = torch.zeros(log_probs.size(1), dtype=torch.bool, device=log_probs.device)
+    banned[[PAD, BOS]] = True
+    not_eos = torch.ones_like(banned)
+    not_eos[EOS] = False
+    banned = banned.unsqueeze(0) | (at_max.unsqueeze(1) & not_eos.unsqueeze(0))
+    return log_probs.masked_fill(banned, float("-inf"))
+
+
+class _Eval:
+    """Eval mode for the duration of a search, restoring the caller's mode (validation runs mid-training)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model, self.was_training = model, model.training
+
+    def __enter__(self) -> None:
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    max_lengths: Tensor,
+    attention: bool = True,
+    alpha: float = 1.0,
+) -> list[list[Hypothesis]]:
+    """The most probable next token at every step, for a batch; one hypothesis per sentence."""
+    with _Eval(model):
+        batch = src.size(0)
+        enc = model.encode(src, src_lengths)
+        state = model.start(enc)
+        limit = max_lengths.to(src.device)
+        prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=src.device)
+        log_prob = None
+        tokens, weights = [], []
+        for t in range(int(max_lengths.max()) + 1):
+            step_lp, state, attn = model.step(prev, state, enc)
+            best, prev = _restrict(step_lp, limit <= t).max(dim=-1)
+            best = best.masked_fill(done, 0.0)
+            log_prob = best if log_prob is None else log_prob + best
+            tokens.append(prev)
+            if attention and attn is not None:
+                weights.append(attn)
+            done = done | (prev == EOS)
+            if bool(done.all()):  # one host sync a step: fine for decoding, never used in training
+                break
+        token_rows = torch.stack(tokens, dim=1).tolist()
+        attn_all = torch.stack(weights, dim=1).float().cpu() if weights else None
+        log_probs = log_prob.tolist() if log_prob is not None else [0.0] * batch
+        lengths = src_lengths.tolist()
+        results = []
+        for b in range(batch):
+            steps = token_rows[b].index(EOS) + 1
+            att = None if attn_all is None else attn_all[b, :steps, : lengths[b]].clone()
+            score = log_probs[b] / length_penalty(steps, alpha)
+            results.append([Hypothesis(token_rows[b][: steps - 1], score, log_probs[b], att)])
+        return results
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    beam_size: int,
+    n_best: int = 1,
+    alpha: float = 1.0,
+    max_lengths: Tensor | None = None,
+    attention: bool = True,
+) -> list[list[Hypothesis]]:
+    """Batched beam search: all B sentences advance together as (B * beam_size) rows.
+
+    Each step ranks the 2K best extensions of a sentence's K live beams: EOS extensions among the top K
+    become finished hypotheses; the K best other extensions stay live. A sentence stops when
+    (a) it has K finished hypotheses (the usual rule; with K = 1 this is exactly greedy search), or
+    (b) its n_best-th finished score is at least the best score any live beam could still reach. Log-
+    probs only decrease and the length penalty grows with length (alpha >= 0), so a live beam with
+    log-prob L cannot end above L / length_penalty(max_length + 1, alpha): the bound is safe, or
+    (c) it reaches its maximum length, where only EOS is allowed.
+    Returns n_best hypotheses per sentence, best score first.
+    """
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(f"need 1 <= n_best <= beam_size; got n_best={n_best}, beam_size={beam_size}")
+    if alpha < 0:
+        raise ValueError(f"the length penalty alpha must be >= 0; got {alpha}")
+    if max_lengths is None:
+        max_lengths = _default_max_lengths(src_lengths, 2.0, 10)  # DecodingConfig's defaults
+    with _Eval(model):
+        return _beam_search(model, src, src_lengths, beam_size, n_best, alpha, max_lengths.cpu(), attention)
+
+
+def _beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    k: int,
+    n_best: int,
+    alpha: float,
+    limits: Tensor,
+    attention: bool,
+) -> list[list[Hypothesis]]:
+    device = src.device
+    batch, src_len = src.shape
+    lengths = src_lengths.tolist()
+    limit_list = limits.tolist()
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    alive = list(range(batch))  # original sentence ids of the sentences still searched, in row order
+
+    enc = model.encode(src, src_lengths).repeat_interleave(k)
+    state = model.start(enc)
+    row_limits = limits.to(device).repeat_interleave(k)
+    prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
+    history = torch.empty(batch * k, 0, dtype=torch.long, device=device)
+    attn_history = None
+    # Only the first beam of each sentence is live at the start, so the K beams do not repeat it.
+    beam_lp: Tensor | None = None
+    ranks = torch.arange(2 * k, device=device)
+
+    for t in range(int(limits.max()) + 1):
+        n = len(alive)
+        step_lp, state, attn = model.step(prev, state, enc)
+        if beam_lp is None:
+            beam_lp = torch.full((n * k,), float("-inf"), dtype=step_lp.dtype, device=device)
+            beam_lp[::k] = 0.0
+        vocab = step_lp.size(1)
+        scores = (beam_lp.unsqueeze(1) + _restrict(step_lp, row_limits <= t)).view(n, k * vocab)
+        top_lp, top_idx = scores.topk(2 * k, dim=1)
+        parent = top_idx // vocab + torch.arange(n, device=device).unsqueeze(1) * k  # (n, 2K) row ids
+        token = top_idx % vocab
+        is_eos = token == EOS
+        with_attn = attention and attn is not None
+        if with_attn:
+            step_attn = attn.unsqueeze(1)
+            attn_history = step_attn if attn_history is None else torch.cat([attn_history, step_attn], dim=1)
+
+        # Finished: EOS among the K best, with a finite score.
+        fin = is_eos & (ranks < k) & torch.isfinite(top_lp)
+        fin_s, fin_r = fin.nonzero(as_tuple=True)
+        fin_rows = parent[fin_s, fin_r]
+        fin_tokens = history.index_select(0, fin_rows).tolist()
+        fin_lp = top_lp[fin_s, fin_r].tolist()
+        fin_attn = attn_history.index_select(0, fin_rows).float().cpu() if with_attn else None
+        for i, (s, tok, lp) in enumerate(zip(fin_s.tolist(), fin_tokens, fin_lp, strict=True)):
+            sentence = alive[s]
+            att = None if fin_attn is None else fin_attn[i, :, : lengths[sentence]].clone()
+            finished[sentence].append(Hypothesis(tok, lp / length_penalty(t + 1, alpha), lp, att))
+
+        # Live: the K best non-EOS extensions, in rank order (a stable sort moves EOS to the back).
+        order = torch.sort(is_eos.to(torch.uint8), dim=1, stable=True).indices[:, :k]
+        live_lp = top_lp.gather(1, order)
+        live_rows = parent.gather(1, order).view(-1)
+        prev = token.gather(1, order).view(-1)
+        beam_lp = live_lp.view(-1)
+        history = torch.cat([history.index_select(0, live_rows), prev.unsqueeze(1)], dim=1)
+        state = state.index_select(live_rows)
+        if with_attn:
+            attn_history = attn_history.index_select(0, live_rows)
+
+        best_live = live_lp[:, 0].tolist()
+        keep = []
+        for s, sentence in enumerate(alive):
+            hyps = finished[sentence]
+            hyps.sort(key=lambda h: -h.score)
+            done = len(hyps) >= k or t >= limit_list[sentence] or best_live[s] == float("-inf")
+            if not done and len(hyps) >= n_best:
+                bound = best_live[s] / length_penalty(limit_list[sentence] + 1, alpha)
+                done = hyps[n_best - 1].score >= bound
+            if not done:
+                keep.append(s)
+        if not keep:
+            break
+        if len(keep) < n:
+            # Drop finished sentences from the batch so later steps cost only what is still searched.
+            keep_t = torch.tensor(keep, device=device)
+            rows = (keep_t.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            enc, state = enc.index_select(rows), state.index_select(rows)
+            prev, beam_lp, history = prev[rows], beam_lp[rows], history[rows]
+            row_limits = row_limits[rows]
+            if with_attn:
+                attn_history = attn_history[rows]
+            alive = [alive[s] for s in keep]
+
+    return [hyps[:n_best] for hyps in finished]

@@ -1,0 +1,300 @@
+"""Tokenizers: sentencepiece (unigram or BPE), characters, or whitespace-separated words.
+
+All share the special ids of `special_tokens` (PAD=0, UNK=1, BOS=2, EOS=3). `train_tokenizers` writes
+them into a run folder's `tokenizer/` and `load_tokenizers` reads them back: protobuf and JSON only,
+so loading never executes code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from workbench.engine.data import Pair
+from workbench.engine.recipe import TokenizerConfig
+from workbench.engine.special_tokens import BOS, EOS, PAD, SPECIAL_PIECES, UNK
+
+TOKENIZER_KINDS = ("sentencepiece", "char", "word")
+FORMAT_VERSION = 1
+SPACE_PIECE = "▁"
+# What an unknown id decodes to: sentencepiece's own surface for it, used by every tokenizer.
+UNK_SURFACE = "⁇"
+# Fixed, not os.cpu_count(): sentencepiece's result depends on the thread count, runs must reproduce.
+SPM_THREADS = 4
+SPECIAL_IDS = {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}
+
+
+class TokenizerError(ValueError):
+    """A tokenizer that cannot be trained or loaded; the message says which file or setting."""
+
+
+class Tokenizer:
+    """Text <-> ids. `encode` adds no BOS/EOS; `decode` skips PAD, BOS and EOS wherever they are."""
+
+    kind: str = ""
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of `text`, without BOS or EOS."""
+        raise NotImplementedError
+
+    def encode_many(self, texts: Iterable[str]) -> list[list[int]]:
+        """`encode` over many texts."""
+        return [self.encode(text) for text in texts]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`; PAD, BOS and EOS are skipped, UNK shows as ⁇."""
+        raise NotImplementedError
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        """One display string per id, for attention grids."""
+        raise NotImplementedError
+
+
+class SentencePieceTokenizer(Tokenizer):
+    """A sentencepiece model; decode restores the encoded text exactly (no normalization)."""
+
+    kind = "sentencepiece"
+
+    def __init__(self, model_proto: bytes) -> None:
+        self.model_proto = model_proto
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.processor.encode(text, out_type=int)
+
+    def encode_many(self, texts: Iterable[str]) -> list[list[int]]:
+        return self.processor.encode(list(texts), out_type=int)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        # sentencepiece already drops control ids; this also drops ids outside the vocabulary.
+        size = self.vocab_size
+        return self.processor.decode([i for i in ids if 0 <= i < size and i not in (PAD, BOS, EOS)]).strip()
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        size = self.vocab_size
+        return [self.processor.id_to_piece(i) if 0 <= i < size else SPECIAL_PIECES[UNK] for i in ids]
+
+
+class VocabTokenizer(Tokenizer):
+    """A fixed list of pieces (index = id, the four special pieces first); the base of char and word."""
+
+    def __init__(self, vocab: list[str]) -> None:
+        if tuple(vocab[: len(SPECIAL_PIECES)]) != SPECIAL_PIECES:
+            raise TokenizerError(f"a vocabulary must start with {', '.join(SPECIAL_PIECES)}")
+        self.vocab = vocab
+        self.ids = {piece: i for i, piece in enumerate(vocab) if i >= len(SPECIAL_PIECES)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        """The pieces of `text` before lookup."""
+        raise NotImplementedError
+
+    def join(self, pieces: list[str]) -> str:
+        """The text of decoded pieces."""
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.ids
+        return [ids.get(piece, UNK) for piece in self.split(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.join([self._surface(i) for i in ids if i not in (PAD, BOS, EOS)])
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self._surface(i) if i >= len(SPECIAL_PIECES) else SPECIAL_PIECES[i] for i in ids]
+
+    def _surface(self, i: int) -> str:
+        return self.vocab[i] if len(SPECIAL_PIECES) <= i < len(self.vocab) else UNK_SURFACE
+
+
+class CharTokenizer(VocabTokenizer):
+    """One piece per character; a space is a piece of its own, displayed as ▁."""
+
+    kind = "char"
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return list(text)
+
+    def join(self, pieces: list[str]) -> str:
+        return "".join(pieces)
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        return [SPACE_PIECE if piece == " " else piece for piece in super().pieces(ids)]
+
+
+class WordTokenizer(VocabTokenizer):
+    """One piece per whitespace-separated word; decode joins words with single spaces."""
+
+    kind = "word"
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return text.split()
+
+    def join(self, pieces: list[str]) -> str:
+        return " ".join(pieces)
+
+
+@dataclass
+class TokenizerPair:
+    src: Tokenizer
+    tgt: Tokenizer
+    joint: bool
+
+
+def train_tokenizers(cfg: TokenizerConfig, pairs: list[Pair], folder: Path, seed: int) -> TokenizerPair:
+    """Train source and target tokenizers on `pairs` and write them into `folder`."""
+    if cfg.kind not in TOKENIZER_KINDS:
+        raise TokenizerError(f"tokenizer.kind must be one of {', '.join(TOKENIZER_KINDS)}; got {cfg.kind!r}")
+    if not pairs:
+        raise TokenizerError("cannot train a tokenizer on an empty corpus")
+    sources = [src for src, _ in pairs]
+    targets = [tgt for _, tgt in pairs]
+    if cfg.kind == "sentencepiece":
+        if cfg.joint:
+            src = tgt = _train_sentencepiece(cfg, sources + targets, seed)
+        else:
+            src, tgt = _train_sentencepiece(cfg, sources, seed), _train_sentencepiece(cfg, targets, seed)
+    else:
+        if cfg.joint:
+            src = tgt = _vocab_tokenizer(cfg, [sources, targets])
+        else:
+            src, tgt = _vocab_tokenizer(cfg, [sources]), _vocab_tokenizer(cfg, [targets])
+    tokenizers = TokenizerPair(src, tgt, cfg.joint)
+    save_tokenizers(tokenizers, folder)
+    return tokenizers
+
+
+def save_tokenizers(tokenizers: TokenizerPair, folder: Path) -> None:
+    """Write `tokenizer.json` and the two model or vocabulary files into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = tokenizers.src.kind
+    for side, tokenizer in (("src", tokenizers.src), ("tgt", tokenizers.tgt)):
+        if isinstance(tokenizer, SentencePieceTokenizer):
+            (folder / f"{side}.model").write_bytes(tokenizer.model_proto)
+        elif isinstance(tokenizer, VocabTokenizer):
+            text = json.dumps(tokenizer.vocab, ensure_ascii=False, indent=0)
+            (folder / f"{side}.vocab.json").write_text(text + "\n", encoding="utf-8")
+    meta = {
+        "format": FORMAT_VERSION,
+        "kind": kind,
+        "joint": tokenizers.joint,
+        "special_ids": SPECIAL_IDS,
+        "special_pieces": list(SPECIAL_PIECES),
+        "src_vocab_size": tokenizers.src.vocab_size,
+        "tgt_vocab_size": tokenizers.tgt.vocab_size,
+    }
+    (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_tokenizers(folder: Path) -> TokenizerPair:
+    """Read the tokenizers `train_tokenizers` wrote into `folder`."""
+    meta_path = folder / "tokenizer.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TokenizerError(f"{meta_path}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"{meta_path}: not valid JSON ({exc})") from None
+    if meta.get("special_ids") != SPECIAL_IDS:
+        raise TokenizerError(f"{meta_path}: special ids {meta.get('special_ids')} differ from {SPECIAL_IDS}")
+    kind = meta.get("kind")
+    if kind not in TOKENIZER_KINDS:
+        raise TokenizerError(f"{meta_path}: unknown tokenizer kind {kind!r}")
+    src, tgt = (_load_side(folder, side, kind) for side in ("src", "tgt"))
+    for side, tokenizer in (("src", src), ("tgt", tgt)):
+        if meta.get(f"{side}_vocab_size") != tokenizer.vocab_size:
+            raise TokenizerError(
+                f"{meta_path}: {side}_vocab_size is {meta.get(f'{side}_vocab_size')} "
+                f"but the {side} tokenizer has {tokenizer.vocab_size} pieces"
+            )
+    return TokenizerPair(src, tgt, bool(meta.get("joint")))
+
+
+def _load_side(folder: Path, side: str, kind: str) -> Tokenizer:
+    if kind == "sentencepiece":
+        path = folder / f"{side}.model"
+        try:
+            return SentencePieceTokenizer(path.read_bytes())
+        except FileNotFoundError:
+            raise TokenizerError(f"{path}: no such file") from None
+        except RuntimeError as exc:
+            raise TokenizerError(f"{path}: not a sentencepiece model ({exc})") from None
+    path = folder / f"{side}.vocab.json"
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TokenizerError(f"{path}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(vocab, list) or not all(isinstance(piece, str) for piece in vocab):
+        raise TokenizerError(f"{path}: expected a JSON list of strings")
+    try:
+        return CharTokenizer(vocab) if kind == "char" else WordTokenizer(vocab)
+    except TokenizerError as exc:
+        raise TokenizerError(f"{path}: {exc}") from None
+
+
+def _train_sentencepiece(cfg: TokenizerConfig, sentences: list[str], seed: int) -> SentencePieceTokenizer:
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    longest = max(len(s.encode("utf-8")) for s in sentences)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            model_type=cfg.model_type,
+            vocab_size=cfg.vocab_size,
+            # Small corpora (the generated tasks) have fewer pieces than vocab_size: shrink, don't fail.
+            hard_vocab_limit=False,
+            character_coverage=cfg.character_coverage,
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
+            # Identity normalization and kept whitespace make decode(encode(text)) == text,
+            # so outputs are scored against references exactly as written.
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            max_sentence_length=max(4192, longest + 1),
+            num_threads=SPM_THREADS,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise TokenizerError(f"sentencepiece training failed: {exc}") from None
+    return SentencePieceTokenizer(model.getvalue())
+
+
+def _vocab_tokenizer(cfg: TokenizerConfig, sides: list[list[str]]) -> VocabTokenizer:
+    cls = CharTokenizer if cfg.kind == "char" else WordTokenizer
+    counts: Counter[str] = Counter()
+    for texts in sides:
+        for text in texts:
+            counts.update(cls.split(text))
+    vocab = list(SPECIAL_PIECES) + _most_frequent(counts, cfg.min_freq, cfg.vocab_size - len(SPECIAL_PIECES))
+    return cls(vocab)
+
+
+def _most_frequent(counts: Counter[str], min_freq: int, limit: int) -> list[str]:
+    """Pieces seen at least `min_freq` times, most frequent first (ties alphabetical), at most `limit`."""
+    kept = (piece for piece, n in counts.items() if n >= min_freq and piece not in SPECIAL_PIECES)
+    return sorted(kept, key=lambda piece: (-counts[piece], piece))[:limit]

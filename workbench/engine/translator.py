@@ -1,0 +1,108 @@
+"""The one decode path: validation, `s2s-bench decode`, evaluation and the TUI all translate here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_weights
+from .devices import resolve_device
+from .model import Seq2Seq, build_model
+from .recipe import DecodingConfig
+from .run_folder import RunFolder, RunFolderError
+from .search import beam_search, greedy_search, max_lengths
+from .special_tokens import PAD
+from .tokenizers import TokenizerPair, load_tokenizers
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float
+    src_pieces: list[str]
+    tgt_pieces: list[str]
+    # attention[i][j]: weight of source piece j when emitting target piece i; last row: end of sentence.
+    attention: list[list[float]] | None = None
+
+
+class Translator:
+    """A model, its tokenizers and decoding settings, translating lists of sentences in batches."""
+
+    def __init__(self, model: Seq2Seq, tokenizers: TokenizerPair, decoding: DecodingConfig, device: torch.device):
+        self.model = model
+        self.tokenizers = tokenizers
+        self.decoding = decoding
+        self.device = device
+        self.checkpoint_stamp: float | None = None
+
+    @classmethod
+    def from_run(cls, run: RunFolder | Path | str, checkpoint: str = "best", device: str = "cpu") -> Translator:
+        """Load a run's tokenizers and checkpoint (`best` falls back to `last` before the first validation)."""
+        run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+        recipe = run.recipe()
+        if checkpoint == "best" and not run.has_checkpoint("best"):
+            checkpoint = "last"
+        if not run.has_checkpoint(checkpoint):
+            raise RunFolderError(f"{run.path}: no '{checkpoint}' checkpoint yet (has the run saved one?)")
+        tokenizers = load_tokenizers(run.tokenizer_dir)
+        model = build_model(recipe.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
+        weights = run.checkpoints_dir / f"{checkpoint}.safetensors"
+        stamp = weights.stat().st_mtime
+        load_weights(run.checkpoints_dir, checkpoint, model)
+        target = resolve_device(device)
+        translator = cls(model.to(target).eval(), tokenizers, recipe.decoding, target)
+        translator.checkpoint_stamp = stamp
+        return translator
+
+    @torch.inference_mode()
+    def translate(
+        self,
+        sentences: list[str],
+        beam_size: int | None = None,
+        n_best: int = 1,
+        attention: bool = False,
+        batch_size: int = 64,
+    ) -> list[list[Translation]]:
+        """The n best translations of each sentence, in input order (beam 1 is greedy search)."""
+        beam = beam_size or self.decoding.beam_size
+        n_best = min(n_best, beam)
+        was_training = self.model.training
+        self.model.eval()
+        src_ids = [self.tokenizers.src.encode(s) for s in sentences]
+        results: list[list[Translation]] = [[] for _ in sentences]
+        order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
+        for i in range(len(sentences)):
+            if not src_ids[i]:  # nothing to translate
+                results[i] = [Translation("", 0.0, [], [], [[]] if attention else None)]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            src, lengths = pad([src_ids[i] for i in chunk])
+            src = src.to(self.device)
+            limits = max_lengths(lengths, self.decoding.max_length_ratio, self.decoding.max_length_offset)
+            if beam == 1:
+                hyps = greedy_search(self.model, src, lengths, limits, attention=attention)
+            else:
+                hyps = beam_search(
+                    self.model, src, lengths, beam, n_best, self.decoding.length_penalty, limits, attention=attention
+                )
+            for i, nbest in zip(chunk, hyps):
+                src_pieces = self.tokenizers.src.pieces(src_ids[i])
+                results[i] = [self._translation(h, src_pieces) for h in nbest[:n_best]]
+        self.model.train(was_training)
+        return results
+
+    def _translation(self, hyp, src_pieces: list[str]) -> Translation:
+        tgt = self.tokenizers.tgt
+        weights = hyp.attention.float().tolist() if hyp.attention is not None else None
+        return Translation(tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights)
+
+
+def pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists into a (B, S) tensor; lengths stay on the CPU for packing."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    out = torch.full((len(sequences), int(lengths.max())), PAD, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out, lengths

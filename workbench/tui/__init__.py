@@ -1,0 +1,1 @@
+"""The terminal UI: reads run folders and sends control messages; never touches a trainer's objects."""

@@ -1,0 +1,90 @@
+"""Train and valid loss over steps or time, smoothed and optionally on a log scale."""
+
+from __future__ import annotations
+
+from textual_plotext.plot import Plot
+
+from ..run_watcher import RunHistory
+from ..series import downsample, ema, log10
+from .throttled_plot import ThrottledPlot
+
+SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
+
+
+class LossChart(ThrottledPlot):
+    """Draws from one or more runs' histories (several when comparing runs)."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.histories: list[RunHistory] = []
+        self.smoothing = 0.6
+        self.log_scale = False
+        self.x_axis = "step"  # step | time
+
+    def show(self, *histories: RunHistory) -> None:
+        self.histories = list(histories)
+        self.mark_dirty()
+
+    def set_options(self, smoothing: float | None = None, log_scale: bool | None = None,
+                    x_axis: str | None = None) -> None:
+        if smoothing is not None:
+            self.smoothing = smoothing
+        if log_scale is not None:
+            self.log_scale = log_scale
+        if x_axis is not None:
+            self.x_axis = x_axis
+        self.border_title = self.title()
+        self.mark_dirty()
+
+    def title(self) -> str:
+        parts = ["loss"]
+        if self.smoothing:
+            parts.append(f"EMA {self.smoothing:g}")
+        if self.log_scale:
+            parts.append("log10")
+        parts.append("by step" if self.x_axis == "step" else "by time")
+        return " · ".join(parts)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = self.title()
+
+    def x_of(self, record: dict) -> float:
+        return record.get("step", 0) if self.x_axis == "step" else record.get("wall", 0.0) / 60
+
+    def draw(self, plt: Plot, max_points: int) -> None:
+        plt.xlabel("step" if self.x_axis == "step" else "minutes")
+        all_y: list[float] = []
+        several = len(self.histories) > 1
+        colors = (("cyan", "orange"), ("magenta", "green"))
+        for n, history in enumerate(self.histories):
+            name = f"{n + 1}:" if several else ""
+            train_color, valid_color = colors[n % 2]
+            train = [r for r in history.train if isinstance(r.get("loss"), (int, float))]
+            if train:
+                xs = [self.x_of(r) for r in train]
+                ys = ema([r["loss"] for r in train], self.smoothing)
+                xs, ys = downsample(xs, ys, max_points)
+                ys = log10(ys) if self.log_scale else ys
+                all_y += ys
+                plt.plot(xs, ys, label=f"{name}train", color=train_color, marker="braille")
+            valid = [r for r in history.valid if isinstance(r.get("loss"), (int, float))]
+            if valid:
+                xs = [self.x_of(r) for r in valid]
+                ys = [r["loss"] for r in valid]
+                xs, ys = downsample(xs, ys, max_points)
+                ys = log10(ys) if self.log_scale else ys
+                all_y += ys
+                plt.plot(xs, ys, label=f"{name}valid", color=valid_color, marker="braille")
+        if not all_y:
+            plt.title("waiting for the first training records…")
+        elif self.log_scale:
+            _log_ticks(plt, min(all_y), max(all_y))
+
+
+def _log_ticks(plt: Plot, low: float, high: float, n: int = 4) -> None:
+    """Label a log10 axis with the values themselves."""
+    if high - low < 1e-9:
+        high = low + 1
+    ticks = [low + (high - low) * i / (n - 1) for i in range(n)]
+    plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])

@@ -1,0 +1,52 @@
+"""Validation scores over steps or time: the run's headline metric and BLEU, on a 0-100 scale."""
+
+from __future__ import annotations
+
+from textual_plotext.plot import Plot
+
+from ..display_format import metric_label
+from ..run_watcher import RunHistory
+from ..series import downsample
+from .throttled_plot import ThrottledPlot
+
+
+class ScoreChart(ThrottledPlot):
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.histories: list[RunHistory] = []
+        self.x_axis = "step"
+
+    def show(self, *histories: RunHistory) -> None:
+        self.histories = list(histories)
+        if histories:
+            self.border_title = " · ".join(metric_label(m) for m in self.metrics(histories[0]))
+        self.mark_dirty()
+
+    def set_x_axis(self, x_axis: str) -> None:
+        self.x_axis = x_axis
+        self.mark_dirty()
+
+    @staticmethod
+    def metrics(history: RunHistory) -> list[str]:
+        headline = history.metric if history.metric != "loss" else "bleu"
+        return [headline] if headline == "bleu" else [headline, "bleu"]
+
+    def draw(self, plt: Plot, max_points: int) -> None:
+        plt.xlabel("step" if self.x_axis == "step" else "minutes")
+        plotted = False
+        colors = ("green", "yellow", "magenta", "blue")
+        for n, history in enumerate(self.histories):
+            for k, name in enumerate(self.metrics(history)):
+                points = [r for r in history.valid if isinstance(r.get(name), (int, float))]
+                if not points:
+                    continue
+                scale = 100.0 if name == "exact" else 1.0
+                xs = [r["step"] if self.x_axis == "step" else r.get("wall", 0.0) / 60 for r in points]
+                ys = [r[name] * scale for r in points]
+                xs, ys = downsample(xs, ys, max_points)
+                prefix = f"{n + 1}:" if len(self.histories) > 1 else ""
+                plt.plot(xs, ys, label=prefix + metric_label(name), color=colors[(2 * n + k) % 4],
+                         marker="braille")
+                plotted = True
+        if not plotted:
+            plt.title("waiting for the first validation…")

@@ -1,0 +1,75 @@
+"""How numbers, durations, metrics and run states read on screen."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+STATE_BADGES = {
+    "running": ("● running", "bold green"),
+    "paused": ("‖ paused", "bold yellow"),
+    "finished": ("✓ finished", "bold blue"),
+    "stopped": ("■ stopped", "magenta"),
+    "failed": ("✗ failed", "bold red"),
+    "new": ("○ new", "dim"),
+}
+
+METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss"}
+
+
+def state_badge(state: str) -> Text:
+    label, style = STATE_BADGES.get(state, (state, ""))
+    return Text(label, style=style)
+
+
+def count(value: float | None) -> str:
+    """12345 -> '12.3k'."""
+    if value is None:
+        return "—"
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def duration(seconds: float | None) -> str:
+    """95 -> '1m35s'; None -> '—'."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def metric(name: str, value: float | None) -> str:
+    """A validation metric as people quote it: exact match in percent, BLEU and chrF on 0-100."""
+    if value is None:
+        return "—"
+    if name == "exact":
+        return f"{100 * value:.1f}%"
+    if name == "loss":
+        return f"{value:.3f}"
+    return f"{value:.1f}"
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def timestamp(seconds: float | None) -> str:
+    """Local date and time, minute resolution."""
+    if not seconds:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def piece(text: str) -> str:
+    """A subword piece for display: sentencepiece's word-start mark dropped, unless it is all there is."""
+    shown = text.replace("▁", "")
+    return shown if shown.strip() else ("▁" if text else "∅")

@@ -1,0 +1,74 @@
+"""Every key binding of the app in one place; the ids let users remap keys (`App.set_keymap`)."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+APP_BINDINGS = [
+    Binding("t", "show('dashboard')", "Dashboard", id="app.dashboard", tooltip="Training dashboard of the open run"),
+    Binding("d", "show('decode')", "Decode", id="app.decode", tooltip="Translate as you type with the open run"),
+    Binding("a", "show('attention')", "Attention", id="app.attention", tooltip="Attention grid of a translation"),
+    Binding("r", "show('runs')", "Runs", id="app.runs", tooltip="Recipes and runs"),
+    Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
+]
+
+RUNS_BINDINGS = [
+    Binding("n", "new_run", "New run", id="runs.new", tooltip="Start a run from the highlighted recipe"),
+    Binding("o", "open_run", "Open", id="runs.open", tooltip="Open the highlighted run's dashboard"),
+    Binding("R", "replay_run", "Replay", id="runs.replay", tooltip="Replay the highlighted run"),
+    Binding("u", "resume_run", "Resume", id="runs.resume", tooltip="Resume a stopped or failed run"),
+    Binding("m", "mark_run", "Mark", id="runs.mark", tooltip="Mark a run to compare with another"),
+    Binding("c", "compare_runs", "Compare", id="runs.compare", tooltip="Compare the marked run with the highlighted one"),
+    Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the highlighted run"),
+    Binding("slash", "focus_filter", "Filter", id="runs.filter", tooltip="Filter recipes and runs by name"),
+]
+
+DASHBOARD_BINDINGS = [
+    Binding("p", "toggle_pause", "Pause/resume", id="dashboard.pause", tooltip="Pause or resume training"),
+    Binding("s", "stop", "Stop", id="dashboard.stop", tooltip="Stop training (it can be resumed later)"),
+    Binding("c", "checkpoint", "Checkpoint", id="dashboard.checkpoint", tooltip="Save a checkpoint now"),
+    Binding("m", "cycle_smoothing", "Smoothing", id="dashboard.smoothing", tooltip="Cycle the loss smoothing"),
+    Binding("l", "toggle_log", "Log scale", id="dashboard.log", tooltip="Loss on a log10 scale"),
+    Binding("x", "toggle_x_axis", "Step/time", id="dashboard.x_axis", tooltip="X axis: steps or minutes"),
+]
+
+DECODE_BINDINGS = [
+    Binding("escape", "leave_input", "Leave input", id="decode.leave", tooltip="Leave the input line", show=False),
+    Binding("i", "focus_input", "Type", id="decode.input", tooltip="Back to the input line"),
+    Binding("b", "cycle_beam", "Beam", id="decode.beam", tooltip="Greedy search or beam search of width 2-8"),
+    Binding("n", "cycle_n_best", "N-best", id="decode.n_best", tooltip="How many translations to show"),
+    Binding("k", "toggle_checkpoint", "Checkpoint", id="decode.checkpoint", tooltip="Decode with best or last"),
+]
+
+ATTENTION_BINDINGS = [
+    Binding("left_square_bracket", "step(-1)", "Earlier", id="attention.earlier", key_display="[",
+            tooltip="The previous validation's alignment"),
+    Binding("right_square_bracket", "step(1)", "Later", id="attention.later", key_display="]",
+            tooltip="The next validation's alignment"),
+    Binding("space", "toggle_play", "Play", id="attention.play", tooltip="Step through the validations over time"),
+    Binding("comma", "sentence(-1)", "Prev", id="attention.prev_sentence", key_display=",",
+            tooltip="The previous validation sentence"),
+    Binding("full_stop", "sentence(1)", "Next", id="attention.next_sentence", key_display=".",
+            tooltip="The next validation sentence"),
+    Binding("v", "toggle_source", "Decode/valid", id="attention.source",
+            tooltip="Show the decode panel's translation or the validation sentences"),
+    Binding("w", "toggle_numbers", "Weights", id="attention.numbers", tooltip="Show weights as numbers"),
+]
+
+GRID_BINDINGS = [
+    Binding("up", "move(-1, 0)", "Up", show=False),
+    Binding("down", "move(1, 0)", "Down", show=False),
+    Binding("left", "move(0, -1)", "Left", show=False),
+    Binding("right", "move(0, 1)", "Right", show=False),
+    Binding("home", "move_to_start", "Start", show=False),
+    Binding("end", "move_to_end", "End", show=False),
+]
+
+MODAL_BINDINGS = [
+    Binding("escape", "cancel", "Cancel", id="modal.cancel", tooltip="Close without doing anything"),
+]
+
+COMPARE_BINDINGS = [
+    Binding("escape", "close", "Back", id="compare.close", tooltip="Back to the runs"),
+    Binding("l", "toggle_log", "Log scale", id="compare.log", tooltip="Loss on a log10 scale"),
+]

@@ -1,0 +1,79 @@
+"""The runs under a runs folder, summarised for the Runs screen and kept up to date incrementally."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.engine.run_folder import list_runs
+
+from .run_watcher import RunHistory, RunWatcher
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the Runs screen."""
+
+    path: Path
+    name: str
+    recipe: str
+    state: str
+    reason: str
+    step: int
+    metric: str
+    best: float | None
+    started: float | None
+
+    @property
+    def live(self) -> bool:
+        return self.state in ("running", "paused")
+
+
+class RunsIndex:
+    """Summaries of every run in a folder; each refresh reads only what was appended since the last one."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self._runs: dict[Path, tuple[RunWatcher, RunHistory]] = {}
+
+    def refresh(self) -> list[RunSummary]:
+        """Blocking file reads: call it off the event loop. Newest run first."""
+        found = {run.path: run for run in list_runs(self.runs_dir)}
+        for path in list(self._runs):
+            if path not in found:
+                del self._runs[path]
+        summaries = []
+        for path, run in found.items():
+            if path not in self._runs:
+                self._runs[path] = (RunWatcher(run), RunHistory(run))
+            watcher, history = self._runs[path]
+            try:
+                history.apply(watcher.poll())
+            except OSError:
+                continue  # deleted while we read it
+            summaries.append(summarize(history))
+        return sorted(summaries, key=lambda s: (s.started or 0, s.name), reverse=True)
+
+    def history(self, path: Path) -> RunHistory | None:
+        entry = self._runs.get(Path(path))
+        return entry[1] if entry else None
+
+
+def summarize(history: RunHistory) -> RunSummary:
+    status = history.status
+    best = history.best()
+    step = status.get("step")
+    if not isinstance(step, int):
+        step = history.train[-1]["step"] if history.train else 0
+    return RunSummary(
+        path=history.run.path,
+        name=history.run.name,
+        recipe=history.recipe.name if history.recipe else "?",
+        state=history.state,
+        reason=str(status.get("reason") or ""),
+        step=step,
+        metric=history.metric,
+        best=best[0] if best else None,
+        started=status.get("started"),
+    )
+
