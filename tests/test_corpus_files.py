@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -184,8 +185,6 @@ def test_tsv_hold_out_is_at_most_a_thousand_pairs(tmp_path):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared/data is absent")
 def test_reads_the_real_tatoeba_en_fr_folder_quickly():
-    import time
-
     start = time.perf_counter()
     corpus = load_corpus(DataConfig(kind="folder", dir=str(SHARED_DATA / "tatoeba_en_fr"), tgt="fr"), seed=1)
     assert time.perf_counter() - start < 5

@@ -26,8 +26,14 @@ def test_every_builtin_recipe_loads(monkeypatch):
 def test_overrides_change_any_key_with_its_type():
     recipe = load_recipe(
         "dates-en-fr",
-        ["model.hidden_size=64", "model.cell=lstm", "training.lr=1e-4", "decoding.probes=['a', 'b']",
-         "model.bidirectional=false", "training.max_minutes=2"],
+        [
+            "model.hidden_size=64",
+            "model.cell=lstm",
+            "training.lr=1e-4",
+            "decoding.probes=['a', 'b']",
+            "model.bidirectional=false",
+            "training.max_minutes=2",
+        ],
     )
     assert recipe.model.hidden_size == 64
     assert recipe.model.cell == "lstm"
@@ -68,11 +74,15 @@ def test_resolved_recipe_round_trips(tmp_path):
         ("[model]\ndropout = 1.5\n", "'model.dropout' must be in [0, 1); got 1.5"),
         ("[model]\ncell = 'transformer'\n", "'model.cell' must be one of gru, lstm, rnn"),
         ("[model]\nattention = 'none'\ninput_feeding = true\n", "'model.input_feeding' needs attention"),
+        ("[model]\nattention = 'dot'\nbidirectional = true\n", "'model.attention' = 'dot' needs keys"),
         ("[data]\nkind = 'folder'\n", "'data.dir' is required when data.kind = 'folder'"),
         ("[decoding]\nbeam_size = 2\nn_best = 3\n", "'decoding.n_best' must be <= decoding.beam_size"),
         ("model = 3\n", "'model' must be a table"),
         ("[decoding]\nprobes = 'x'\n", "'decoding.probes' must be a list"),
-        ("[data]\nkind = 'folder'\ndir = '${NO_SUCH_VAR_S2S}/x'\n", "needs the environment variable NO_SUCH_VAR_S2S"),
+        (
+            "[data]\nkind = 'folder'\ndir = '${NO_SUCH_VAR_S2S}/x'\n",
+            "needs the environment variable NO_SUCH_VAR_S2S",
+        ),
         ("[model\n", "not valid TOML"),
     ],
 )
@@ -95,7 +105,9 @@ def test_bad_recipes_name_the_file_and_the_key(tmp_path, text, message):
     ],
 )
 def test_bad_overrides(override, message):
-    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(
+        RecipeError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+    ):
         load_recipe("dates-en-fr", [override])
 
 

@@ -42,7 +42,9 @@ class TrainingDisplay:
 
     def event(self, kind: str, record: dict[str, Any]) -> None:
         if kind == "train":
-            info = f"loss {record['loss']:.3f}  {record['tgt_tokens_per_s']:,.0f} tok/s  lr {record['lr']:.2g}"
+            info = (
+                f"loss {record['loss']:.3f}  {record['tgt_tokens_per_s']:,.0f} tok/s  lr {record['lr']:.2g}"
+            )
             self.progress.update(self.task, completed=record["step"], info=info)
             if not self.live and not self.quiet and time.monotonic() - self.last_plain > 10:
                 self.console.print(f"step {record['step']}: {info}")
@@ -86,7 +88,11 @@ def runs_table(runs: list[RunFolder]) -> Table:
         best = _best_valid(run)
         started = status.get("started")
         table.add_row(
-            run.name, _recipe_name(run), status.get("state", "?"), str(status.get("step", 0)), best,
+            run.name,
+            _recipe_name(run),
+            status.get("state", "?"),
+            str(status.get("step", 0)),
+            best,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
         )
     return table

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,11 +16,12 @@ from workbench.engine.data import CorpusError
 from workbench.engine.devices import DeviceError
 from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
+from workbench.engine.tokenizers import TokenizerError
 
 from .display import TrainingDisplay, attention_grid, runs_table
 
 DEFAULT_RECIPE = "dates-en-fr"
-USER_ERRORS = (RecipeError, RunFolderError, CorpusError, DeviceError, CheckpointError)
+USER_ERRORS = (RecipeError, RunFolderError, CorpusError, DeviceError, CheckpointError, TokenizerError)
 
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
@@ -48,11 +48,15 @@ def root(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
 def train(
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
     runs_dir: Path = RunsDir,
-    name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: recipe name and time)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Run folder name (default: recipe name and time)."
+    ),
     device: str = Device,
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Train at most this long."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", min=0.01, help="Train at most this long."
+    ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
 ) -> None:
     """Start a run from a recipe."""
@@ -71,8 +75,10 @@ def train(
 def resume(
     run: Path = typer.Argument(..., help="A run folder."),
     device: str = Device,
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="Train at most this long."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", min=0.01, help="Train at most this long."
+    ),
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
 ) -> None:
@@ -87,7 +93,9 @@ def resume(
     _train_here(folder, device, max_steps, max_minutes, quiet)
 
 
-def _train_here(run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool) -> None:
+def _train_here(
+    run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool
+) -> None:
     from workbench.engine.training import Trainer
 
     lock = run.lock()
@@ -111,7 +119,7 @@ def _train_here(run: RunFolder, device: str, max_steps: int | None, max_minutes:
 @app.command()
 def decode(
     run: Path = typer.Argument(..., help="A run folder."),
-    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
+    beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
@@ -137,7 +145,9 @@ def decode(
         _print_translations(out, translator, batch, beam_size, n_best, attention)
 
 
-def _print_translations(out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool) -> None:
+def _print_translations(
+    out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool
+) -> None:
     for nbest in translator.translate(lines, beam, n_best, attention=attention):
         for t in nbest:
             text = f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text
@@ -151,7 +161,7 @@ def evaluate(
     run: Path = typer.Argument(..., help="A run folder."),
     src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
     ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
-    beam: Optional[int] = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
+    beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
@@ -171,8 +181,14 @@ def evaluate(
     hyps = [t[0].text for t in translator.translate(sources, beam_size)]
     seconds = time.perf_counter() - start
     s = score(hyps, references, language=translator_language(run))
-    result = {**s.as_dict(), "bleu_signature": s.bleu_signature, "chrf_signature": s.chrf_signature,
-              "sentences": len(sources), "beam": beam_size, "seconds": round(seconds, 2)}
+    result = {
+        **s.as_dict(),
+        "bleu_signature": s.bleu_signature,
+        "chrf_signature": s.chrf_signature,
+        "sentences": len(sources),
+        "beam": beam_size,
+        "seconds": round(seconds, 2),
+    }
     if as_json:
         print(json.dumps(result))
         return

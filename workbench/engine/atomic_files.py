@@ -12,7 +12,9 @@ from typing import Any
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write `data` to a temporary file beside `path`, fsync it and rename it over `path`."""
-    write_atomic_with(path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data))
+    write_atomic_with(
+        path, lambda tmp: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
+    )
 
 
 def write_atomic_with(path: Path, writer: Callable[[str], Any]) -> None:

@@ -54,7 +54,9 @@ def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, An
         tensors = load_file(weights)
         model.load_state_dict(tensors)
     except (RuntimeError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: does not fit this run's model ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{weights}: does not fit this run's model ({str(exc).splitlines()[0]})"
+        ) from None
     return read_state(folder, tag)
 
 
@@ -74,7 +76,9 @@ def load_checkpoint(folder: Path, tag: str, model: torch.nn.Module, optimizer: t
     for name in (f"{tag}.safetensors", f"{tag}.optim.safetensors"):
         with safe_open(folder / name, framework="pt") as f:
             if (f.metadata() or {}).get("stamp") != meta.get("stamp"):
-                raise CheckpointError(f"{folder / tag}: incomplete checkpoint (its files are from different saves)")
+                raise CheckpointError(
+                    f"{folder / tag}: incomplete checkpoint (its files are from different saves)"
+                )
     tensors = load_file(folder / f"{tag}.optim.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     cuda_rng = tensors.pop("rng.cuda", None)

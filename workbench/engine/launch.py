@@ -10,9 +10,22 @@ from .run_folder import RunFolder
 
 def start_training(run: RunFolder, device: str = "auto") -> subprocess.Popen:
     """Train `run` in a background process in a new session (closing the TUI or SSH does not stop it)."""
-    command = [sys.executable, "-m", "workbench", "resume", str(run.path), "--headless", "--quiet",
-               "--device", device]
+    command = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "resume",
+        str(run.path),
+        "--headless",
+        "--quiet",
+        "--device",
+        device,
+    ]
     with open(run.path / "console.log", "ab") as console:
         return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )

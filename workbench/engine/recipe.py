@@ -350,7 +350,9 @@ def _validate(recipe: Recipe, source: str) -> None:
         if not ok(value):
             raise RecipeError(f"{source}: '{key}' must be {what}; got {value!r}")
     if not re.fullmatch(r"[\w.-]+", recipe.name):
-        raise RecipeError(f"{source}: 'name' may hold only letters, digits, '.', '_' and '-'; got {recipe.name!r}")
+        raise RecipeError(
+            f"{source}: 'name' may hold only letters, digits, '.', '_' and '-'; got {recipe.name!r}"
+        )
     data, model = recipe.data, recipe.model
     needed = {
         "folder": ("dir",),
@@ -361,7 +363,14 @@ def _validate(recipe: Recipe, source: str) -> None:
         if not getattr(data, name):
             raise RecipeError(f"{source}: 'data.{name}' is required when data.kind = '{data.kind}'")
     if model.input_feeding and model.attention == "none":
-        raise RecipeError(f"{source}: 'model.input_feeding' needs attention; set model.attention or turn it off")
+        raise RecipeError(
+            f"{source}: 'model.input_feeding' needs attention; set model.attention or turn it off"
+        )
+    if model.attention == "dot" and model.bidirectional:
+        raise RecipeError(
+            f"{source}: 'model.attention' = 'dot' needs keys and queries of one size, but a bidirectional "
+            "encoder doubles them: use attention 'general' or set model.bidirectional = false"
+        )
     if recipe.decoding.n_best > recipe.decoding.beam_size:
         raise RecipeError(f"{source}: 'decoding.n_best' must be <= decoding.beam_size")
 

@@ -26,6 +26,9 @@ class RunFolderError(ValueError):
 class RunFolder:
     path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
     # Layout -----------------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -189,7 +192,9 @@ class RunFolder:
     def take_controls(self) -> list[str]:
         """The pending control commands in the order sent, removing them (the trainer's side)."""
         try:
-            names = sorted(n for n in os.listdir(self.control_dir) if n.endswith(".json") and not n.startswith("."))
+            names = sorted(
+                n for n in os.listdir(self.control_dir) if n.endswith(".json") and not n.startswith(".")
+            )
         except FileNotFoundError:
             return []
         commands = []

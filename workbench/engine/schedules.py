@@ -9,7 +9,7 @@ from .recipe import TrainingConfig
 
 
 class LearningRateSchedule:
-    """constant; plateau (decay when the validation metric stalls); warmup_decay (linear warm-up, 1/sqrt decay)."""
+    """constant; plateau (decay when validation stalls); warmup_decay (linear warm-up, then 1/sqrt decay)."""
 
     def __init__(self, cfg: TrainingConfig, higher_is_better: bool):
         self.cfg = cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ class SentencePieceTokenizer(Tokenizer):
     def decode(self, ids: Iterable[int]) -> str:
         # sentencepiece already drops control ids; this also drops ids outside the vocabulary.
         size = self.vocab_size
-        return self.processor.decode([i for i in ids if 0 <= i < size and i not in (PAD, BOS, EOS)]).strip()
+        kept = [int(i) for i in ids if 0 <= i < size and i not in (PAD, BOS, EOS)]
+        return self.processor.decode(kept).strip()
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
         size = self.vocab_size
@@ -119,7 +121,7 @@ class VocabTokenizer(Tokenizer):
         return self.join([self._surface(i) for i in ids if i not in (PAD, BOS, EOS)])
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
-        return [self._surface(i) if i >= len(SPECIAL_PIECES) else SPECIAL_PIECES[i] for i in ids]
+        return [SPECIAL_PIECES[i] if 0 <= i < len(SPECIAL_PIECES) else self._surface(i) for i in ids]
 
     def _surface(self, i: int) -> str:
         return self.vocab[i] if len(SPECIAL_PIECES) <= i < len(self.vocab) else UNK_SURFACE
@@ -280,6 +282,13 @@ def _train_sentencepiece(cfg: TokenizerConfig, sentences: list[str], seed: int) 
             minloglevel=2,
         )
     except RuntimeError as exc:
+        too_small = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(exc))
+        if too_small:
+            raise TokenizerError(
+                f"tokenizer.vocab_size = {cfg.vocab_size} leaves no room for the {too_small[2]} pieces "
+                "the corpus needs (its characters and the special tokens): raise tokenizer.vocab_size "
+                "or lower tokenizer.character_coverage"
+            ) from None
         raise TokenizerError(f"sentencepiece training failed: {exc}") from None
     return SentencePieceTokenizer(model.getvalue())
 

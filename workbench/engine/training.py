@@ -60,7 +60,8 @@ class Trainer:
         self._stop_requested = False
 
     # Set-up -------------------------------------------------------------------------------------
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Load data, tokenizers (trained on first use), model, optimizer and the last checkpoint."""
         r = self.recipe
         if r.training.threads:
             torch.set_num_threads(r.training.threads)
@@ -76,7 +77,9 @@ class Trainer:
             self.tokenizers = train_tokenizers(r.tokenizer, self.corpus.train, self.run.tokenizer_dir, r.seed)
         self.train_src, self.train_tgt = self._encode(self.corpus.train, "train")
         self.valid_src, self.valid_tgt = self._encode(self.corpus.valid, "valid")
-        self.model: Seq2Seq = build_model(r.model, self.tokenizers.src.vocab_size, self.tokenizers.tgt.vocab_size)
+        self.model: Seq2Seq = build_model(
+            r.model, self.tokenizers.src.vocab_size, self.tokenizers.tgt.vocab_size
+        )
         self._load_vectors()
         self.model.to(self.device)
         self.optimizer = _optimizer(self.model, r)
@@ -105,7 +108,10 @@ class Trainer:
     def _load_vectors(self) -> None:
         m = self.recipe.model
         matrices = {}
-        for side, path, tok in (("src", m.src_vectors, self.tokenizers.src), ("tgt", m.tgt_vectors, self.tokenizers.tgt)):
+        for side, path, tok in (
+            ("src", m.src_vectors, self.tokenizers.src),
+            ("tgt", m.tgt_vectors, self.tokenizers.tgt),
+        ):
             if path:
                 pieces = tok.pieces(list(range(tok.vocab_size)))
                 matrices[side], found = load_vectors(path, pieces, m.embedding_size)
@@ -119,7 +125,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
         self.run.write_status("running", device=str(self.device), reason="preparing data and model")
         try:
-            self._prepare()
+            self.prepare()
             return self._loop(max_steps, max_minutes)
         except KeyboardInterrupt:
             if not hasattr(self, "_window_loss"):  # interrupted before the first step: nothing to keep
@@ -138,13 +144,17 @@ class Trainer:
         self._stop_requested = True
 
     def _loop(self, max_steps: int | None, max_minutes: float | None) -> str:
-        r, t, p = self.recipe, self.recipe.training, self.progress
+        t, p = self.recipe.training, self.progress
         max_steps = max_steps if max_steps is not None else t.max_steps
         max_minutes = max_minutes if max_minutes is not None else t.max_minutes
         self.session_start = time.monotonic()
         self.wall_at_start = p.wall
-        self.run.write_status("running", device=describe(self.device), step=p.step, epoch=p.epoch, params=self.params)
-        self.run.log(f"training on {describe(self.device)}: {self.params:,} parameters, {len(self.train_src)} pairs")
+        self.run.write_status(
+            "running", device=describe(self.device), step=p.step, epoch=p.epoch, params=self.params
+        )
+        self.run.log(
+            f"training on {describe(self.device)}: {self.params:,} parameters, {len(self.train_src)} pairs"
+        )
         self._window_start = time.monotonic()
         # Summed on the device so that the step needs no host sync; read at log time.
         self._window_loss = torch.tensor(p.window_loss, dtype=torch.float64, device=self.device)
@@ -152,22 +162,15 @@ class Trainer:
             reason = self._limit_reached(max_steps, max_minutes)
             if reason:
                 return self._finish(reason)
-            order = batch_indices(
-                [len(s) for s in self.train_src], [len(x) for x in self.train_tgt],
-                t.batch_size, t.batch_unit, seed=r.seed * 100_003 + p.epoch,
-            )
+            order = self.epoch_order(p.epoch)
             while p.batch_in_epoch < len(order):
                 command = self._handle_controls()
                 if command == "stop":
                     return self._stop("stopped from the control channel")
-                batch = collate(
-                    [self.train_src[i] for i in order[p.batch_in_epoch]],
-                    [self.train_tgt[i] for i in order[p.batch_in_epoch]],
-                    order[p.batch_in_epoch],
-                ).to(self.device, non_blocking=True)
+                batch = self.train_batch(order[p.batch_in_epoch])
                 p.step += 1
                 p.batch_in_epoch += 1
-                loss_sum, grad_norm = self._train_step(batch)
+                loss_sum, grad_norm = self.train_step(batch)
                 self._window_loss += loss_sum.detach()
                 p.window_tokens += batch.n_tgt_tokens
                 p.window_src_tokens += batch.n_src_tokens
@@ -175,9 +178,13 @@ class Trainer:
                     self._log_window(grad_norm.item())
                 if p.step % t.valid_every == 0:
                     if self._scheduled_validation():
-                        return self._finish(f"early stopping: no improvement in {t.early_stopping} validations")
+                        return self._finish(
+                            f"early stopping: no improvement in {t.early_stopping} validations"
+                        )
                     self._window_start = time.monotonic()
-                reason = self._limit_reached(max_steps, max_minutes) or ("stop" if self._stop_requested else "")
+                reason = self._limit_reached(max_steps, max_minutes) or (
+                    "stop" if self._stop_requested else ""
+                )
                 if reason == "stop":
                     return self._stop("stopped by a signal")
                 if reason:
@@ -185,7 +192,24 @@ class Trainer:
             p.epoch += 1
             p.batch_in_epoch = 0
 
-    def _train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def epoch_order(self, epoch: int) -> list[list[int]]:
+        """The batches of one epoch, as lists of training-pair indices (seeded: resumable)."""
+        t = self.recipe.training
+        return batch_indices(
+            [len(s) for s in self.train_src],
+            [len(x) + 1 for x in self.train_tgt],
+            t.batch_size,
+            t.batch_unit,
+            seed=self.recipe.seed * 100_003 + epoch,
+        )
+
+    def train_batch(self, indices: list[int]) -> Batch:
+        """The padded batch of the given training pairs, on the training device."""
+        src, tgt = [self.train_src[i] for i in indices], [self.train_tgt[i] for i in indices]
+        return collate(src, tgt, indices).to(self.device, non_blocking=True)
+
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on `batch`; returns the summed token loss and the gradient norm (on device)."""
         t, p = self.recipe.training, self.progress
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(p.step)
@@ -204,10 +228,16 @@ class Trainer:
         elapsed = max(time.monotonic() - self._window_start, 1e-9)
         loss = self._window_loss.item() / max(p.window_tokens, 1)
         record = {
-            "kind": "train", "step": p.step, "epoch": p.epoch, "loss": round(loss, 5),
-            "ppl": round(math.exp(min(loss, 50.0)), 3), "lr": self.optimizer.param_groups[0]["lr"],
-            "grad_norm": round(grad_norm, 4), "tgt_tokens_per_s": round(p.window_tokens / elapsed, 1),
-            "src_tokens_per_s": round(p.window_src_tokens / elapsed, 1), "wall": round(self._wall(), 2),
+            "kind": "train",
+            "step": p.step,
+            "epoch": p.epoch,
+            "loss": round(loss, 5),
+            "ppl": round(math.exp(min(loss, 50.0)), 3),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": round(grad_norm, 4),
+            "tgt_tokens_per_s": round(p.window_tokens / elapsed, 1),
+            "src_tokens_per_s": round(p.window_src_tokens / elapsed, 1),
+            "wall": round(self._wall(), 2),
         }
         self.run.append_metrics(record)
         self.run.write_status("running", step=p.step, epoch=p.epoch)
@@ -298,11 +328,19 @@ class Trainer:
         loss = self._valid_loss()
         n = r.decoding.valid_sentences or len(self.corpus.valid)
         pairs = self.corpus.valid[:n]
-        hyps = [t[0].text for t in self.translator.translate([s for s, _ in pairs], r.decoding.valid_beam_size)]
+        hyps = [
+            t[0].text for t in self.translator.translate([s for s, _ in pairs], r.decoding.valid_beam_size)
+        ]
         scores = score(hyps, [ref for _, ref in pairs], language=r.data.tgt)
         metrics = {"loss": round(loss, 5), "ppl": round(math.exp(min(loss, 50.0)), 3), **scores.as_dict()}
-        record = {"kind": "valid", "step": p.step, "epoch": p.epoch, "wall": round(self._wall(), 2), **metrics,
-                  "seconds": round(time.monotonic() - start, 2)}
+        record = {
+            "kind": "valid",
+            "step": p.step,
+            "epoch": p.epoch,
+            "wall": round(self._wall(), 2),
+            **metrics,
+            "seconds": round(time.monotonic() - start, 2),
+        }
         self.run.append_metrics(record)
         self._write_samples(pairs)
         key = r.training.early_stopping_metric
@@ -323,10 +361,18 @@ class Trainer:
         t = self.recipe.training
         self.model.eval()
         total, tokens = 0.0, 0
-        order = batch_indices([len(s) for s in self.valid_src], [len(x) for x in self.valid_tgt],
-                              t.batch_size, t.batch_unit, seed=0, shuffle=False)
+        order = batch_indices(
+            [len(s) for s in self.valid_src],
+            [len(x) + 1 for x in self.valid_tgt],
+            t.batch_size,
+            t.batch_unit,
+            seed=0,
+            shuffle=False,
+        )
         for idx in order:
-            batch = collate([self.valid_src[i] for i in idx], [self.valid_tgt[i] for i in idx], idx).to(self.device)
+            batch = collate([self.valid_src[i] for i in idx], [self.valid_tgt[i] for i in idx], idx).to(
+                self.device
+            )
             with autocast(self.device, t.precision):
                 logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
                 loss_sum, n = sequence_loss(logits.float(), batch.tgt_out)
@@ -337,13 +383,24 @@ class Trainer:
 
     def _write_samples(self, pairs: list[tuple[str, str]]) -> None:
         r = self.recipe
-        chosen = [(s, ref) for s, ref in pairs[:SAMPLES_PER_VALIDATION]] + [(s, None) for s in r.decoding.probes]
-        translations = self.translator.translate([s for s, _ in chosen], r.decoding.valid_beam_size, attention=True)
+        chosen = [(s, ref) for s, ref in pairs[:SAMPLES_PER_VALIDATION]] + [
+            (s, None) for s in r.decoding.probes
+        ]
+        translations = self.translator.translate(
+            [s for s, _ in chosen], r.decoding.valid_beam_size, attention=True
+        )
         samples = []
         for (src, ref), (best, *_) in zip(chosen, translations):
-            samples.append({"src": src, "ref": ref, "hyp": best.text, "src_pieces": best.src_pieces,
-                            "hyp_pieces": best.tgt_pieces,
-                            "attention": [[round(w, 4) for w in row] for row in best.attention or []]})
+            samples.append(
+                {
+                    "src": src,
+                    "ref": ref,
+                    "hyp": best.text,
+                    "src_pieces": best.src_pieces,
+                    "hyp_pieces": best.tgt_pieces,
+                    "attention": [[round(w, 4) for w in row] for row in best.attention or []],
+                }
+            )
         self.run.append_samples({"step": self.progress.step, "samples": samples})
 
     def _save(self, tag: str, with_optimizer: bool = True) -> None:
@@ -352,7 +409,9 @@ class Trainer:
         p.window_loss = self._window_loss.item()
         p.schedule = self.schedule.state_dict()
         state = {"progress": p.__dict__.copy(), "step": p.step, "valid": p.valid}
-        save_checkpoint(self.run.checkpoints_dir, tag, self.model, self.optimizer if with_optimizer else None, state)
+        save_checkpoint(
+            self.run.checkpoints_dir, tag, self.model, self.optimizer if with_optimizer else None, state
+        )
 
 
 def _better(value: float, best: float, metric: str) -> bool:

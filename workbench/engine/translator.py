@@ -30,7 +30,9 @@ class Translation:
 class Translator:
     """A model, its tokenizers and decoding settings, translating lists of sentences in batches."""
 
-    def __init__(self, model: Seq2Seq, tokenizers: TokenizerPair, decoding: DecodingConfig, device: torch.device):
+    def __init__(
+        self, model: Seq2Seq, tokenizers: TokenizerPair, decoding: DecodingConfig, device: torch.device
+    ):
         self.model = model
         self.tokenizers = tokenizers
         self.decoding = decoding
@@ -38,8 +40,10 @@ class Translator:
         self.checkpoint_stamp: float | None = None
 
     @classmethod
-    def from_run(cls, run: RunFolder | Path | str, checkpoint: str = "best", device: str = "cpu") -> Translator:
-        """Load a run's tokenizers and checkpoint (`best` falls back to `last` before the first validation)."""
+    def from_run(
+        cls, run: RunFolder | Path | str, checkpoint: str = "best", device: str = "cpu"
+    ) -> Translator:
+        """Load a run's tokenizers and a checkpoint (`best` is `last` until the first validation)."""
         run = run if isinstance(run, RunFolder) else RunFolder.open(run)
         recipe = run.recipe()
         if checkpoint == "best" and not run.has_checkpoint("best"):
@@ -85,7 +89,14 @@ class Translator:
                 hyps = greedy_search(self.model, src, lengths, limits, attention=attention)
             else:
                 hyps = beam_search(
-                    self.model, src, lengths, beam, n_best, self.decoding.length_penalty, limits, attention=attention
+                    self.model,
+                    src,
+                    lengths,
+                    beam,
+                    n_best,
+                    self.decoding.length_penalty,
+                    limits,
+                    attention=attention,
                 )
             for i, nbest in zip(chunk, hyps):
                 src_pieces = self.tokenizers.src.pieces(src_ids[i])
@@ -96,7 +107,9 @@ class Translator:
     def _translation(self, hyp, src_pieces: list[str]) -> Translation:
         tgt = self.tokenizers.tgt
         weights = hyp.attention.float().tolist() if hyp.attention is not None else None
-        return Translation(tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights)
+        return Translation(
+            tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights
+        )
 
 
 def pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

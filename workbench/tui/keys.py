@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
+# On every run screen, first in the footer; the key of the screen already shown is hidden.
+NAV_BINDINGS = [
+    Binding("t", "app.show('dashboard')", "Dashboard", id="app.dashboard", tooltip="Training dashboard of the open run"),
+    Binding("d", "app.show('decode')", "Decode", id="app.decode", tooltip="Translate as you type with the open run"),
+    Binding("a", "app.show('attention')", "Attention", id="app.attention", tooltip="Attention grid of a translation"),
+    Binding("r", "app.show('runs')", "Runs", id="app.runs", tooltip="Recipes and runs"),
+    Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
+]
+
 APP_BINDINGS = [
-    Binding("t", "show('dashboard')", "Dashboard", id="app.dashboard", tooltip="Training dashboard of the open run"),
-    Binding("d", "show('decode')", "Decode", id="app.decode", tooltip="Translate as you type with the open run"),
-    Binding("a", "show('attention')", "Attention", id="app.attention", tooltip="Attention grid of a translation"),
-    Binding("r", "show('runs')", "Runs", id="app.runs", tooltip="Recipes and runs"),
-    Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
+    Binding("ctrl+c", "quit", "Quit", show=False, id="app.ctrl_c", tooltip="Quit"),
 ]
 
 RUNS_BINDINGS = [
@@ -24,16 +29,17 @@ RUNS_BINDINGS = [
 ]
 
 DASHBOARD_BINDINGS = [
-    Binding("p", "toggle_pause", "Pause/resume", id="dashboard.pause", tooltip="Pause or resume training"),
+    Binding("p", "toggle_pause", "Pause", id="dashboard.pause", tooltip="Pause or resume training"),
     Binding("s", "stop", "Stop", id="dashboard.stop", tooltip="Stop training (it can be resumed later)"),
-    Binding("c", "checkpoint", "Checkpoint", id="dashboard.checkpoint", tooltip="Save a checkpoint now"),
-    Binding("m", "cycle_smoothing", "Smoothing", id="dashboard.smoothing", tooltip="Cycle the loss smoothing"),
-    Binding("l", "toggle_log", "Log scale", id="dashboard.log", tooltip="Loss on a log10 scale"),
+    Binding("c", "checkpoint", "Save", id="dashboard.checkpoint", tooltip="Save a checkpoint now"),
+    Binding("m", "cycle_smoothing", "Smooth", id="dashboard.smoothing", tooltip="Cycle the loss smoothing"),
+    Binding("l", "toggle_log", "Log", id="dashboard.log", tooltip="Loss on a log10 scale"),
     Binding("x", "toggle_x_axis", "Step/time", id="dashboard.x_axis", tooltip="X axis: steps or minutes"),
 ]
 
 DECODE_BINDINGS = [
-    Binding("escape", "leave_input", "Leave input", id="decode.leave", tooltip="Leave the input line", show=False),
+    Binding("escape", "leave_input", "Leave input", id="decode.leave",
+            tooltip="Leave the input line, so that keys work"),
     Binding("i", "focus_input", "Type", id="decode.input", tooltip="Back to the input line"),
     Binding("b", "cycle_beam", "Beam", id="decode.beam", tooltip="Greedy search or beam search of width 2-8"),
     Binding("n", "cycle_n_best", "N-best", id="decode.n_best", tooltip="How many translations to show"),
@@ -50,7 +56,7 @@ ATTENTION_BINDINGS = [
             tooltip="The previous validation sentence"),
     Binding("full_stop", "sentence(1)", "Next", id="attention.next_sentence", key_display=".",
             tooltip="The next validation sentence"),
-    Binding("v", "toggle_source", "Decode/valid", id="attention.source",
+    Binding("v", "toggle_source", "Source", id="attention.source",
             tooltip="Show the decode panel's translation or the validation sentences"),
     Binding("w", "toggle_numbers", "Weights", id="attention.numbers", tooltip="Show weights as numbers"),
 ]

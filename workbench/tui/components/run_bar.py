@@ -23,7 +23,7 @@ class RunBar(Static):
             text.append_text(state_badge(history.state))
             step = history.status.get("step")
             if isinstance(step, int):
-                text.append(f"  step {count(step)}")
+                text.append(f"  step {step:,}")
             if replay:
                 text.append("  ⏵ replay", style="italic")
         self.update(text)

@@ -1,0 +1,314 @@
+"""The seq2seq model: every configuration trains, stepping equals the teacher-forced pass, sizes match
+Joey NMT, tying shares one tensor, a tiny model learns to copy, pretrained vectors load."""
+
+import itertools
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from workbench.engine.loss import sequence_loss
+from workbench.engine.model import Seq2Seq, build_model
+from workbench.engine.recipe import ModelConfig
+from workbench.engine.search import beam_search, greedy_search, max_lengths
+from workbench.engine.special_tokens import BOS, EOS, PAD
+from workbench.engine.vectors import load_vectors
+
+TINY = ModelConfig(embedding_size=8, hidden_size=12, dropout=0.0)
+SRC_V, TGT_V = 13, 11
+CELLS = ["gru", "lstm", "rnn"]
+ATTENTIONS = ["none", "bahdanau", "dot", "general", "concat"]
+INITS = ["bridge", "final", "zeros"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: a second intra-op thread only adds synchronisation (and stalls on a busy machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(cell, attention, init, feeding, layers=1, **extra) -> ModelConfig:
+    return replace(
+        TINY,
+        cell=cell,
+        attention=attention,
+        decoder_init=init,
+        input_feeding=feeding,
+        # dot attention compares keys and queries directly, so they must be of one size.
+        bidirectional=attention != "dot",
+        encoder_layers=layers,
+        decoder_layers=layers,
+        **extra,
+    )
+
+
+def batch(seed=0, lengths=(5, 3, 4), tgt_len=6):
+    g = torch.Generator().manual_seed(seed)
+    src_lengths = torch.tensor(lengths)
+    src = torch.randint(4, SRC_V, (len(lengths), max(lengths)), generator=g)
+    src[torch.arange(max(lengths)).unsqueeze(0) >= src_lengths.unsqueeze(1)] = PAD
+    tgt = torch.randint(4, TGT_V, (len(lengths), tgt_len), generator=g)
+    tgt[:, 0] = BOS
+    tgt[1, 4:] = PAD
+    return src, src_lengths, tgt
+
+
+COMBOS = [
+    (cell, attention, init, feeding, 1)
+    for cell, attention, init, feeding in itertools.product(CELLS, ATTENTIONS, INITS, [True, False])
+    if attention != "none" or (not feeding and init != "zeros")
+] + [  # stacked layers: the nn.GRU/LSTM path with input feeding, and 'final' per layer
+    (cell, "bahdanau", init, feeding, 2)
+    for cell, init, feeding in itertools.product(CELLS, ["bridge", "final"], [True, False])
+]
+
+
+@pytest.mark.parametrize("cell,attention,init,feeding,layers", COMBOS)
+def test_every_configuration_runs_forward_and_backward(cell, attention, init, feeding, layers):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(cell, attention, init, feeding, layers), SRC_V, TGT_V)
+    src, src_lengths, tgt = batch()
+    logits, attn = model(src, src_lengths, tgt[:, :-1], return_attention=True)
+    assert logits.shape == (3, 5, TGT_V)
+    if attention == "none":
+        assert attn is None
+    else:
+        assert attn.shape == (3, 5, 5)
+        assert torch.all(attn[1, :, 3:] == 0)  # sentence 1 has 3 source tokens
+    loss, n_tokens = sequence_loss(logits, tgt[:, 1:])
+    assert n_tokens == 3 * 5 - 2
+    loss.backward()
+    unused = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert unused == []
+
+
+def test_configurations_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="input feeding needs attention"):
+        build_model(tiny_config("gru", "none", "bridge", True), SRC_V, TGT_V)
+    with pytest.raises(ValueError, match="never sees the source"):
+        build_model(tiny_config("gru", "none", "zeros", False), SRC_V, TGT_V)
+
+
+def test_final_init_needs_matching_encoder_and_decoder_layers():
+    cfg = replace(tiny_config("gru", "bahdanau", "final", True), encoder_layers=2, decoder_layers=1)
+    with pytest.raises(ValueError, match="bridge"):
+        build_model(cfg, SRC_V, TGT_V)
+
+
+STEP_COMBOS = [combo for combo in COMBOS if combo[2] != "zeros" and (combo[2] == "bridge" or combo[0] == "lstm")]
+
+
+@pytest.mark.parametrize("cell,attention,init,feeding,layers", STEP_COMBOS)
+def test_stepping_reproduces_the_teacher_forced_forward(cell, attention, init, feeding, layers):
+    torch.manual_seed(1)
+    model = build_model(tiny_config(cell, attention, init, feeding, layers), SRC_V, TGT_V).eval()
+    src, src_lengths, tgt = batch(seed=1)
+    logits, attn = model(src, src_lengths, tgt, return_attention=True)
+    enc = model.encode(src, src_lengths)
+    state = model.start(enc)
+    for t in range(tgt.size(1)):
+        log_probs, state, step_attn = model.step(tgt[:, t], state, enc)
+        torch.testing.assert_close(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
+        if attention != "none":
+            torch.testing.assert_close(step_attn, attn[:, t], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("feeding", [True, False])
+def test_sampling_path_takes_gold_tokens_at_probability_zero_and_own_predictions_at_one(feeding):
+    torch.manual_seed(2)
+    model = build_model(tiny_config("lstm", "bahdanau", "bridge", feeding), SRC_V, TGT_V).eval()
+    src, src_lengths, tgt = batch(seed=2)
+    teacher, _ = model(src, src_lengths, tgt)
+    barely, _ = model(src, src_lengths, tgt, sampling_prob=1e-12)
+    torch.testing.assert_close(barely, teacher, atol=1e-5, rtol=1e-5)
+
+    sampled, _ = model(src, src_lengths, tgt, sampling_prob=1.0)
+    enc = model.encode(src, src_lengths)
+    state, prev = model.start(enc), tgt[:, 0]
+    for t in range(tgt.size(1)):
+        log_probs, state, _ = model.step(prev, state, enc)
+        torch.testing.assert_close(F.log_softmax(sampled[:, t], -1), log_probs, atol=1e-5, rtol=1e-5)
+        prev = log_probs.argmax(-1)
+    assert not torch.allclose(sampled, teacher)
+
+
+def test_a_sentence_gets_the_same_logits_alone_and_in_a_padded_batch():
+    torch.manual_seed(3)
+    model = build_model(tiny_config("gru", "bahdanau", "bridge", True), SRC_V, TGT_V).eval()
+    src, src_lengths, tgt = batch(seed=3)
+    logits, _ = model(src, src_lengths, tgt)
+    alone, _ = model(src[1:2, :3], src_lengths[1:2], tgt[1:2])
+    torch.testing.assert_close(alone[0], logits[1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_encoder_final_state_is_each_directions_last_real_step(cell):
+    model = build_model(tiny_config(cell, "bahdanau", "bridge", True, layers=2), SRC_V, TGT_V).eval()
+    src, src_lengths, _ = batch()
+    enc = model.encode(src, src_lengths)
+    h = TINY.hidden_size
+    assert enc.states.shape == (3, 5, 2 * h) and enc.final.shape == (2, 2, 3, h)
+    assert enc.mask.tolist()[1] == [True, True, True, False, False]
+    for b, n in enumerate(src_lengths.tolist()):
+        torch.testing.assert_close(enc.final[-1, 0, b], enc.states[b, n - 1, :h])  # forward ends at n - 1
+        torch.testing.assert_close(enc.final[-1, 1, b], enc.states[b, 0, h:])  # backward ends at 0
+        assert torch.all(enc.states[b, n:] == 0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_decoder_initial_states(cell):
+    src, src_lengths, _ = batch()
+    bridge = build_model(tiny_config(cell, "bahdanau", "bridge", True, layers=2), SRC_V, TGT_V)
+    enc = bridge.encode(src, src_lengths)
+    top = torch.cat([enc.final[-1, 0], enc.final[-1, 1]], dim=-1)  # both directions of the top layer
+    expected = torch.tanh(bridge.decoder.bridge(top))
+    state = bridge.start(enc)
+    for layer in range(2):
+        torch.testing.assert_close(state.hidden[layer], expected)
+    if cell == "lstm":
+        torch.testing.assert_close(state.cell, state.hidden)
+    assert torch.all(state.feed == 0)
+
+    final = build_model(tiny_config(cell, "bahdanau", "final", False, layers=2), SRC_V, TGT_V)
+    enc = final.encode(src, src_lengths)
+    state = final.start(enc)
+    torch.testing.assert_close(state.hidden, enc.final[:, 0] + enc.final[:, 1])
+    if cell == "lstm":
+        torch.testing.assert_close(state.cell, enc.final_cell[:, 0] + enc.final_cell[:, 1])
+
+    zeros = build_model(tiny_config(cell, "bahdanau", "zeros", False), SRC_V, TGT_V)
+    assert torch.all(zeros.start(zeros.encode(src, src_lengths)).hidden == 0)
+
+
+def test_parameter_count_matches_joey_nmt_reference():
+    # 8000/8000 vocab, emb 256, bi-GRU 512 per direction, GRU decoder 512, bahdanau, input feeding, bridge.
+    model = build_model(ModelConfig(), 8000, 8000)
+    assert sum(p.numel() for p in model.parameters()) == 14_625_280
+    assert sum(p.numel() for p in model.decoder.attention.parameters()) == 786_944
+    assert sum(p.numel() for p in model.decoder.rnn.parameters()) == 1_969_152
+
+
+@pytest.mark.parametrize("hidden", [8, 12])
+def test_tied_embeddings_share_one_tensor_with_the_output_layer(hidden):
+    model = build_model(replace(TINY, hidden_size=hidden, tie_embeddings=True), SRC_V, TGT_V)
+    assert model.decoder.output_layer.weight is model.decoder.embedding.weight
+    untied = build_model(replace(TINY, hidden_size=hidden), SRC_V, TGT_V)
+    # The output matrix (hidden x V) goes; a hidden -> embedding projection comes when the sizes differ.
+    saved = hidden * TGT_V - (hidden * TINY.embedding_size if hidden != TINY.embedding_size else 0)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == sum(p.numel() for p in untied.parameters()) - saved
+    src, src_lengths, tgt = batch()
+    logits, _ = model(src, src_lengths, tgt)
+    logits.sum().backward()
+    assert model.decoder.embedding.weight.grad is not None
+
+
+def test_initialisation_follows_joey_nmt():
+    model = build_model(ModelConfig(), 8000, 8000)
+    for name, p in model.named_parameters():
+        if "bias" in name:
+            assert torch.all(p == 0), name
+    emb = model.decoder.embedding.weight
+    assert torch.all(emb[PAD] == 0)
+    assert abs(emb[1:].std().item() - 0.1) < 0.005
+    w = model.decoder.rnn.weight_hh  # (3 * 512, 512): Xavier bound per gate sqrt(6 / (512 + 512))
+    assert w.abs().max().item() <= (6 / 1024) ** 0.5 and w.abs().max().item() > 0.9 * (6 / 1024) ** 0.5
+
+
+def test_sequence_loss_sums_over_real_tokens_only():
+    logits = torch.randn(2, 3, 5)
+    targets = torch.tensor([[4, 3, PAD], [2, PAD, PAD]])
+    loss, n = sequence_loss(logits, targets)
+    expected = -sum(F.log_softmax(logits[b, t], -1)[targets[b, t]] for b, t in [(0, 0), (0, 1), (1, 0)])
+    assert n == 3
+    torch.testing.assert_close(loss, expected)
+    smoothed, _ = sequence_loss(logits, targets, label_smoothing=0.1)
+    assert smoothed.item() != pytest.approx(loss.item())
+
+
+def copy_batch(g: torch.Generator, size: int, vocab: int):
+    lengths = torch.randint(2, 6, (size,), generator=g)
+    src = torch.randint(4, vocab, (size, int(lengths.max())), generator=g)
+    src[torch.arange(src.size(1)).unsqueeze(0) >= lengths.unsqueeze(1)] = PAD
+    tgt = torch.full((size, src.size(1) + 2), PAD)
+    tgt[:, 0] = BOS
+    tgt[:, 1 : src.size(1) + 1] = src
+    tgt[torch.arange(size), lengths + 1] = EOS
+    return src, lengths, tgt
+
+
+def test_a_tiny_model_learns_to_copy():
+    torch.manual_seed(0)
+    vocab = 10
+    cfg = ModelConfig(embedding_size=16, hidden_size=32, dropout=0.0)
+    model = build_model(cfg, vocab, vocab)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(250):
+        src, lengths, tgt = copy_batch(g, 32, vocab)
+        logits, _ = model(src, lengths, tgt[:, :-1])
+        loss, n = sequence_loss(logits, tgt[:, 1:])
+        optimizer.zero_grad()
+        (loss / n).backward()
+        optimizer.step()
+    src, lengths, _ = copy_batch(torch.Generator().manual_seed(99), 20, vocab)
+    expected = [row[:n].tolist() for row, n in zip(src, lengths.tolist(), strict=True)]
+    limits = max_lengths(lengths, 1.0, 2)
+    greedy = [h[0].tokens for h in greedy_search(model, src, lengths, limits)]
+    beam = [h[0].tokens for h in beam_search(model, src, lengths, beam_size=3, max_lengths=limits)]
+    assert sum(a == b for a, b in zip(greedy, expected, strict=True)) >= 18
+    assert sum(a == b for a, b in zip(beam, expected, strict=True)) >= 18
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "vectors.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_vectors_are_matched_to_pieces_with_or_without_the_word_start_mark(tmp_path):
+    path = write(tmp_path, "3 2\nhouse 1 2\n\u2581cat 3 4\ncat 5 6\n")
+    pieces = ["<pad>", "\u2581house", "\u2581cat", "dog"]
+    matrix, found = load_vectors(path, pieces, 2)
+    assert found == 2
+    assert matrix[1].tolist() == [1.0, 2.0]
+    assert matrix[2].tolist() == [3.0, 4.0]  # the exact piece wins over "cat"
+    assert 0 < matrix[3].abs().sum() < 2  # not found: a small normal initialisation
+
+
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ("3 5\nhouse 1 2\n", ":1:"),
+        ("house 1 2\ncat 1 2 3\n", ":2:"),
+        ("house 1 2\ncat 1 x\n", ":2:"),
+    ],
+)
+def test_bad_vectors_files_name_the_line(tmp_path, text, where):
+    with pytest.raises(ValueError, match=where):
+        load_vectors(write(tmp_path, text), ["house", "cat"], 2)
+
+
+def test_unreadable_vectors_files_raise_value_error(tmp_path):
+    with pytest.raises(ValueError, match="cannot read"):
+        load_vectors(tmp_path / "missing.txt", ["a"], 2)
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"a 1 2\n\xe9t\xe9 1 2\n")
+    with pytest.raises(ValueError, match=":2: not UTF-8"):
+        load_vectors(path, ["a"], 2)
+
+
+def test_load_pretrained_copies_and_can_freeze(tmp_path):
+    model: Seq2Seq = build_model(TINY, SRC_V, TGT_V)
+    matrix = torch.randn(SRC_V, TINY.embedding_size)
+    model.load_pretrained(src_matrix=matrix, freeze=True)
+    assert torch.equal(model.encoder.embedding.weight[1:], matrix[1:])
+    assert torch.all(model.encoder.embedding.weight[PAD] == 0)
+    assert not model.encoder.embedding.weight.requires_grad
+    assert model.decoder.embedding.weight.requires_grad
+    with pytest.raises(ValueError, match="target"):
+        model.load_pretrained(tgt_matrix=torch.randn(TGT_V, 3))

@@ -1,0 +1,84 @@
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from workbench.engine.recipe import recipe_from_dict
+from workbench.engine.run_folder import RunFolder
+from workbench.tui.app import S2SBenchApp
+
+from .fake_translator import fake_factory
+from .fixture_runs import STARTED, recipe_dict, write_run
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Times on screen are local: pin the zone so that snapshots match everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    time.tzset()
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def finished_run(runs_dir):
+    return write_run(runs_dir)
+
+
+@pytest.fixture
+def live_run(runs_dir):
+    """A run whose status says running, its trainer's lock held by this process (so it reads as alive)."""
+    path = write_run(runs_dir, name="dates-live", state="running", steps=400, host=socket.gethostname(),
+                     pid=os.getpid(), started=1767229200.0)
+    lock = RunFolder(path).lock()
+    yield path
+    lock.close()
+
+
+class FakeLauncher:
+    """Stands in for the trainer's process: records what it was asked and marks the run as running."""
+
+    def __init__(self):
+        self.launched: list[tuple[RunFolder, str]] = []
+
+    def __call__(self, run: RunFolder, device: str):
+        self.launched.append((run, device))
+        status = {"state": "running", "pid": 1, "host": "fixture-host", "step": 0, "started": STARTED + 7200}
+        run.status_path.write_text(json.dumps(status))
+        return None
+
+
+@pytest.fixture
+def launcher():
+    return FakeLauncher()
+
+
+@pytest.fixture
+def recipes(tmp_path):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    out = {}
+    for name, model in (("dates-en-fr", {}), ("dates-lstm", {"cell": "lstm", "attention": "general"})):
+        path = folder / f"{name}.toml"
+        path.write_text(recipe_from_dict(recipe_dict(name, **model)).to_toml())
+        out[name] = path
+    return out
+
+
+@pytest.fixture
+def make_app(runs_dir, recipes, launcher):
+    def make(**kwargs) -> S2SBenchApp:
+        kwargs.setdefault("translator_factory", fake_factory)
+        return S2SBenchApp(runs_dir, recipes=recipes, launcher=launcher, **kwargs)
+
+    return make
+

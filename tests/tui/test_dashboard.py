@@ -1,0 +1,136 @@
+"""The dashboard: curves, numbers and samples of a run, live-tailed; controls sent through the run folder."""
+
+import json
+
+from workbench.engine.run_folder import RunFolder
+from workbench.tui.components.loss_chart import LossChart
+from workbench.tui.components.samples_table import SamplesTable
+from workbench.tui.components.score_chart import ScoreChart
+from workbench.tui.components.stats_panel import StatsPanel
+
+from .driving import drive, settle, wait_until
+
+
+def text_of(widget) -> str:
+    return str(widget.render())
+
+
+def controls_sent(run_path) -> list[str]:
+    return RunFolder(run_path).take_controls()
+
+
+def test_shows_a_runs_numbers_curves_and_latest_samples(make_app, finished_run):
+    async def scenario(pilot):
+        await settle(pilot, 0.1)
+        screen = pilot.app.screen
+        stats = screen.query_one(StatsPanel)
+        history = pilot.app.history
+        assert history.state == "finished" and len(history.train) == 50
+        samples = screen.query_one(SamplesTable)
+        assert samples.row_count == 4 and samples.border_title == "samples · step 1000"
+        assert [str(c) for c in samples.get_row_at(3)][1:] == ["Saturday, November 21, 2026", "(probe)",
+                                                               "samedi 21 novembre 2026"]
+        assert screen.query_one(LossChart).histories == [history]
+        assert screen.query_one(ScoreChart).border_title == "exact · BLEU"
+        table = stats.renderable if hasattr(stats, "renderable") else stats.content
+        cells = [str(c) for col in table.columns for c in col._cells]
+        assert "valid exact 98.0%" in cells and "best 98.0% @1.0k" in cells
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_follows_a_live_run_as_the_trainer_appends(make_app, live_run):
+    async def scenario(pilot):
+        await settle(pilot)
+        history = pilot.app.history
+        assert history.train[-1]["step"] == 400
+        run = RunFolder(live_run)
+        run.append_metrics({"kind": "train", "step": 420, "epoch": 1, "loss": 0.5, "wall": 21.0})
+        run.append_samples({"step": 420, "samples": [{"src": "a", "ref": "b", "hyp": "b", "src_pieces": ["a"],
+                                                       "hyp_pieces": ["b"], "attention": [[1.0], [1.0]]}]})
+        # the app's own timer picks it up: no test-only path
+        await wait_until(pilot, lambda: history.train[-1]["step"] == 420)
+        await pilot.pause()
+        assert pilot.app.screen.query_one(SamplesTable).border_title == "samples · step 420"
+
+    drive(make_app(run=live_run, poll_interval=0.1), scenario)
+
+
+def test_pause_resume_stop_and_checkpoint_send_control_messages(make_app, live_run):
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("p")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(live_run) == ["pause"]
+        status = json.loads((live_run / "status.json").read_text())
+        (live_run / "status.json").write_text(json.dumps({**status, "state": "paused"}))
+        await settle(pilot)
+        await pilot.press("p")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(live_run) == ["resume"]
+        await pilot.press("c", "s")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(live_run) == ["checkpoint", "stop"]
+
+    drive(make_app(run=live_run), scenario)
+
+
+def test_controls_are_off_for_a_finished_run(make_app, finished_run):
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("p", "s", "c")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(finished_run) == []
+        assert not {"p", "s", "c"} & set(pilot.app.screen.active_bindings)
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_smoothing_log_scale_and_time_axis(make_app, finished_run):
+    async def scenario(pilot):
+        await settle(pilot)
+        chart = pilot.app.screen.query_one(LossChart)
+        assert chart.border_title == "loss · EMA 0.6 · by step"
+        await pilot.press("m")
+        assert chart.smoothing == 0.9
+        await pilot.press("m", "m")
+        assert chart.smoothing == 0.0
+        await pilot.press("l", "x")
+        await pilot.pause(0.4)
+        assert chart.border_title == "loss · log10 · by time"
+        assert pilot.app.screen.query_one(ScoreChart).x_axis == "time"
+        chart._redraw()
+        drawn = str(chart.render())
+        assert "minutes" in drawn
+        # the log10 axis is labelled with the losses themselves, not their (negative) logarithms
+        assert "2.84┤" in drawn and "-0." not in drawn
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_chart_redraws_are_throttled(make_app, finished_run, monkeypatch):
+    draws = []
+
+    async def scenario(pilot):
+        await settle(pilot, 0.4)
+        chart = pilot.app.screen.query_one(LossChart)
+        original = chart.draw
+        monkeypatch.setattr(chart, "draw", lambda plt, max_points: (draws.append(max_points), original(plt, max_points)))
+        for _ in range(50):
+            chart.mark_dirty()
+            await pilot.pause(0.01)
+        await pilot.pause(0.4)
+        assert 1 <= len(draws) <= 4  # ~0.5 s of changes: at most one draw per 0.3 s
+        assert draws[0] == 2 * chart.size.width  # about two points per column
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_without_a_run_the_dashboard_says_how_to_start_one(make_app):
+    async def scenario(pilot):
+        await pilot.press("t")
+        await pilot.pause()
+        assert pilot.app.current_mode == "dashboard"
+        assert "No run is open" in text_of(pilot.app.screen.query_one(StatsPanel))
+
+    drive(make_app(), scenario)

@@ -1,0 +1,203 @@
+"""Decode as you type: debounced, stale results dropped, beam / n-best / checkpoint choices, attention shown."""
+
+import threading
+import time
+
+from textual.widgets import Input
+
+from workbench.tui.components.attention_grid import AttentionGrid
+from workbench.tui.components.nbest_list import NBestList
+from workbench.tui.screens.decode import DecodeScreen
+
+from .driving import drive, settle, wait_until
+from .fake_translator import FakeTranslator
+
+DATE = "Saturday, November 21, 2026"
+
+
+class RecordingFactory:
+    def __init__(self, delay: float = 0.0):
+        self.translators: list[FakeTranslator] = []
+        self.delay = delay
+
+    def __call__(self, run, checkpoint, device):
+        translator = SlowTranslator(checkpoint, self.delay)
+        self.translators.append(translator)
+        return translator
+
+    @property
+    def calls(self):
+        return [call for t in self.translators for call in t.calls]
+
+
+class SlowTranslator(FakeTranslator):
+    def __init__(self, checkpoint, delay):
+        super().__init__(checkpoint)
+        self.delay = delay
+
+    def translate(self, sentences, beam_size=1, n_best=1, attention=False):
+        time.sleep(self.delay)
+        return super().translate(sentences, beam_size, n_best, attention)
+
+
+async def open_decode(pilot):
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, DecodeScreen)
+    return pilot.app.screen
+
+
+def options_text(screen) -> str:
+    return str(screen.query_one("#decode-options").render())
+
+
+def test_typing_a_date_shows_its_translation_and_attention_grid(make_app, finished_run):
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        assert pilot.app.focused is screen.query_one(Input)
+        await pilot.press(*DATE)
+        await wait_until(pilot, lambda: screen.decoded is not None and screen.decoded.text == DATE)
+        await pilot.pause()
+        nbest = screen.query_one(NBestList)
+        assert nbest.option_count == 1
+        assert "samedi 21 novembre 2026" in str(nbest.get_option_at_index(0).prompt)
+        grid = screen.query_one(AttentionGrid)
+        assert grid.src == ["Saturday", "November", "21", "2026"]
+        assert grid.tgt == ["samedi", "21", "novembre", "2026", "</s>"]
+        assert "best (step 1000)" in options_text(screen) and "beam 5" in options_text(screen)
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_fast_typing_is_debounced_and_only_the_final_text_is_shown(make_app, finished_run):
+    factory = RecordingFactory()
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        for char in DATE:  # faster than the debounce interval
+            await pilot.press(char)
+        await wait_until(pilot, lambda: screen.decoded is not None)
+        await settle(pilot, 0.2)
+        sentences = [call[0] for call in factory.calls]
+        assert sentences[-1] == DATE
+        assert len(sentences) <= 3  # not one decode per keystroke
+        assert screen.decoded.text == DATE
+
+    drive(make_app(run=finished_run, translator_factory=factory), scenario)
+
+
+def test_a_stale_result_is_dropped(make_app, finished_run):
+    factory = RecordingFactory(delay=0.3)
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        source = screen.query_one(Input)
+        source.value = "Monday, March 3, 2025"
+        await pilot.pause(0.2)  # its decode is now running (slowly)
+        source.value = DATE
+        await wait_until(pilot, lambda: screen.decoded is not None, timeout=5)
+        await settle(pilot, 0.1)
+        assert screen.decoded.text == DATE
+        assert "lundi" not in str(screen.query_one(NBestList).get_option_at_index(0).prompt)
+
+    drive(make_app(run=finished_run, translator_factory=factory), scenario)
+
+
+def test_beam_n_best_and_checkpoint_keys(make_app, finished_run):
+    factory = RecordingFactory()
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen.query_one(Input).value = DATE
+        await wait_until(pilot, lambda: screen.decoded is not None)
+        await pilot.press("escape")  # keys work once the input line is left
+        await pilot.press("b")
+        assert screen.beam_size == 8
+        await pilot.press("b")
+        assert screen.beam_size == 1 and "greedy" in options_text(screen)
+        await pilot.press("b", "b", "b")  # 2, 4, 5
+        await pilot.press("n")
+        await wait_until(pilot, lambda: len(screen.decoded.translations) == 3)
+        assert factory.calls[-1] == (DATE, 5, 3)
+        assert screen.query_one(NBestList).option_count == 3
+        await pilot.press("k")
+        await wait_until(pilot, lambda: screen.decoded.checkpoint == "last")
+        assert [t.checkpoint for t in factory.translators] == ["best", "last"]
+        await pilot.press("i")
+        assert pilot.app.focused is screen.query_one(Input)
+
+    drive(make_app(run=finished_run, translator_factory=factory), scenario)
+
+
+def test_choosing_another_hypothesis_shows_its_attention(make_app, finished_run):
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen.n_best = 3
+        screen.query_one(Input).value = DATE
+        await wait_until(pilot, lambda: screen.decoded is not None)
+        await pilot.pause()
+        nbest = screen.query_one(NBestList)
+        nbest.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        assert screen.query_one(AttentionGrid).tgt[-2:] == ["!", "</s>"]
+        assert pilot.app.decoded_choice == 1
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_a_run_without_checkpoint_says_so(make_app, runs_dir):
+    from .fixture_runs import write_run
+
+    path = write_run(runs_dir, name="young", checkpoint=False)
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen.query_one(Input).value = DATE
+        await wait_until(pilot, lambda: "no checkpoint yet" in options_text(screen))
+        assert screen.decoded is None
+
+    drive(make_app(run=path), scenario)
+
+
+def test_a_new_validation_redecodes_with_the_new_checkpoint(make_app, live_run):
+    factory = RecordingFactory()
+
+    async def scenario(pilot):
+        from workbench.engine.run_folder import RunFolder
+
+        screen = await open_decode(pilot)
+        screen.query_one(Input).value = DATE
+        await wait_until(pilot, lambda: screen.decoded is not None)
+        before = len(factory.calls)
+        run = RunFolder(live_run)
+        weights = run.checkpoints_dir / "best.safetensors"
+        weights.write_bytes(b"newer")
+        import os
+
+        os.utime(weights, (time.time() + 5, time.time() + 5))
+        run.append_metrics({"kind": "valid", "step": 500, "loss": 0.1, "exact": 0.6, "wall": 30})
+        await wait_until(pilot, lambda: len(factory.calls) > before)
+        assert len(factory.translators) == 2  # reloaded
+
+    drive(make_app(run=live_run, translator_factory=factory, poll_interval=0.1), scenario)
+
+
+def test_the_event_loop_stays_free_while_decoding(make_app, finished_run):
+    """A slow decode runs in a thread: the app keeps answering keys meanwhile."""
+    factory = RecordingFactory(delay=0.5)
+    started = threading.Event()
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen.query_one(Input).value = DATE
+        await pilot.pause(0.2)
+        t0 = time.perf_counter()
+        await pilot.press("escape", "b")
+        assert time.perf_counter() - t0 < 0.3
+        assert screen.beam_size == 8
+        started.set()
+
+    drive(make_app(run=finished_run, translator_factory=factory), scenario)
+    assert started.is_set()

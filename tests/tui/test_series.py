@@ -1,0 +1,32 @@
+import math
+
+from workbench.tui.series import downsample, ema, log10
+
+
+def test_ema_without_smoothing_returns_the_values():
+    assert ema([3.0, 1.0, 2.0], 0.0) == [3.0, 1.0, 2.0]
+
+
+def test_ema_is_debiased_so_that_the_first_point_is_the_first_value():
+    smoothed = ema([4.0, 4.0, 4.0], 0.9)
+    assert smoothed == [4.0, 4.0, 4.0] or all(math.isclose(v, 4.0) for v in smoothed)
+
+
+def test_ema_follows_a_step_slowly():
+    smoothed = ema([0.0] * 10 + [1.0] * 10, 0.9)
+    assert smoothed[10] < 0.5 < smoothed[-1] < 1.0
+
+
+def test_log10_clamps_non_positive_values():
+    assert log10([100.0, 0.1]) == [2.0, -1.0]
+    assert log10([0.0])[0] == -12.0
+
+
+def test_downsample_keeps_short_series_and_the_last_point():
+    assert downsample([1, 2, 3], [4, 5, 6], 10) == ([1, 2, 3], [4, 5, 6])
+    xs = list(range(1000))
+    out_x, out_y = downsample(xs, [2 * x for x in xs], 100)
+    assert len(out_x) == 100
+    assert out_x[-1] == 999 and out_y[-1] == 1998
+    assert out_x == sorted(out_x)
+    assert all(math.isclose(y, 2 * x) for x, y in zip(out_x, out_y))  # bucket means of a line stay on it

@@ -1,0 +1,221 @@
+"""The s2s-bench Textual app: follows a run folder, sends it control messages, decodes with its checkpoints.
+
+Screens are modes (t dashboard, d decode, a attention, r runs); the app owns the open run. One poll of
+the run folder is in flight at a time, pulled on a timer, read in a thread and applied in a batch update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes
+from workbench.engine.run_folder import RunFolder, RunFolderError
+
+from .keys import APP_BINDINGS
+from .live_translator import Decoded, LiveTranslator, TranslatorFactory
+from .run_watcher import RunHistory, RunWatcher
+from .runs_index import RunSummary
+from .screens.attention import AttentionScreen
+from .screens.base import RunScreen
+from .screens.dashboard import DashboardScreen
+from .screens.decode import DecodeScreen
+from .screens.runs import RunsScreen
+
+DEFAULT_RECIPE = "dates-en-fr"
+POLL_INTERVAL_S = 0.5
+STYLES = Path(__file__).parent / "styles"
+
+# (run, device) -> the trainer's process; tests pass a fake one so that nothing trains in-process.
+Launcher = Callable[[RunFolder, str], Any]
+
+
+def engine_launcher(run: RunFolder, device: str) -> subprocess.Popen:
+    from workbench.engine.launch import start_training
+
+    return start_training(run, device=device)
+
+
+class S2SBenchApp(App):
+    TITLE = "s2s-bench"
+    CSS_PATH = [STYLES / name for name in ("app.tcss", "runs.tcss", "dashboard.tcss", "decode.tcss",
+                                           "attention.tcss", "modals.tcss")]
+    BINDINGS = APP_BINDINGS
+    MODES = {"runs": RunsScreen, "dashboard": DashboardScreen, "decode": DecodeScreen, "attention": AttentionScreen}
+    DEFAULT_MODE = "runs"
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        recipe: str | None = None,
+        run: Path | None = None,
+        replay: bool = False,
+        *,
+        recipes: dict[str, Path] | None = None,
+        translator_factory: TranslatorFactory | None = None,
+        launcher: Launcher | None = None,
+        poll_interval: float = POLL_INTERVAL_S,
+        attach_live: bool = True,
+    ) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.default_recipe = recipe or DEFAULT_RECIPE
+        if recipes is None:
+            try:
+                recipes = builtin_recipes()
+            except RecipeError:
+                recipes = {}
+        self.recipes = recipes
+        self.translator_factory = translator_factory
+        self.launcher = launcher or engine_launcher
+        self.poll_interval = poll_interval
+        self.initial_run = Path(run) if run else None
+        self.attach_live = attach_live and run is None  # open a live run found in the runs folder
+        self.replay = replay
+        self.history: RunHistory | None = None
+        self.watcher: RunWatcher | None = None
+        self.live_translator: LiveTranslator | None = None
+        self.decoded: Decoded | None = None  # the decode screen's latest result, for the attention screen
+        self.decoded_choice = 0
+        self._poll_lock = asyncio.Lock()
+        self._children: list[Any] = []
+
+    def on_mount(self) -> None:
+        if self.initial_run is not None:
+            self.open_run(self.initial_run, replay=self.replay)
+        self.set_interval(self.poll_interval, self.poll_run)
+
+    # The open run -------------------------------------------------------------------------------
+    def open_run(self, path: Path, replay: bool = False, mode: str = "dashboard") -> None:
+        """Follow a run (or replay it) and show its dashboard."""
+        try:
+            run = RunFolder.open(path)
+        except RunFolderError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.attach_live = False
+        self.replay = replay
+        self.watcher = RunWatcher(run)
+        self.history = RunHistory(run)
+        self.live_translator = LiveTranslator(run, self.translator_factory)
+        self.decoded, self.decoded_choice = None, 0
+        self.switch_mode(mode)
+        self._sync_screen()
+        self.poll_run()
+
+    def close_run(self) -> None:
+        self.watcher = self.history = self.live_translator = self.decoded = None
+        self._sync_screen()
+
+    def poll_run(self) -> None:
+        """Timer callback: start a read of the open run unless one is already in flight."""
+        if self.watcher is not None and not self._poll_lock.locked():
+            self.run_worker(self.sync_run(), group="poll", exit_on_error=False)
+        self._reap_children()
+
+    async def sync_run(self) -> bool:
+        """Read what the run folder gained and apply it; True when anything changed."""
+        async with self._poll_lock:
+            watcher, history = self.watcher, self.history
+            if watcher is None or history is None:
+                return False
+            update = await asyncio.to_thread(watcher.poll)
+            if watcher is not self.watcher or not history.apply(update):
+                return False  # another run was opened meanwhile, or nothing happened
+            with self.batch_update():
+                self._sync_screen()
+            return True
+
+    def _sync_screen(self) -> None:
+        if isinstance(self.screen, RunScreen):
+            self.screen.sync()
+
+    # Starting, resuming and steering trainers ---------------------------------------------------
+    def start_run(self, recipe: Recipe, device: str = "auto") -> None:
+        """Create a run folder from a resolved recipe, launch its trainer and open its dashboard."""
+        self._launch(None, recipe, device)
+
+    def resume_run(self, path: Path, device: str = "auto") -> None:
+        self._launch(Path(path), None, device)
+
+    @work(thread=True, group="launch")
+    def _launch(self, path: Path | None, recipe: Recipe | None, device: str) -> None:
+        try:
+            run = RunFolder.open(path) if path is not None else RunFolder.create(self.runs_dir, recipe)
+            process = self.launcher(run, device)
+        except Exception as exc:  # shown to the user: a bad device, a folder we cannot write
+            self.call_from_thread(self.notify, f"Could not start training: {exc}", severity="error", timeout=10)
+            return
+        self._children.append(process)
+        verb = "Resumed" if path is not None else "Started"
+        self.call_from_thread(self.notify, f"{verb} {run.name}: training runs in its own process.")
+        self.call_from_thread(self.open_run, run.path)
+
+    def send_control(self, command: str) -> None:
+        if self.history is None:
+            return
+        self._send_control(self.history.run, command)
+
+    @work(thread=True, group="control")
+    def _send_control(self, run: RunFolder, command: str) -> None:
+        try:
+            run.send_control(command)
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"Could not send {command}: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Sent {command}: the trainer acts on it after its current step.")
+
+    def _reap_children(self) -> None:
+        """Collect trainers launched from here that have exited (they would linger as zombies)."""
+        self._children = [p for p in self._children if not hasattr(p, "poll") or p.poll() is None]
+
+    # Called by the runs screen ------------------------------------------------------------------
+    def runs_listed(self, summaries: list[RunSummary]) -> None:
+        """On the first listing, attach to a live run if there is one (the user reopened the app)."""
+        if self.attach_live and self.history is None:
+            self.attach_live = False
+            live = [s for s in summaries if s.live]
+            if live:
+                self.notify(f"Attached to {live[0].name}, which is {live[0].state}.")
+                self.open_run(live[0].path)
+
+    def run_deleted(self, path: Path) -> None:
+        if self.history is not None and self.history.run.path == Path(path):
+            self.close_run()
+
+    # Keys ---------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "show" and parameters and parameters[0] == self.current_mode:
+            return False  # no key for the screen already shown
+        return True
+
+    def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+            self.refresh_bindings()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette offers every key binding of the screen it was opened from."""
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or not binding.id or binding.id in seen or not active.enabled:
+                continue
+            seen.add(binding.id)
+            title = f"{binding.description} ({binding.key_display or binding.key.split(',')[0]})"
+            yield SystemCommand(title, binding.tooltip or binding.description,
+                                partial(self.run_action, binding.action, active.node))
+
+
+def run_app(runs_dir: Path, recipe: str | None = None, run: Path | None = None, replay: bool = False) -> None:
+    """The CLI's entry point: the Runs screen (attaching to a live run), or `run`'s dashboard or replay."""
+    S2SBenchApp(runs_dir, recipe=recipe, run=run, replay=replay).run()

@@ -1,0 +1,1 @@
+"""The app's screens: runs, dashboard, decode, attention, and the modals they open."""

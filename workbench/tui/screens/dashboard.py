@@ -1,0 +1,80 @@
+"""The training dashboard: loss and score curves, the numbers, the latest samples, and controls."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Footer
+
+from ..components.loss_chart import SMOOTHING_CHOICES, LossChart
+from ..components.run_bar import RunBar
+from ..components.samples_table import SamplesTable
+from ..components.score_chart import ScoreChart
+from ..components.stats_panel import StatsPanel
+from ..keys import DASHBOARD_BINDINGS
+from ..run_watcher import RunHistory
+from .base import RunScreen
+
+CONTROL_ACTIONS = {"toggle_pause", "stop", "checkpoint"}
+
+
+class DashboardScreen(RunScreen):
+    SCREEN_TITLE = "Dashboard"
+    BINDINGS = DASHBOARD_BINDINGS
+
+    def compose(self) -> ComposeResult:
+        yield RunBar()
+        yield StatsPanel(id="stats")
+        with Horizontal(id="charts"):
+            yield LossChart(id="loss-chart")
+            yield ScoreChart(id="score-chart")
+        yield SamplesTable(id="samples")
+        yield Footer(compact=True)
+
+    def draw(self, history: RunHistory | None) -> None:
+        stats = self.query_one(StatsPanel)
+        if history is None:
+            stats.update("No run is open. Press [b]r[/b] for the runs, then [b]n[/b] to start one from a recipe.")
+            self.query_one(LossChart).show()
+            self.query_one(ScoreChart).show()
+            self.query_one(SamplesTable).show(None)
+            return
+        stats.show(history)
+        self.query_one(LossChart).show(history)
+        self.query_one(ScoreChart).show(history)
+        self.query_one(SamplesTable).show(history.validations[-1] if history.validations else None)
+        self.refresh_bindings()  # pause/resume availability follows the run's state
+
+    # Controls: messages to the trainer through the run folder -----------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in CONTROL_ACTIONS:
+            history = self.bench.history
+            return bool(history and history.live and not self.bench.replay)
+        return True
+
+    def action_toggle_pause(self) -> None:
+        history = self.bench.history
+        if history is not None:
+            self.bench.send_control("resume" if history.state == "paused" else "pause")
+
+    def action_stop(self) -> None:
+        self.bench.send_control("stop")
+
+    def action_checkpoint(self) -> None:
+        self.bench.send_control("checkpoint")
+
+    # Chart options ------------------------------------------------------------------------------
+    def action_cycle_smoothing(self) -> None:
+        chart = self.query_one(LossChart)
+        index = SMOOTHING_CHOICES.index(chart.smoothing) if chart.smoothing in SMOOTHING_CHOICES else 0
+        chart.set_options(smoothing=SMOOTHING_CHOICES[(index + 1) % len(SMOOTHING_CHOICES)])
+
+    def action_toggle_log(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.set_options(log_scale=not chart.log_scale)
+
+    def action_toggle_x_axis(self) -> None:
+        chart = self.query_one(LossChart)
+        x_axis = "time" if chart.x_axis == "step" else "step"
+        chart.set_options(x_axis=x_axis)
+        self.query_one(ScoreChart).set_x_axis(x_axis)
