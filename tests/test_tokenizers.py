@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from workbench.engine.data import load_corpus
 from workbench.engine.recipe import DataConfig, TokenizerConfig
@@ -18,8 +18,6 @@ from workbench.engine.tokenizers import (
     load_tokenizers,
     train_tokenizers,
 )
-
-SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
 
 PAIRS = [
     ("A dog runs in the park.", "Un chien court dans le parc."),

@@ -60,7 +60,12 @@ def train(
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
 ) -> None:
     """Start a run from a recipe."""
+    from workbench.engine.data import load_corpus
+    from workbench.engine.devices import resolve_device
+
     resolved = load_recipe(recipe, overrides)
+    resolve_device(device)
+    load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
     run = RunFolder.create(runs_dir, resolved, name)
     if not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training

@@ -1,0 +1,16 @@
+"""Shared test settings: where the real corpora are (tests that need them skip when they are absent)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("S2S_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The folder of real corpora (../shared/data); skips the test where it is absent."""
+    if not (SHARED_DATA / "multi30k").is_dir():
+        pytest.skip(f"real corpora absent ({SHARED_DATA}); set S2S_DATA")
+    return SHARED_DATA
