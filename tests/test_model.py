@@ -99,7 +99,9 @@ def test_final_init_needs_matching_encoder_and_decoder_layers():
         build_model(cfg, SRC_V, TGT_V)
 
 
-STEP_COMBOS = [combo for combo in COMBOS if combo[2] != "zeros" and (combo[2] == "bridge" or combo[0] == "lstm")]
+STEP_COMBOS = [
+    combo for combo in COMBOS if combo[2] != "zeros" and (combo[2] == "bridge" or combo[0] == "lstm")
+]
 
 
 @pytest.mark.parametrize("cell,attention,init,feeding,layers", STEP_COMBOS)
@@ -115,6 +117,31 @@ def test_stepping_reproduces_the_teacher_forced_forward(cell, attention, init, f
         torch.testing.assert_close(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
         if attention != "none":
             torch.testing.assert_close(step_attn, attn[:, t], atol=1e-6, rtol=1e-5)
+
+
+def test_decoder_follows_the_luong_ordering_with_input_feeding():
+    # y_{t-1} and a_{t-1} -> RNN -> h_t; attention(query h_t) -> c_t; a_t = tanh(W [h_t; c_t]); logits = U a_t
+    torch.manual_seed(4)
+    model = build_model(tiny_config("gru", "bahdanau", "bridge", True), SRC_V, TGT_V).eval()
+    dec = model.decoder
+    src, src_lengths, tgt = batch(seed=4)
+    logits, _ = model(src, src_lengths, tgt)
+    enc = model.encode(src, src_lengths)
+    h = dec.init_state(enc).hidden[0]
+    a = torch.zeros_like(h)
+    expected = []
+    for t in range(tgt.size(1)):
+        h = dec.rnn(torch.cat([dec.embedding(tgt[:, t]), a], -1), h)
+        c, _ = dec.attention(h, dec.attention.precompute(enc.states), enc.states, enc.mask)
+        a = torch.tanh(dec.attentional_layer(torch.cat([h, c], -1)))
+        expected.append(dec.output_layer(a))
+    torch.testing.assert_close(logits, torch.stack(expected, 1), atol=1e-5, rtol=1e-5)
+    # Gradients too: a_{t-1} is fed back without being cut from the graph.
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(logits.square().sum(), params)
+    expected_grads = torch.autograd.grad(torch.stack(expected, 1).square().sum(), params)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("feeding", [True, False])

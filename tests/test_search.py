@@ -53,7 +53,9 @@ def exhaustive(model, src, src_lengths, max_len: int, alpha: float) -> list[tupl
         logits, _ = model(src.expand(n, -1), src_lengths.expand(n), tgt[:, :-1])
     log_probs = F.log_softmax(logits, -1).gather(2, tgt[:, 1:].unsqueeze(2)).squeeze(2)
     totals = log_probs.masked_fill(tgt[:, 1:] == PAD, 0.0).sum(1).tolist()
-    scored = [(lp / length_penalty(len(seq) + 1, alpha), seq) for lp, seq in zip(totals, outputs, strict=True)]
+    scored = [
+        (lp / length_penalty(len(seq) + 1, alpha), seq) for lp, seq in zip(totals, outputs, strict=True)
+    ]
     return sorted(scored, key=lambda pair: -pair[0])
 
 
@@ -88,7 +90,9 @@ def test_batched_beam_search_over_a_padded_batch_equals_one_sentence_at_a_time()
     limits = max_lengths(src_lengths, 1.5, 2)
     batched = beam_search(model, src, src_lengths, 4, n_best=3, alpha=1.0, max_lengths=limits)
     for b, n in enumerate(lengths):
-        alone = beam_search(model, src[b : b + 1, :n], src_lengths[b : b + 1], 4, 3, 1.0, limits[b : b + 1])[0]
+        alone = beam_search(model, src[b : b + 1, :n], src_lengths[b : b + 1], 4, 3, 1.0, limits[b : b + 1])[
+            0
+        ]
         assert [h.tokens for h in batched[b]] == [h.tokens for h in alone]
         assert [h.score for h in batched[b]] == pytest.approx([h.score for h in alone], abs=1e-9)
         for mine, theirs in zip(batched[b], alone, strict=True):
@@ -107,10 +111,14 @@ def test_n_best_lists_are_sorted_distinct_and_carry_their_attention():
         assert scores == sorted(scores, reverse=True)
         assert len({tuple(h.tokens) for h in hyps}) == 5
         for h in hyps:
-            assert len(h.tokens) <= limit and EOS not in h.tokens and BOS not in h.tokens and PAD not in h.tokens
+            assert (
+                len(h.tokens) <= limit and EOS not in h.tokens and BOS not in h.tokens and PAD not in h.tokens
+            )
             assert h.score == pytest.approx(h.log_prob / length_penalty(len(h.tokens) + 1, 1.0))
             assert h.attention.shape == (len(h.tokens) + 1, n)
-            torch.testing.assert_close(h.attention.sum(1), torch.ones(len(h.tokens) + 1, dtype=h.attention.dtype))
+            torch.testing.assert_close(
+                h.attention.sum(1), torch.ones(len(h.tokens) + 1, dtype=h.attention.dtype)
+            )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])

@@ -1,7 +1,10 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,8 +40,15 @@ def finished_run(runs_dir):
 @pytest.fixture
 def live_run(runs_dir):
     """A run whose status says running, its trainer's lock held by this process (so it reads as alive)."""
-    path = write_run(runs_dir, name="dates-live", state="running", steps=400, host=socket.gethostname(),
-                     pid=os.getpid(), started=1767229200.0)
+    path = write_run(
+        runs_dir,
+        name="dates-live",
+        state="running",
+        steps=400,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started=1767229200.0,
+    )
     lock = RunFolder(path).lock()
     yield path
     lock.close()
@@ -82,3 +92,33 @@ def make_app(runs_dir, recipes, launcher):
 
     return make
 
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A small real run of the dates recipe, trained once per test session (about 25 s on 2 idle cores)."""
+    runs_dir = tmp_path_factory.mktemp("trained") / "runs"
+    script = Path(sys.executable).with_name("s2s-bench")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "workbench"]
+    overrides = [
+        "model.hidden_size=64",
+        "model.embedding_size=32",
+        "data.train_size=4000",
+        "data.valid_size=100",
+        "training.valid_every=100",
+        "training.threads=1",
+    ]
+    command += [
+        "train",
+        "dates-en-fr",
+        "--headless",
+        "--runs-dir",
+        str(runs_dir),
+        "--name",
+        "small",
+        "--max-steps",
+        "300",
+    ]
+    for override in overrides:
+        command += ["--set", override]
+    subprocess.run(command, check=True, capture_output=True, timeout=1800)
+    return runs_dir / "small"

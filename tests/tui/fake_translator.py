@@ -5,10 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WORDS = {
-    "monday": "lundi", "tuesday": "mardi", "wednesday": "mercredi", "thursday": "jeudi", "friday": "vendredi",
-    "saturday": "samedi", "sunday": "dimanche", "january": "janvier", "february": "février", "march": "mars",
-    "april": "avril", "may": "mai", "june": "juin", "july": "juillet", "august": "août",
-    "september": "septembre", "october": "octobre", "november": "novembre", "december": "décembre",
+    "monday": "lundi",
+    "tuesday": "mardi",
+    "wednesday": "mercredi",
+    "thursday": "jeudi",
+    "friday": "vendredi",
+    "saturday": "samedi",
+    "sunday": "dimanche",
+    "january": "janvier",
+    "february": "février",
+    "march": "mars",
+    "april": "avril",
+    "may": "mai",
+    "june": "juin",
+    "july": "juillet",
+    "august": "août",
+    "september": "septembre",
+    "october": "octobre",
+    "november": "novembre",
+    "december": "décembre",
 }
 
 
@@ -41,8 +56,16 @@ class FakeTranslator:
             rows = [[1.0 if j == i else 0.0 for j in range(len(src))] for i in order]
             rows.append([1.0 if j == len(src) - 1 else 0.0 for j in range(len(src))])
             best = FakeTranslation(" ".join(t[1:] for t in tgt), -0.25, src, tgt, rows if attention else None)
-            others = [FakeTranslation(best.text + " !" * k, -0.25 - k, src, tgt + ["▁!"] * k,
-                                      (rows + [rows[-1]] * k) if attention else None) for k in range(1, n_best)]
+            others = [
+                FakeTranslation(
+                    best.text + " !" * k,
+                    -0.25 - k,
+                    src,
+                    tgt + ["▁!"] * k,
+                    (rows + [rows[-1]] * k) if attention else None,
+                )
+                for k in range(1, n_best)
+            ]
             results.append([best, *others])
         return results
 

@@ -27,7 +27,12 @@ def recipe_dict(name: str = "dates-demo", **model) -> dict:
         "data": {"kind": "dates", "train_size": 2000, "valid_size": 100, "test_size": 100},
         "tokenizer": {"kind": "sentencepiece", "vocab_size": 200},
         "model": {"cell": "gru", "embedding_size": 64, "hidden_size": 128, **model},
-        "training": {"max_steps": 1000, "valid_every": 100, "log_every": 20, "early_stopping_metric": "exact"},
+        "training": {
+            "max_steps": 1000,
+            "valid_every": 100,
+            "log_every": 20,
+            "early_stopping_metric": "exact",
+        },
         "decoding": {"beam_size": 5, "probes": [PROBE]},
     }
 
@@ -41,9 +46,17 @@ def alignment(progress: float, src_len: int, targets: list[int]) -> list[list[fl
     return rows
 
 
-def write_run(runs_dir: Path, name: str = "dates-demo", state: str = "finished", steps: int = 1000,
-              host: str = "fixture-host", pid: int = 1, started: float = STARTED, checkpoint: bool = True,
-              **model) -> Path:
+def write_run(
+    runs_dir: Path,
+    name: str = "dates-demo",
+    state: str = "finished",
+    steps: int = 1000,
+    host: str = "fixture-host",
+    pid: int = 1,
+    started: float = STARTED,
+    checkpoint: bool = True,
+    **model,
+) -> Path:
     """Write a complete run folder: recipe, metrics, samples, status and placeholder checkpoints."""
     path = Path(runs_dir) / name
     for folder in ("tokenizer", "checkpoints", "control"):
@@ -53,33 +66,77 @@ def write_run(runs_dir: Path, name: str = "dates-demo", state: str = "finished",
     metrics, samples = [], []
     for step in range(20, steps + 1, 20):
         loss = 3.0 * math.exp(-step / 250) + 0.05 + 0.04 * math.sin(step / 30)
-        metrics.append({"kind": "train", "step": step, "epoch": step // 400, "loss": round(loss, 5),
-                        "ppl": round(math.exp(loss), 3), "lr": 0.001, "grad_norm": round(1.5 - step / 1000, 4),
-                        "tgt_tokens_per_s": 12500.0, "src_tokens_per_s": 15000.0, "wall": step * 0.05})
+        metrics.append(
+            {
+                "kind": "train",
+                "step": step,
+                "epoch": step // 400,
+                "loss": round(loss, 5),
+                "ppl": round(math.exp(loss), 3),
+                "lr": 0.001,
+                "grad_norm": round(1.5 - step / 1000, 4),
+                "tgt_tokens_per_s": 12500.0,
+                "src_tokens_per_s": 15000.0,
+                "wall": step * 0.05,
+            }
+        )
         if step % 100 == 0:
             progress = step / 1000
             valid_loss = 3.0 * math.exp(-step / 280) + 0.08
-            metrics.append({"kind": "valid", "step": step, "epoch": step // 400, "wall": step * 0.05 + 0.5,
-                            "loss": round(valid_loss, 5), "ppl": round(math.exp(valid_loss), 3),
-                            "bleu": round(95 * progress, 2), "chrf": round(97 * progress, 2),
-                            "exact": round(progress * 0.98, 4)})
+            metrics.append(
+                {
+                    "kind": "valid",
+                    "step": step,
+                    "epoch": step // 400,
+                    "wall": step * 0.05 + 0.5,
+                    "loss": round(valid_loss, 5),
+                    "ppl": round(math.exp(valid_loss), 3),
+                    "bleu": round(95 * progress, 2),
+                    "chrf": round(97 * progress, 2),
+                    "exact": round(progress * 0.98, 4),
+                }
+            )
             sample_rows = [
-                {"src": src, "ref": ref, "hyp": ref if progress > 0.5 else ref.rsplit(" ", 1)[0],
-                 "src_pieces": ["▁" + w for w in src.split()], "hyp_pieces": ["▁" + w for w in ref.split()],
-                 "attention": alignment(progress, len(src.split()), list(range(len(ref.split()) + 1)))}
+                {
+                    "src": src,
+                    "ref": ref,
+                    "hyp": ref if progress > 0.5 else ref.rsplit(" ", 1)[0],
+                    "src_pieces": ["▁" + w for w in src.split()],
+                    "hyp_pieces": ["▁" + w for w in ref.split()],
+                    "attention": alignment(progress, len(src.split()), list(range(len(ref.split()) + 1))),
+                }
                 for src, ref in VALID
             ]
-            sample_rows.append({"src": PROBE, "ref": None, "hyp": "samedi 21 novembre 2026",
-                                "src_pieces": PROBE_PIECES, "hyp_pieces": PROBE_HYP,
-                                "attention": alignment(progress, len(PROBE_PIECES), PROBE_ALIGN)})
+            sample_rows.append(
+                {
+                    "src": PROBE,
+                    "ref": None,
+                    "hyp": "samedi 21 novembre 2026",
+                    "src_pieces": PROBE_PIECES,
+                    "hyp_pieces": PROBE_HYP,
+                    "attention": alignment(progress, len(PROBE_PIECES), PROBE_ALIGN),
+                }
+            )
             samples.append({"step": step, "samples": sample_rows})
     (path / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics), encoding="utf-8")
     (path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
-    status = {"state": state, "pid": pid, "host": host, "device": "cpu (2 threads)", "step": steps,
-              "epoch": steps // 400, "params": 181000, "started": started, "updated": started + steps * 0.05}
+    status = {
+        "state": state,
+        "pid": pid,
+        "host": host,
+        "device": "cpu (2 threads)",
+        "step": steps,
+        "epoch": steps // 400,
+        "params": 181000,
+        "started": started,
+        "updated": started + steps * 0.05,
+    }
     if state in ("finished", "stopped", "failed"):
-        status["reason"] = {"finished": f"reached {steps} steps", "stopped": "stopped by the user",
-                            "failed": "RuntimeError: boom"}[state]
+        status["reason"] = {
+            "finished": f"reached {steps} steps",
+            "stopped": "stopped by the user",
+            "failed": "RuntimeError: boom",
+        }[state]
     (path / "status.json").write_text(json.dumps(status), encoding="utf-8")
     if checkpoint:
         for tag in ("best", "last"):

@@ -19,8 +19,13 @@ def test_navigation_keys_switch_screens_and_q_quits(make_app, finished_run):
     async def scenario(pilot):
         await settle(pilot)
         assert pilot.app.current_mode == "dashboard"
-        for key, mode in (("d", "decode"), ("escape", "decode"), ("a", "attention"), ("r", "runs"),
-                          ("t", "dashboard")):
+        for key, mode in (
+            ("d", "decode"),
+            ("escape", "decode"),
+            ("a", "attention"),
+            ("r", "runs"),
+            ("t", "dashboard"),
+        ):
             await pilot.press(key)
             await pilot.pause()
             assert pilot.app.current_mode == mode
@@ -67,7 +72,9 @@ def test_a_run_path_that_is_not_a_run_is_reported(make_app, tmp_path):
 
 @pytest.mark.parametrize("color_system", ["standard", "256", "truecolor"])
 @pytest.mark.parametrize("no_color", [False, True])
-def test_every_screen_draws_with_any_colour_support(make_app, finished_run, monkeypatch, color_system, no_color):
+def test_every_screen_draws_with_any_colour_support(
+    make_app, finished_run, monkeypatch, color_system, no_color
+):
     monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", color_system)
     if no_color:
         monkeypatch.setenv("NO_COLOR", "1")

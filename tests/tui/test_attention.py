@@ -1,4 +1,4 @@
-"""The attention screen and grid: alignments of validations over time, of the decode panel, cursor, scrolling."""
+"""The attention screen: alignments of validations over time and of the decode panel; cursor, scrolling."""
 
 import textual.constants
 from textual.widgets import Input
@@ -49,7 +49,9 @@ def test_play_walks_through_time_to_the_latest_validation(make_app, finished_run
         screen, grid = await open_attention(pilot)
         shown = []
         original = grid.show
-        monkeypatch.setattr(grid, "show", lambda *a, **k: (shown.append(screen.step_index), original(*a, **k)))
+        monkeypatch.setattr(
+            grid, "show", lambda *a, **k: (shown.append(screen.step_index), original(*a, **k))
+        )
         await pilot.press("space")
         await wait_until(pilot, lambda: "validation 10/10" in info(screen) and "playing" not in info(screen))
         assert shown[0] == 0 and sorted(set(shown) - {None}) == list(range(10))

@@ -1,4 +1,4 @@
-"""Decode as you type: debounced, stale results dropped, beam / n-best / checkpoint choices, attention shown."""
+"""Decode as you type: debounced, stale results dropped, beam / n-best / checkpoint keys, attention."""
 
 import threading
 import time

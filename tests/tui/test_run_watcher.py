@@ -71,6 +71,11 @@ def test_runs_index_summarises_runs_newest_first_and_forgets_deleted_ones(runs_d
     assert [s.name for s in summaries] == ["dates-live", "dates-demo"]
     live, finished = summaries
     assert (live.state, live.step, live.live) == ("running", 400, True)
-    assert (finished.state, finished.best, finished.metric, finished.recipe) == ("finished", 0.98, "exact", "dates-demo")
+    assert (finished.state, finished.best, finished.metric, finished.recipe) == (
+        "finished",
+        0.98,
+        "exact",
+        "dates-demo",
+    )
     shutil.rmtree(finished_run)
     assert [s.name for s in index.refresh()] == ["dates-live"]

@@ -1,8 +1,8 @@
-"""The Runs screen: recipes and runs listed, filtered, started, opened, replayed, resumed, compared, deleted."""
+"""Runs screen: recipes and runs listed, filtered, started, opened, replayed, resumed, compared, deleted."""
 
 import json
 
-from textual.widgets import Button, Input, Select
+from textual.widgets import Input, Select
 
 from workbench.engine.recipe import load_recipe
 from workbench.tui.components.recipes_table import RecipesTable

@@ -67,11 +67,21 @@ def test_decode_screen(snap_compare, make_app, two_runs):
 def test_attention_replay(snap_compare, make_app, two_runs):
     async def before(pilot):
         await settle(pilot)
-        await pilot.press("a", "left_square_bracket", "left_square_bracket", "left_square_bracket",
-                          "left_square_bracket", "left_square_bracket", "down", "right")
+        await pilot.press(
+            "a",
+            "left_square_bracket",
+            "left_square_bracket",
+            "left_square_bracket",
+            "left_square_bracket",
+            "left_square_bracket",
+            "down",
+            "right",
+        )
         await pilot.pause()
 
-    assert snap_compare(make_app(run=two_runs / "dates-demo", replay=True), terminal_size=SIZE, run_before=before)
+    assert snap_compare(
+        make_app(run=two_runs / "dates-demo", replay=True), terminal_size=SIZE, run_before=before
+    )
 
 
 def test_compare_screen(snap_compare, make_app, two_runs):

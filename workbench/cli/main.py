@@ -48,9 +48,7 @@ def root(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
 def train(
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
     runs_dir: Path = RunsDir,
-    name: str | None = typer.Option(
-        None, "--name", help="Run folder name (default: recipe name and time)."
-    ),
+    name: str | None = typer.Option(None, "--name", help="Run folder name (default: recipe name and time)."),
     device: str = Device,
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
@@ -155,8 +153,7 @@ def _print_translations(
 ) -> None:
     for nbest in translator.translate(lines, beam, n_best, attention=attention):
         for t in nbest:
-            text = f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text
-            out.print(text, markup=False)
+            print(f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text, flush=True)
         if attention:
             out.print(attention_grid(nbest[0], color=not out.no_color))
 

@@ -68,7 +68,9 @@ class RecurrentDecoder(nn.Module):
         if input_feeding and attention == "none":
             raise ValueError("input feeding needs attention; set model.attention or input_feeding = false")
         if attention == "none" and init == "zeros":
-            raise ValueError("with attention 'none' and decoder_init 'zeros' the decoder never sees the source")
+            raise ValueError(
+                "with attention 'none' and decoder_init 'zeros' the decoder never sees the source"
+            )
         if init == "final" and (encoder.num_layers != num_layers or encoder.hidden_size != hidden_size):
             raise ValueError(
                 f"decoder_init 'final' needs as many encoder as decoder layers of one size; got "
@@ -111,8 +113,9 @@ class RecurrentDecoder(nn.Module):
             if tie_embeddings and hidden_size != embedding_size
             else None
         )
-        out_features = embedding_size if tie_embeddings else hidden_size
-        self.output_layer = nn.Linear(out_features, vocab_size, bias=False)
+        self.output_layer = nn.Linear(
+            embedding_size if tie_embeddings else hidden_size, vocab_size, bias=False
+        )
         if tie_embeddings:
             self.output_layer.weight = self.embedding.weight
 

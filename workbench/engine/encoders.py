@@ -39,6 +39,7 @@ class EncoderOutput:
         return self.index_select(idx)
 
     def with_keys(self, keys: Tensor | None) -> EncoderOutput:
+        """The same output carrying projected attention keys."""
         return replace(self, keys=keys)
 
 

@@ -371,6 +371,16 @@ def _validate(recipe: Recipe, source: str) -> None:
             f"{source}: 'model.attention' = 'dot' needs keys and queries of one size, but a bidirectional "
             "encoder doubles them: use attention 'general' or set model.bidirectional = false"
         )
+    if model.attention == "none" and model.decoder_init == "zeros":
+        raise RecipeError(
+            f"{source}: 'model.decoder_init' = 'zeros' without attention leaves the decoder blind to the source: "
+            "use 'bridge' or 'final'"
+        )
+    if model.decoder_init == "final" and model.encoder_layers != model.decoder_layers:
+        raise RecipeError(
+            f"{source}: 'model.decoder_init' = 'final' passes each encoder layer's state to the same decoder "
+            "layer, so model.encoder_layers must equal model.decoder_layers"
+        )
     if recipe.decoding.n_best > recipe.decoding.beam_size:
         raise RecipeError(f"{source}: 'decoding.n_best' must be <= decoding.beam_size")
 

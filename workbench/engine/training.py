@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from .devices import autocast, describe, resolve_device
 from .evaluation import score
 from .loss import sequence_loss
 from .model import Seq2Seq, build_model
-from .recipe import Recipe
+from .recipe import Recipe, RecipeError
 from .run_folder import RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
 from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers
@@ -114,7 +115,10 @@ class Trainer:
         ):
             if path:
                 pieces = tok.pieces(list(range(tok.vocab_size)))
-                matrices[side], found = load_vectors(path, pieces, m.embedding_size)
+                try:
+                    matrices[side], found = load_vectors(Path(path), pieces, m.embedding_size)
+                except (OSError, ValueError) as exc:
+                    raise RecipeError(f"model.{side}_vectors: {exc}") from None
                 self.run.log(f"vectors: {found} of {tok.vocab_size} {side} pieces found in {path}")
         if matrices:
             self.model.load_pretrained(matrices.get("src"), matrices.get("tgt"), m.freeze_vectors)

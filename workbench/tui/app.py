@@ -46,10 +46,24 @@ def engine_launcher(run: RunFolder, device: str) -> subprocess.Popen:
 
 class S2SBenchApp(App):
     TITLE = "s2s-bench"
-    CSS_PATH = [STYLES / name for name in ("app.tcss", "runs.tcss", "dashboard.tcss", "decode.tcss",
-                                           "attention.tcss", "modals.tcss")]
+    CSS_PATH = [
+        STYLES / name
+        for name in (
+            "app.tcss",
+            "runs.tcss",
+            "dashboard.tcss",
+            "decode.tcss",
+            "attention.tcss",
+            "modals.tcss",
+        )
+    ]
     BINDINGS = APP_BINDINGS
-    MODES = {"runs": RunsScreen, "dashboard": DashboardScreen, "decode": DecodeScreen, "attention": AttentionScreen}
+    MODES = {
+        "runs": RunsScreen,
+        "dashboard": DashboardScreen,
+        "decode": DecodeScreen,
+        "attention": AttentionScreen,
+    }
     DEFAULT_MODE = "runs"
 
     def __init__(
@@ -152,7 +166,9 @@ class S2SBenchApp(App):
             run = RunFolder.open(path) if path is not None else RunFolder.create(self.runs_dir, recipe)
             process = self.launcher(run, device)
         except Exception as exc:  # shown to the user: a bad device, a folder we cannot write
-            self.call_from_thread(self.notify, f"Could not start training: {exc}", severity="error", timeout=10)
+            self.call_from_thread(
+                self.notify, f"Could not start training: {exc}", severity="error", timeout=10
+            )
             return
         self._children.append(process)
         verb = "Resumed" if path is not None else "Started"
@@ -212,8 +228,11 @@ class S2SBenchApp(App):
                 continue
             seen.add(binding.id)
             title = f"{binding.description} ({binding.key_display or binding.key.split(',')[0]})"
-            yield SystemCommand(title, binding.tooltip or binding.description,
-                                partial(self.run_action, binding.action, active.node))
+            yield SystemCommand(
+                title,
+                binding.tooltip or binding.description,
+                partial(self.run_action, binding.action, active.node),
+            )
 
 
 def run_app(runs_dir: Path, recipe: str | None = None, run: Path | None = None, replay: bool = False) -> None:

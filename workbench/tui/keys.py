@@ -6,9 +6,27 @@ from textual.binding import Binding
 
 # On every run screen, first in the footer; the key of the screen already shown is hidden.
 NAV_BINDINGS = [
-    Binding("t", "app.show('dashboard')", "Dashboard", id="app.dashboard", tooltip="Training dashboard of the open run"),
-    Binding("d", "app.show('decode')", "Decode", id="app.decode", tooltip="Translate as you type with the open run"),
-    Binding("a", "app.show('attention')", "Attention", id="app.attention", tooltip="Attention grid of a translation"),
+    Binding(
+        "t",
+        "app.show('dashboard')",
+        "Dashboard",
+        id="app.dashboard",
+        tooltip="Training dashboard of the open run",
+    ),
+    Binding(
+        "d",
+        "app.show('decode')",
+        "Decode",
+        id="app.decode",
+        tooltip="Translate as you type with the open run",
+    ),
+    Binding(
+        "a",
+        "app.show('attention')",
+        "Attention",
+        id="app.attention",
+        tooltip="Attention grid of a translation",
+    ),
     Binding("r", "app.show('runs')", "Runs", id="app.runs", tooltip="Recipes and runs"),
     Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
 ]
@@ -23,7 +41,13 @@ RUNS_BINDINGS = [
     Binding("R", "replay_run", "Replay", id="runs.replay", tooltip="Replay the highlighted run"),
     Binding("u", "resume_run", "Resume", id="runs.resume", tooltip="Resume a stopped or failed run"),
     Binding("m", "mark_run", "Mark", id="runs.mark", tooltip="Mark a run to compare with another"),
-    Binding("c", "compare_runs", "Compare", id="runs.compare", tooltip="Compare the marked run with the highlighted one"),
+    Binding(
+        "c",
+        "compare_runs",
+        "Compare",
+        id="runs.compare",
+        tooltip="Compare the marked run with the highlighted one",
+    ),
     Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the highlighted run"),
     Binding("slash", "focus_filter", "Filter", id="runs.filter", tooltip="Filter recipes and runs by name"),
 ]
@@ -38,26 +62,64 @@ DASHBOARD_BINDINGS = [
 ]
 
 DECODE_BINDINGS = [
-    Binding("escape", "leave_input", "Leave input", id="decode.leave",
-            tooltip="Leave the input line, so that keys work"),
+    Binding(
+        "escape",
+        "leave_input",
+        "Leave input",
+        id="decode.leave",
+        tooltip="Leave the input line, so that keys work",
+    ),
     Binding("i", "focus_input", "Type", id="decode.input", tooltip="Back to the input line"),
     Binding("b", "cycle_beam", "Beam", id="decode.beam", tooltip="Greedy search or beam search of width 2-8"),
     Binding("n", "cycle_n_best", "N-best", id="decode.n_best", tooltip="How many translations to show"),
-    Binding("k", "toggle_checkpoint", "Checkpoint", id="decode.checkpoint", tooltip="Decode with best or last"),
+    Binding(
+        "k", "toggle_checkpoint", "Checkpoint", id="decode.checkpoint", tooltip="Decode with best or last"
+    ),
 ]
 
 ATTENTION_BINDINGS = [
-    Binding("left_square_bracket", "step(-1)", "Earlier", id="attention.earlier", key_display="[",
-            tooltip="The previous validation's alignment"),
-    Binding("right_square_bracket", "step(1)", "Later", id="attention.later", key_display="]",
-            tooltip="The next validation's alignment"),
-    Binding("space", "toggle_play", "Play", id="attention.play", tooltip="Step through the validations over time"),
-    Binding("comma", "sentence(-1)", "Prev", id="attention.prev_sentence", key_display=",",
-            tooltip="The previous validation sentence"),
-    Binding("full_stop", "sentence(1)", "Next", id="attention.next_sentence", key_display=".",
-            tooltip="The next validation sentence"),
-    Binding("v", "toggle_source", "Source", id="attention.source",
-            tooltip="Show the decode panel's translation or the validation sentences"),
+    Binding(
+        "left_square_bracket",
+        "step(-1)",
+        "Earlier",
+        id="attention.earlier",
+        key_display="[",
+        tooltip="The previous validation's alignment",
+    ),
+    Binding(
+        "right_square_bracket",
+        "step(1)",
+        "Later",
+        id="attention.later",
+        key_display="]",
+        tooltip="The next validation's alignment",
+    ),
+    Binding(
+        "space", "toggle_play", "Play", id="attention.play", tooltip="Step through the validations over time"
+    ),
+    Binding(
+        "comma",
+        "sentence(-1)",
+        "Prev",
+        id="attention.prev_sentence",
+        key_display=",",
+        tooltip="The previous validation sentence",
+    ),
+    Binding(
+        "full_stop",
+        "sentence(1)",
+        "Next",
+        id="attention.next_sentence",
+        key_display=".",
+        tooltip="The next validation sentence",
+    ),
+    Binding(
+        "v",
+        "toggle_source",
+        "Source",
+        id="attention.source",
+        tooltip="Show the decode panel's translation or the validation sentences",
+    ),
     Binding("w", "toggle_numbers", "Weights", id="attention.numbers", tooltip="Show weights as numbers"),
 ]
 

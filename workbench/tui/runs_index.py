@@ -76,4 +76,3 @@ def summarize(history: RunHistory) -> RunSummary:
         best=best[0] if best else None,
         started=status.get("started"),
     )
-

@@ -46,8 +46,13 @@ class AttentionGrid(ScrollView, can_focus=True):
         self._label_width = 0
 
     # Data ---------------------------------------------------------------------------------------
-    def show(self, src_pieces: list[str], tgt_pieces: list[str], attention: list[list[float]] | None,
-             empty_message: str = "no translation yet") -> None:
+    def show(
+        self,
+        src_pieces: list[str],
+        tgt_pieces: list[str],
+        attention: list[list[float]] | None,
+        empty_message: str = "no translation yet",
+    ) -> None:
         """Show an alignment; `attention` has one row per target piece plus the end-of-sentence row."""
         self.empty_message = empty_message
         self.src = [piece(p) for p in src_pieces]
@@ -181,8 +186,13 @@ class AttentionGrid(ScrollView, can_focus=True):
                 style = Style(reverse=is_cursor, bold=is_cursor)
             else:
                 bg = base.blend(HOT, min(max(w, 0.0), 1.0))
-                style = Style(bgcolor=bg.rich_color, color=bg.get_contrast_text(1.0).rich_color,
-                              bold=is_cursor, underline=is_cursor, reverse=is_cursor)
+                style = Style(
+                    bgcolor=bg.rich_color,
+                    color=bg.get_contrast_text(1.0).rich_color,
+                    bold=is_cursor,
+                    underline=is_cursor,
+                    reverse=is_cursor,
+                )
             segments += [Segment(text, style), Segment(" ", PLAIN)]
         return segments
 

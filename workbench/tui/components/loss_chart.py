@@ -6,7 +6,7 @@ from textual_plotext.plot import Plot
 
 from ..run_watcher import RunHistory
 from ..series import downsample, ema, log10
-from .throttled_plot import ThrottledPlot
+from .throttled_plot import ThrottledPlot, plot_line
 
 SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
 
@@ -25,8 +25,9 @@ class LossChart(ThrottledPlot):
         self.histories = list(histories)
         self.mark_dirty()
 
-    def set_options(self, smoothing: float | None = None, log_scale: bool | None = None,
-                    x_axis: str | None = None) -> None:
+    def set_options(
+        self, smoothing: float | None = None, log_scale: bool | None = None, x_axis: str | None = None
+    ) -> None:
         if smoothing is not None:
             self.smoothing = smoothing
         if log_scale is not None:
@@ -67,7 +68,7 @@ class LossChart(ThrottledPlot):
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
-                plt.plot(xs, ys, label=f"{name}train", color=train_color, marker="braille")
+                plot_line(plt, xs, ys, f"{name}train", train_color)
             valid = [r for r in history.valid if isinstance(r.get("loss"), (int, float))]
             if valid:
                 xs = [self.x_of(r) for r in valid]
@@ -75,9 +76,9 @@ class LossChart(ThrottledPlot):
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
-                plt.plot(xs, ys, label=f"{name}valid", color=valid_color, marker="braille")
+                plot_line(plt, xs, ys, f"{name}valid", valid_color)
         if not all_y:
-            plt.title("waiting for the first training records…")
+            plt.title("no training records yet")
         elif self.log_scale:
             _log_ticks(plt, min(all_y), max(all_y))
 
@@ -87,4 +88,4 @@ def _log_ticks(plt: Plot, low: float, high: float, n: int = 4) -> None:
     if high - low < 1e-9:
         high = low + 1
     ticks = [low + (high - low) * i / (n - 1) for i in range(n)]
-    plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
+    plt.yticks(ticks, [f"{10**t:.3g}" for t in ticks])

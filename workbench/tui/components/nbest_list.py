@@ -14,8 +14,11 @@ class NBestList(OptionList):
         highlighted = self.highlighted or 0
         self.clear_options()
         for rank, translation in enumerate(translations, 1):
-            label = Text.assemble((f"{rank}. ", "dim"), (f"{translation.score:7.3f}  ", "dim"),
-                                  (translation.text or "∅", "bold" if rank == 1 else ""))
+            label = Text.assemble(
+                (f"{rank}. ", "dim"),
+                (f"{translation.score:7.3f}  ", "dim"),
+                (translation.text or "∅", "bold" if rank == 1 else ""),
+            )
             self.add_option(Option(label, id=str(rank - 1)))
         if translations:
             self.highlighted = min(highlighted, len(translations) - 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..display_format import count, state_badge
+from ..display_format import state_badge
 from ..run_watcher import RunHistory
 
 
@@ -21,6 +21,9 @@ class RunBar(Static):
             text.append(history.run.name, style="bold")
             text.append("  ")
             text.append_text(state_badge(history.state))
+            reason = history.status.get("reason")
+            if reason and not history.live:
+                text.append(f" ({reason})", style="dim")
             step = history.status.get("step")
             if isinstance(step, int):
                 text.append(f"  step {step:,}")

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
-from ..display_format import count, metric, metric_label, state_badge, timestamp
+from ..display_format import metric, metric_label, state_badge, timestamp
 from ..runs_index import RunSummary
 
 
@@ -28,8 +28,15 @@ class RunsTable(DataTable):
         for s in self.summaries:
             name = Text(("▶ " if s.path == self.marked else "") + s.name, style="bold" if s.live else "")
             best = f"{metric_label(s.metric)} {metric(s.metric, s.best)}" if s.best is not None else "—"
-            self.add_row(name, s.recipe, state_badge(s.state), f"{s.step:,}", best, timestamp(s.started),
-                         key=str(s.path))
+            self.add_row(
+                name,
+                s.recipe,
+                state_badge(s.state),
+                f"{s.step:,}",
+                best,
+                timestamp(s.started),
+                key=str(s.path),
+            )
         self.border_title = f"runs ({len(self.summaries)})"
         if current is not None:
             for row, s in enumerate(self.summaries):

@@ -1,25 +1,28 @@
-"""The latest validation's sentences: source, reference and the model's output."""
+"""The latest validation's sentences: source, reference and the model's output, fitted to the width."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.widgets import Static
 
 
-class SamplesTable(DataTable):
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        self.add_columns("", "source", "reference", "output")
+class SamplesTable(Static):
+    """A plain Rich table (not a DataTable): it always fits its width and draws in one pass."""
 
     def show(self, validation: dict[str, Any] | None) -> None:
-        self.clear()
+        self.rows: list[tuple[str, str, str, str]] = []
         if not validation:
             self.border_title = "samples · none yet"
+            self.update(Text("The samples of each validation appear here.", style="dim"))
             return
         self.border_title = f"samples · step {validation.get('step', '?')}"
+        table = Table(expand=True, box=None, padding=(0, 1), show_edge=False, header_style="bold")
+        table.add_column("", width=1, no_wrap=True)
+        for name in ("source", "reference", "output"):
+            table.add_column(name, ratio=1, no_wrap=True, overflow="ellipsis")
         for sample in validation.get("samples", []):
             ref, hyp = sample.get("ref"), sample.get("hyp", "")
             if ref is None:
@@ -28,4 +31,8 @@ class SamplesTable(DataTable):
                 mark = Text("✓", style="green")
             else:
                 mark = Text("✗", style="red")
-            self.add_row(mark, sample.get("src", ""), ref if ref is not None else Text("(probe)", style="dim"), hyp)
+            table.add_row(
+                mark, sample.get("src", ""), Text("(probe)", style="dim") if ref is None else ref, hyp
+            )
+            self.rows.append((mark.plain, sample.get("src", ""), "(probe)" if ref is None else ref, hyp))
+        self.update(table)

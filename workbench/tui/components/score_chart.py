@@ -7,7 +7,7 @@ from textual_plotext.plot import Plot
 from ..display_format import metric_label
 from ..run_watcher import RunHistory
 from ..series import downsample
-from .throttled_plot import ThrottledPlot
+from .throttled_plot import ThrottledPlot, plot_line
 
 
 class ScoreChart(ThrottledPlot):
@@ -45,8 +45,8 @@ class ScoreChart(ThrottledPlot):
                 ys = [r[name] * scale for r in points]
                 xs, ys = downsample(xs, ys, max_points)
                 prefix = f"{n + 1}:" if len(self.histories) > 1 else ""
-                plt.plot(xs, ys, label=prefix + metric_label(name), color=colors[(2 * n + k) % 4],
-                         marker="braille")
+                plot_line(plt, xs, ys, prefix + metric_label(name), colors[(2 * n + k) % 4])
                 plotted = True
         if not plotted:
-            plt.title("waiting for the first validation…")
+            plt.title("no validation yet")
+        plt.ylim(0, 100)

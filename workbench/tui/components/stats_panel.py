@@ -19,7 +19,12 @@ class StatsPanel(Static):
         best = history.best()
         step = last.get("step", status.get("step"))
         cells = [
-            ("step", f"{count(step)} · ep {last.get('epoch', status.get('epoch', '—'))}"),
+            (
+                "step",
+                f"{step:,} · ep {last.get('epoch', status.get('epoch', '—'))}"
+                if isinstance(step, int)
+                else "—",
+            ),
             ("loss", _loss(last)),
             ("tok/s", count(last.get("tgt_tokens_per_s"))),
             ("lr", f"{last['lr']:.2e}" if isinstance(last.get("lr"), (int, float)) else "—"),
@@ -28,17 +33,20 @@ class StatsPanel(Static):
             ("best", f"{metric(name, best[0])} @{count(best[1])}" if best else "—"),
             ("ETA", duration(history.eta_seconds())),
             ("time", duration(last.get("wall"))),
-            ("device", str(status.get("device") or "—")),
+            ("on", str(status.get("device") or "—")),
             ("memory", f"{history.memory_mb:.0f} MB" if history.memory_mb else "—"),
             ("params", count(status.get("params")) if status.get("params") else "—"),
         ]
         grid = Table.grid(expand=True, padding=(0, 1))
-        for _ in range(4):
-            grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        for ratio in (4, 5, 4, 5):
+            grid.add_column(ratio=ratio, no_wrap=True, overflow="ellipsis")
         for row in range(0, len(cells), 4):
-            grid.add_row(*(Text.assemble((f"{label} ", "dim"), (value, "bold")) for label, value in cells[row:row + 4]))
-        if status.get("reason") and history.state not in ("running", "paused"):
-            grid.add_row(Text(str(status["reason"]), style="italic dim"))
+            grid.add_row(
+                *(
+                    Text.assemble((f"{label} ", "dim"), (value, "bold"))
+                    for label, value in cells[row : row + 4]
+                )
+            )
         self.update(grid)
 
 

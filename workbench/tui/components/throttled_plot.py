@@ -46,3 +46,11 @@ class ThrottledPlot(PlotextPlot):
 
     def draw(self, plt: Plot, max_points: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def plot_line(plt: Plot, xs: list[float], ys: list[float], label: str, color: str) -> None:
+    """A line in braille dots; a lone point (one validation so far) as a visible dot instead."""
+    if len(xs) == 1:
+        plt.scatter(xs, ys, label=label, color=color, marker="●")
+    else:
+        plt.plot(xs, ys, label=label, color=color, marker="braille")

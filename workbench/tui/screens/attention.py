@@ -62,13 +62,22 @@ class AttentionScreen(RunScreen):
         decoded = self.bench.decoded
         if decoded is None or not decoded.translations:
             info.update(Text("decode panel", style="bold"))
-            grid.clear("nothing decoded yet: type a sentence on the decode screen (d), or press v for "
-                       "the validation sentences")
+            grid.clear(
+                "nothing decoded yet: type a sentence on the decode screen (d), or press v for "
+                "the validation sentences"
+            )
             return
         chosen = decoded.translations[min(self.bench.decoded_choice, len(decoded.translations) - 1)]
         step = f" (step {decoded.step})" if decoded.step is not None else ""
-        info.update(Text.assemble(("decode panel", "bold"), f" · {decoded.checkpoint} checkpoint{step}\n",
-                                  (decoded.text, ""), (" → ", "dim"), (chosen.text, "bold")))
+        info.update(
+            Text.assemble(
+                ("decode panel", "bold"),
+                f" · {decoded.checkpoint} checkpoint{step}\n",
+                (decoded.text, ""),
+                (" → ", "dim"),
+                (chosen.text, "bold"),
+            )
+        )
         grid.show(chosen.src_pieces, chosen.tgt_pieces, chosen.attention)
 
     def _draw_validation(self, history: RunHistory | None) -> None:
@@ -78,7 +87,9 @@ class AttentionScreen(RunScreen):
             info.update(Text("validation sentences", style="bold"))
             grid.clear("no validation yet: alignments appear after the first one")
             return
-        index = len(validations) - 1 if self.step_index is None else min(self.step_index, len(validations) - 1)
+        index = (
+            len(validations) - 1 if self.step_index is None else min(self.step_index, len(validations) - 1)
+        )
         validation = validations[index]
         samples = validation.get("samples") or []
         if not samples:
@@ -88,12 +99,20 @@ class AttentionScreen(RunScreen):
         sample = samples[sentence]
         probe = sample.get("ref") is None
         correct = "" if probe else ("  ✓" if sample.get("hyp") == sample.get("ref") else "  ✗")
-        info.update(Text.assemble(
-            ("validation ", "bold"), (f"{index + 1}/{len(validations)}", "bold"),
-            f" · step {validation.get('step', '?')} · sentence {sentence + 1}/{len(samples)}",
-            (" (probe)" if probe else "", "dim"), ("  ▶ playing" if self._player else "", "italic"), "\n",
-            (sample.get("src", ""), ""), (" → ", "dim"), (sample.get("hyp", ""), "bold"), correct,
-        ))
+        info.update(
+            Text.assemble(
+                ("validation ", "bold"),
+                (f"{index + 1}/{len(validations)}", "bold"),
+                f" · step {validation.get('step', '?')} · sentence {sentence + 1}/{len(samples)}",
+                (" (probe)" if probe else "", "dim"),
+                ("  ▶ playing" if self._player else "", "italic"),
+                "\n",
+                (sample.get("src", ""), ""),
+                (" → ", "dim"),
+                (sample.get("hyp", ""), "bold"),
+                correct,
+            )
+        )
         grid.show(sample.get("src_pieces", []), sample.get("hyp_pieces", []), sample.get("attention"))
 
     def _sentence(self, samples: list[dict[str, Any]]) -> int:

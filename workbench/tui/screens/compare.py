@@ -59,10 +59,15 @@ class CompareScreen(Screen):
         table = self.query_one(DataTable)
         table.clear()
         best_a, best_b = a.best(), b.best()
-        table.add_row(f"best {metric_label(a.metric)}", metric(a.metric, best_a[0] if best_a else None),
-                      metric(b.metric, best_b[0] if best_b else None))
+        table.add_row(
+            f"best {metric_label(a.metric)}",
+            metric(a.metric, best_a[0] if best_a else None),
+            metric(b.metric, best_b[0] if best_b else None),
+        )
         if a.recipe is None or b.recipe is None:
-            table.add_row("recipe", "unreadable" if a.recipe is None else "", "unreadable" if b.recipe is None else "")
+            table.add_row(
+                "recipe", "unreadable" if a.recipe is None else "", "unreadable" if b.recipe is None else ""
+            )
             return
         differences = recipe_differences(a.recipe, b.recipe)
         for key, value_a, value_b in differences:

@@ -34,7 +34,9 @@ class DashboardScreen(RunScreen):
     def draw(self, history: RunHistory | None) -> None:
         stats = self.query_one(StatsPanel)
         if history is None:
-            stats.update("No run is open. Press [b]r[/b] for the runs, then [b]n[/b] to start one from a recipe.")
+            stats.update(
+                "No run is open. Press [b]r[/b] for the runs, then [b]n[/b] to start one from a recipe."
+            )
             self.query_one(LossChart).show()
             self.query_one(ScoreChart).show()
             self.query_one(SamplesTable).show(None)

@@ -37,10 +37,11 @@ class DecodeScreen(RunScreen):
         self._request: tuple | None = None  # what the latest decode was asked for
         self._valid_seen = -1
         self._run_seen: object = None
+        self._recipe_seen: object = None
 
     def compose(self) -> ComposeResult:
         yield RunBar()
-        yield Input(placeholder="Type a sentence to translate…", id="source")
+        yield Input(placeholder="Type a sentence to translate…", compact=True, id="source")
         yield Static(id="decode-options")
         yield NBestList(id="nbest")
         yield AttentionGrid(id="decode-grid")
@@ -52,12 +53,14 @@ class DecodeScreen(RunScreen):
 
     def draw(self, history: RunHistory | None) -> None:
         if history is not None and history.run is not self._run_seen:
-            self._run_seen = history.run
-            if history.recipe is not None:
-                self.beam_size = history.recipe.decoding.beam_size
+            self._run_seen, self._recipe_seen = history.run, None
             self.decoded = None
             self._show_results()
             self.preload()
+        if history is not None and history.recipe is not None and history.recipe is not self._recipe_seen:
+            self._recipe_seen = history.recipe
+            self.beam_size = history.recipe.decoding.beam_size  # the recipe's search, until the user picks
+            self.n_best = min(self.n_best, self.beam_size)
         # A new validation means a new checkpoint: translate the input again with it.
         valid_count = len(history.valid) if history else 0
         if valid_count != self._valid_seen:

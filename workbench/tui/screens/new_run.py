@@ -47,8 +47,13 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
             yield Static("[b]Start a run[/b]", classes="title")
             with Grid(classes="form"):
                 yield Label("recipe")
-                yield Select([(n, n) for n in self.recipes], value=self.recipe_name or Select.BLANK,
-                             allow_blank=False, compact=True, id="recipe")
+                yield Select(
+                    [(n, n) for n in self.recipes],
+                    value=self.recipe_name or Select.BLANK,
+                    allow_blank=False,
+                    compact=True,
+                    id="recipe",
+                )
                 yield Label("cell")
                 yield Select([(c, c) for c in CELLS], allow_blank=False, compact=True, id="cell")
                 yield Label("attention")
@@ -62,7 +67,9 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
                 yield Label("max steps (0: none)")
                 yield Input(compact=True, type="integer", id="max_steps")
                 yield Label("device")
-                yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device")
+                yield Select(
+                    [(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device"
+                )
             yield Static("", id="form-error")
             with Horizontal(classes="buttons"):
                 yield Button("Start", variant="primary", id="start")

@@ -169,8 +169,9 @@ class RunsScreen(RunScreen):
             if yes:
                 self._delete(run.path)
 
-        self.app.push_screen(ConfirmScreen(f"Delete the run [b]{run.name}[/b] and all its files?", "Delete"),
-                             confirmed)
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the run [b]{run.name}[/b] and all its files?", "Delete"), confirmed
+        )
 
     @work(thread=True, group="delete")
     def _delete(self, path: Path) -> None:

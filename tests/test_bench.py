@@ -1,0 +1,193 @@
+"""Benchmarks: the FLOP count against a hand count and torch's counter, and seconds-long smokes of the
+train and decode benches through the CLI (the JSON contract of ../shared/bench/compare). Never timed."""
+
+import json
+import tempfile
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from typer.testing import CliRunner
+
+from workbench.cli.bench import bench_app
+from workbench.engine.benchmark import bench_decode, count_flops, translator_from_run
+from workbench.engine.benchmark.decode_bench import percentile
+from workbench.engine.model import build_model
+from workbench.engine.recipe import RecipeError, load_recipe
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.training import Trainer
+
+TINY = [
+    "data.train_size=300",
+    "data.valid_size=30",
+    "data.test_size=0",
+    "model.embedding_size=16",
+    "model.hidden_size=32",
+    "training.batch_size=16",
+    "training.threads=1",
+]
+CONTRACT = ("tgt_tokens_per_s", "src_tokens_per_s", "params", "model_flops_per_s", "matmul_peak_flops_per_s")
+
+
+def small_gru(*extra):
+    return load_recipe(
+        "reverse",
+        [
+            "model.cell='gru'",
+            "model.embedding_size=4",
+            "model.hidden_size=6",
+            "model.bidirectional=true",
+            "model.attention='bahdanau'",
+            "model.input_feeding=true",
+            "model.decoder_init='bridge'",
+            *extra,
+        ],
+    ).model
+
+
+def test_flops_match_a_hand_count_of_a_small_gru_model():
+    # E=4, H=6, bi-GRU encoder (K=12), GRU decoder with input feeding, Bahdanau (A=6), 10 target words.
+    flops = count_flops(small_gru(), src_vocab=9, tgt_vocab=10)
+    encoder = 2 * (2 * 4 * 18 + 2 * 6 * 18)  # two directions, input 4 -> 3 gates x 6, hidden 6 -> 18
+    keys = 2 * 12 * 6
+    assert flops.per_src_token == encoder + keys == 864
+    decoder_rnn = 2 * (4 + 6) * 18 + 2 * 6 * 18  # input: embedding + previous attentional vector
+    query, attentional, output = 2 * 6 * 6, 2 * (6 + 12) * 6, 2 * 6 * 10
+    assert flops.per_tgt_token == decoder_rnn + query + attentional + output == 984
+    assert flops.per_src_tgt_pair == 2 * 6 + 2 * 12  # score v . tanh(.) and the weighted sum of states
+    assert flops.per_sentence == 2 * 12 * 6  # bridge
+    # Two sentences (source 3 and 2, target 4 and 1): attention scales with source x target length.
+    forward = 5 * 864 + 5 * 984 + (3 * 4 + 2 * 1) * 36 + 2 * 144
+    assert flops.forward([3, 2], [4, 1]) == forward
+    assert flops.training([3, 2], [4, 1]) == 3 * forward
+    per_token = flops.training_per_tgt_token(mean_src_len=2.5, mean_tgt_len=2.5)
+    assert per_token == pytest.approx(3 * (2.5 * 864 + 2.5 * 984 + 6.25 * 36 + 144) / 2.5)
+
+
+def test_flops_of_the_reference_model():
+    flops = count_flops(load_recipe("recipes/bench-gru512.toml", ["data.dir=x"]).model, 8000, 8000)
+    assert flops.parts["output_projection"] == 2 * 512 * 8000
+    assert flops.per_tgt_token == 14_221_312 and flops.per_src_token == 5_767_168
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [
+            "model.cell='lstm'",
+            "model.attention='general'",
+            "model.encoder_layers=2",
+            "model.decoder_layers=2",
+        ],
+        ["model.attention='dot'", "model.bidirectional=false", "model.tie_embeddings=true"],
+        ["model.attention='concat'", "model.decoder_init='zeros'", "model.tie_embeddings=true"],
+        ["model.attention='none'", "model.input_feeding=false", "model.cell='rnn'"],
+        ["model.input_feeding=false"],
+    ],
+)
+def test_flops_agree_with_torch_flop_counter(extra):
+    cfg = small_gru("model.dropout=0.0", *extra)
+    model = build_model(cfg, 9, 10)
+    batch, src_len, tgt_len = 3, 7, 5
+    src = torch.randint(4, 9, (batch, src_len))
+    tgt = torch.randint(4, 10, (batch, tgt_len))
+    with FlopCounterMode(display=False) as counter:
+        model(src, torch.full((batch,), src_len), tgt)
+    flops = count_flops(cfg, 9, 10)
+    # torch's counter sees GRU and RNN layers as matmuls but not inside the fused CPU LSTM kernel (the
+    # encoder, and the decoder when it is not a single cell): add those back from our count.
+    unseen = 0
+    if cfg.cell == "lstm":
+        unseen += batch * src_len * flops.parts["encoder_rnn"]
+        if not (cfg.input_feeding and cfg.decoder_layers == 1):
+            unseen += batch * tgt_len * flops.parts["decoder_rnn"]
+    assert counter.get_total_flops() + unseen == flops.forward([src_len] * batch, [tgt_len] * batch)
+
+
+def test_percentile_interpolates_between_order_statistics():
+    assert percentile([3.0, 1.0, 2.0, 4.0, 5.0], 50) == 3.0
+    assert percentile([1.0, 2.0], 95) == pytest.approx(1.95)
+    assert percentile([7.0], 95) == 7.0
+
+
+def run_bench(*args):
+    result = CliRunner().invoke(bench_app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, "--json prints one line"
+    return json.loads(lines[0])
+
+
+def test_bench_train_prints_the_contract_and_leaves_no_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    sets = [arg for s in TINY for arg in ("--set", s)]
+    out = run_bench(
+        "train",
+        "reverse",
+        *sets,
+        "--seconds",
+        "1",
+        "--warmup-steps",
+        "2",
+        "--peak-seconds",
+        "0.01",
+        "--quiet",
+    )
+    for key in CONTRACT:
+        assert out[key] > 0, key
+    assert 0 < out["mfu"] <= 1
+    assert out["mfu"] == pytest.approx(out["model_flops_per_s"] / out["matmul_peak_flops_per_s"], abs=1e-6)
+    assert out["matmul_peak_flops_per_s"] == max(g["flops_per_s"] for g in out["matmul_gemms"].values())
+    assert out["params"] == 21_952  # the tiny reverse model (LSTM 16/32, dot attention)
+    assert out["steps"] >= 1 and 0 <= out["padding_fraction"] < 1
+    assert out["loop_tgt_tokens_per_s"] <= out["tgt_tokens_per_s"]
+    assert out["threads"] == 1
+    assert list(tmp_path.iterdir()) == [], "the temporary run folder is removed"
+
+
+def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length():
+    out = run_bench(
+        "decode",
+        "--recipe",
+        "reverse",
+        *[a for s in TINY for a in ("--set", s)],
+        "--latency-sentences",
+        "3",
+        "--quiet",
+    )
+    assert out["weights"] == "random" and out["batch_sentences"] == 30
+    for search in ("greedy", "beam5"):
+        assert 0 < out[f"{search}_latency_ms_p50"] <= out[f"{search}_latency_ms_p95"]
+        assert out[f"{search}_sentences_per_s"] > 0
+        assert out[f"{search}_latency_out_tokens_mean"] <= out["latency_src_tokens_mean"]
+
+
+def test_bench_decode_of_a_trained_run_uses_its_sentences_nearest_to_20_tokens(tmp_path):
+    run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, "training.max_steps=3"]), name="r")
+    Trainer(run, "cpu").train()
+    with translator_from_run(run.path, checkpoint="last") as setup:
+        result = bench_decode(setup, beam_size=3, latency_sentences=2, batch_sentences=5)
+        lengths = sorted(len(setup.translator.tokenizers.src.encode(s)) for s in setup.sources)
+    assert result["weights"].startswith("trained")
+    nearest = sorted(lengths, key=lambda n: abs(n - 20))[:2]
+    assert result["latency_src_tokens_mean"] == sum(nearest) / 2
+    assert {"greedy_sentences_per_s", "beam3_latency_ms_p95"} <= set(result)
+    assert result["batch_sentences"] == 5
+
+
+@pytest.mark.parametrize("args", [[], ["some-run", "--recipe", "reverse"]])
+def test_bench_decode_needs_a_run_or_a_recipe_but_not_both(args):
+    with pytest.raises(RecipeError, match="one of the two"):
+        CliRunner().invoke(bench_app, ["decode", *args], catch_exceptions=False)
+
+
+def test_bench_profile_splits_the_step_into_its_parts():
+    out = run_bench("profile", "reverse", *[a for s in TINY for a in ("--set", s)], "--steps", "2")
+    parts = out["parts_ms"]
+    for name in ("encoder", "output projection", "loss", "backward", "optimizer (zero_grad + step)"):
+        assert parts[name] > 0, name
+    assert sum(ms for name, ms in parts.items() if not name.startswith(" ")) == pytest.approx(
+        out["step_ms_profiled"], rel=0.05
+    )
+    assert "aten::mm" in out["top_ops_self_ms"] or "aten::addmm" in out["top_ops_self_ms"]

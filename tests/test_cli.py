@@ -1,0 +1,145 @@
+"""The command line as a user meets it: real processes, real exit codes, no tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+TINY = [
+    "--set",
+    "data.train_size=300",
+    "--set",
+    "data.valid_size=30",
+    "--set",
+    "model.hidden_size=32",
+    "--set",
+    "model.embedding_size=16",
+    "--set",
+    "training.valid_every=10",
+    "--set",
+    "training.threads=1",
+    "--set",
+    "tokenizer.vocab_size=60",
+]
+
+
+def s2s(*args, stdin=None, cwd=None):
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    done = s2s(
+        "train",
+        "dates-en-fr",
+        "--headless",
+        "--runs-dir",
+        str(runs),
+        "--name",
+        "tiny",
+        "--max-steps",
+        "20",
+        *TINY,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(runs / "tiny")
+    return runs / "tiny"
+
+
+def test_headless_train_reports_validation_and_the_run_folder(trained_run):
+    status = json.loads((trained_run / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 20
+
+
+def test_decode_reads_stdin_lines_and_writes_one_line_each(trained_run):
+    out = s2s("decode", str(trained_run), "--beam", "2", stdin="Jan 3, 1999\nMonday, May 1, 2000\n\n")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 3  # an empty line gives an empty translation
+
+
+def test_decode_n_best_prints_scores_in_order(trained_run):
+    out = s2s("decode", str(trained_run), "--beam", "3", "--n-best", "3", stdin="Jan 3, 1999\n")
+    scores = [float(line.split("\t")[0]) for line in out.stdout.splitlines()]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_decode_attention_prints_a_grid_with_the_source_pieces(trained_run):
+    out = s2s("decode", str(trained_run), "--attention", stdin="Jan 3, 1999\n")
+    assert out.returncode == 0
+    assert "</s>" in out.stdout and "Jan" in out.stdout
+
+
+def test_eval_prints_sacrebleu_scores_and_signatures(trained_run, tmp_path):
+    (tmp_path / "src").write_text("Jan 3, 1999\nMonday, May 1, 2000\n")
+    (tmp_path / "ref").write_text("3 janv. 1999\nlundi 1 mai 2000\n")
+    out = s2s(
+        "eval", str(trained_run), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"), "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"bleu", "chrf", "exact", "bleu_signature", "chrf_signature"} <= set(result)
+    assert "tok:13a" in result["bleu_signature"]
+
+
+def test_resume_continues_to_a_later_step(trained_run):
+    out = s2s("resume", str(trained_run), "--max-steps", "25")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((trained_run / "status.json").read_text())["step"] == 25
+
+
+def test_runs_and_recipes_list(trained_run):
+    assert "tiny" in s2s("runs", "--runs-dir", str(trained_run.parent)).stdout
+    assert "dates-en-zh" in s2s("recipes").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "no-such-recipe", "--headless"], "no such recipe"),
+        (
+            ["train", "dates-en-fr", "--headless", "--set", "model.cell=transformer"],
+            "'model.cell' must be one of",
+        ),
+        (["train", "dates-en-fr", "--headless", "--set", "model.hiden=3"], "unknown key 'model.hiden'"),
+        (["train", "multi30k-de-en", "--headless", "--set", "data.dir=/nonexistent"], "/nonexistent"),
+        (["train", "dates-en-fr", "--headless", "--set", "data.tgt=xx-nowhere"], "xx"),
+        (["train", "dates-en-fr", "--headless", "--device", "cuda"], "no CUDA"),
+        (["decode", "/nonexistent/run"], "no such run folder"),
+        (["resume", "/nonexistent/run"], "no such run folder"),
+        (["control", "/nonexistent/run", "stop"], "no such run folder"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, args, message):
+    out = s2s(*args, *(["--runs-dir", str(tmp_path)] if args[0] == "train" else []), cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert not list(tmp_path.iterdir())  # no half-made run folder left behind
+
+
+def test_eval_with_mismatched_files_is_a_clear_error(trained_run, tmp_path):
+    (tmp_path / "src").write_text("a\nb\n")
+    (tmp_path / "ref").write_text("a\n")
+    out = s2s("eval", str(trained_run), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"))
+    assert out.returncode == 2 and "2 lines" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_decode_from_a_run_without_checkpoints_is_a_clear_error(tmp_path):
+    from workbench.engine.recipe import load_recipe
+    from workbench.engine.run_folder import RunFolder
+
+    run = RunFolder.create(tmp_path, load_recipe("reverse"), name="empty")
+    out = s2s("decode", str(run.path), stdin="a b\n")
+    assert out.returncode == 2 and "no 'last' checkpoint" in out.stderr

@@ -1,0 +1,54 @@
+"""The decode and attention screens with a real trained model (the engine's Translator, not a fake)."""
+
+import pytest
+from textual.widgets import Input
+
+from workbench.engine.run_folder import RunFolder
+from workbench.tui.app import S2SBenchApp
+from workbench.tui.components.attention_grid import AttentionGrid
+
+from .driving import drive, settle, wait_until
+from .fixture_runs import PROBE
+
+pytestmark = pytest.mark.slow
+
+
+def test_decoding_in_the_ui_matches_the_trainers_validation_decode(trained_run):
+    """One decode path: greedy search on the last checkpoint gives what the last validation wrote."""
+    run = RunFolder(trained_run)
+    last_validation = run.read_samples()[0][-1]
+    (probe,) = [s for s in last_validation["samples"] if s["src"] == PROBE]
+
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("d")
+        screen = pilot.app.screen
+        screen.beam_size, screen.checkpoint = 1, "last"
+        screen.query_one(Input).value = PROBE
+        await wait_until(pilot, lambda: screen.decoded is not None, timeout=60)
+        best = screen.decoded.translations[0]
+        assert best.text == probe["hyp"]
+        assert best.tgt_pieces == probe["hyp_pieces"] and best.src_pieces == probe["src_pieces"]
+        grid = screen.query_one(AttentionGrid)
+        assert len(grid.tgt) == len(best.tgt_pieces) + 1 == len(best.attention)
+        assert len(grid.src) == len(best.src_pieces)
+        assert all(abs(sum(row) - 1) < 1e-3 for row in grid.weights)  # each row is a distribution
+        await pilot.press("escape", "a")
+        await pilot.pause()
+        assert "decode panel" in str(pilot.app.screen.query_one("#attention-info").render())
+
+    drive(S2SBenchApp(trained_run.parent, run=trained_run), scenario)
+
+
+def test_beam_search_n_best_comes_sorted_by_score(trained_run):
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("d")
+        screen = pilot.app.screen
+        screen.beam_size, screen.n_best = 5, 3
+        screen.query_one(Input).value = "Monday, February 29, 2044"
+        await wait_until(pilot, lambda: screen.decoded is not None, timeout=60)
+        scores = [t.score for t in screen.decoded.translations]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+    drive(S2SBenchApp(trained_run.parent, run=trained_run), scenario)

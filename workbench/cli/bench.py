@@ -1,0 +1,154 @@
+"""`s2s-bench bench`: training and decoding speed, as a table or one JSON line (`--json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workbench.engine.recipe import RecipeError, load_recipe
+
+bench_app = typer.Typer(
+    help="Benchmarks: training throughput with model FLOPs and MFU, decoding latency and throughput.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True, highlight=False)
+
+AsJson = typer.Option(False, "--json", help="One JSON line on standard output instead of a table.")
+
+
+def _progress(quiet: bool) -> Any:
+    return None if quiet else (lambda message: err.print(f"[dim]bench: {message}[/]"))
+
+
+@bench_app.command("train")
+def train(
+    recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),
+    seconds: float = typer.Option(30.0, "--seconds", min=0.1, help="How long to time training steps."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    warmup_steps: int = typer.Option(5, "--warmup-steps", min=0, help="Untimed steps first."),
+    peak_seconds: float = typer.Option(0.5, "--peak-seconds", min=0.01, help="Matmul peak: time a shape."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    as_json: bool = AsJson,
+) -> None:
+    """Time the real training step on a recipe: tokens/s, model FLOP/s and MFU (fraction of matmul peak)."""
+    from workbench.engine.benchmark import bench_train
+
+    result = bench_train(
+        load_recipe(recipe, overrides), seconds, device, warmup_steps, peak_seconds, _progress(quiet)
+    )
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = _table(f"training: {result['recipe']} on {result['device']}", result, skip=("matmul_gemms",))
+    for name, gemm in result["matmul_gemms"].items():
+        table.add_row(f"matmul {name} {gemm['shape']}", f"{gemm['flops_per_s'] / 1e9:,.1f} GFLOP/s")
+    console.print(table)
+
+
+@bench_app.command("decode")
+def decode(
+    run: Path | None = typer.Argument(None, help="A run folder with a trained checkpoint."),
+    recipe: str | None = typer.Option(
+        None, "--recipe", help="No run: a random-weight model of this recipe (output length capped)."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="With --recipe: section.key=value."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    beam: int = typer.Option(5, "--beam", min=2, help="The beam size timed beside greedy search."),
+    latency_sentences: int = typer.Option(
+        50, "--latency-sentences", min=1, help="Single-sentence translations timed per search."
+    ),
+    batch_sentences: int | None = typer.Option(
+        None, "--batch-sentences", min=1, help="Valid sentences translated in batches (default: all)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: recipe's)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    as_json: bool = AsJson,
+) -> None:
+    """Time decoding: single-sentence latency p50/p95 and batch sentences/s, greedy and beam."""
+    from workbench.engine.benchmark import bench_decode, translator_from_recipe, translator_from_run
+
+    if (run is None) == (recipe is None):
+        raise RecipeError("bench decode: give a run folder or --recipe RECIPE (one of the two)")
+    log = _progress(quiet)
+    if run is not None:
+        setup = translator_from_run(run, checkpoint, device, threads)
+    else:
+        resolved = load_recipe(recipe, [*overrides, *([f"training.threads={threads}"] if threads else [])])
+        if log:
+            log("preparing tokenizers and a random-weight model (not timed)")
+        setup = translator_from_recipe(resolved, device)
+    with setup as ready:
+        result = bench_decode(ready, beam, latency_sentences, batch_sentences, log)
+    if as_json:
+        print(json.dumps(result))
+        return
+    console.print(_table(f"decoding on {result['device']}", result))
+
+
+@bench_app.command("profile")
+def profile(
+    recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),
+    steps: int = typer.Option(20, "--steps", min=1, help="Profiled training steps."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    warmup_steps: int = typer.Option(5, "--warmup-steps", min=0, help="Unprofiled steps first."),
+    as_json: bool = AsJson,
+) -> None:
+    """Where the training step's time goes (torch.profiler): ms per step by part, busiest operators."""
+    from workbench.engine.benchmark.profile_train import profile_train
+
+    result = profile_train(load_recipe(recipe, overrides), steps, warmup_steps, device)
+    if as_json:
+        print(json.dumps(result))
+        return
+    title = (
+        f"training step: {result['step_ms_profiled']:.1f} ms profiled, "
+        f"{result['step_ms_unprofiled']:.1f} ms without the profiler ({steps} steps)"
+    )
+    table = Table(title=title)
+    for column in ("part", "ms / step", "share"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for name, ms in result["parts_ms"].items():
+        table.add_row(name, f"{ms:.2f}", f"{ms / result['step_ms_profiled']:.0%}")
+    console.print(table)
+    ops = Table(title="busiest operators (self time)")
+    for column in ("operator", "ms / step", "calls / step"):
+        ops.add_column(column, justify="left" if column == "operator" else "right")
+    for name, op in result["top_ops_self_ms"].items():
+        ops.add_row(name, f"{op['ms']:.2f}", f"{op['calls']:g}")
+    console.print(ops)
+
+
+def _table(title: str, result: dict[str, Any], skip: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key in skip or value is None:
+            continue
+        table.add_row(key, _format(key, value))
+    return table
+
+
+def _format(key: str, value: Any) -> str:
+    if key == "mfu" or key.endswith("fraction"):
+        return f"{value:.1%}"
+    if key.endswith("flops_per_s"):
+        return f"{value / 1e9:,.1f} GFLOP/s"
+    if key.endswith("flops_per_tgt_token"):
+        return f"{value / 1e6:,.1f} MFLOP"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,193 @@
+"""Where a training step's time goes: torch.profiler over real `Trainer.train_step` calls.
+
+Named ranges are opened around the model's parts with module hooks (encoder, attention keys, bridge,
+decoder RNN cell, attention, attentional layer, output projection), around the loss and the gradient
+clipping, and torch labels the optimizer's `zero_grad` and `step` itself. The backward pass is what is
+left of the step; its autograd nodes and the busiest operators are listed too. Nothing in the engine
+changes: the hooks and wrappers are removed when profiling ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from workbench.engine import training
+from workbench.engine.data.batching import Batch
+from workbench.engine.recipe import Recipe
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.training import Trainer
+
+# Range name -> the submodule it wraps (attribute path from the model); missing ones are skipped.
+MODULE_RANGES = {
+    "forward": "",
+    "encoder": "encoder",
+    "attention keys": "decoder.attention.key_layer",
+    "bridge": "decoder.bridge",
+    "decoder": "decoder",
+    "decoder rnn cell": "decoder.rnn",
+    "attention": "decoder.attention",
+    "attentional layer": "decoder.attentional_layer",
+    "output projection": "decoder.output_layer",
+}
+STEP, LOSS, CLIP = "train_step", "loss", "clip_grad_norm"
+ZERO_GRAD, OPTIMIZER = "Optimizer.zero_grad", "Optimizer.step"
+
+
+def profile_train(
+    recipe: Recipe, steps: int = 20, warmup_steps: int = 5, device: str = "auto", top: int = 12
+) -> dict[str, Any]:
+    """Milliseconds per step by part of the training step, averaged over `steps` profiled steps."""
+    folder = Path(tempfile.mkdtemp(prefix="s2s-bench-profile-"))
+    try:
+        trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
+        trainer.prepare()
+        order = _forever(trainer)
+        for _ in range(warmup_steps):
+            _step(trainer, trainer.train_batch(next(order)))
+        batches = [trainer.train_batch(next(order)) for _ in range(steps)]
+        start = time.perf_counter()
+        for batch in batches:
+            _step(trainer, batch)
+        plain_ms = 1000 * (time.perf_counter() - start) / steps
+        # The same batches again, profiled (the model has moved on by `steps` updates: same shapes).
+        activities = [ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if trainer.device.type == "cuda" else []
+        )
+        with _ranges(trainer.model), profile(activities=activities) as prof:
+            for batch in batches:
+                with record_function(STEP):
+                    _step(trainer, batch)
+        return _summary(prof, steps, plain_ms, top)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _forever(trainer: Trainer) -> Iterator[list[int]]:
+    epoch = 0
+    while True:
+        yield from trainer.epoch_order(epoch)
+        epoch += 1
+
+
+def _step(trainer: Trainer, batch: Batch) -> None:
+    trainer.progress.step += 1
+    trainer.train_step(batch)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+
+
+@contextmanager
+def _ranges(model: nn.Module) -> Iterator[None]:
+    """Profiler ranges around the model's parts, the loss and clipping; all removed on exit."""
+    with ExitStack() as stack:
+        for name, path in MODULE_RANGES.items():
+            module = _submodule(model, path)
+            if module is None:
+                continue
+            open_ranges: list[Any] = []
+
+            def enter(mod: nn.Module, args: Any, name: str = name, open_ranges: list = open_ranges) -> None:
+                rf = record_function(name)
+                rf.__enter__()
+                open_ranges.append(rf)
+
+            def leave(mod: nn.Module, args: Any, out: Any, open_ranges: list = open_ranges) -> None:
+                open_ranges.pop().__exit__(None, None, None)
+
+            stack.callback(module.register_forward_pre_hook(enter).remove)
+            stack.callback(module.register_forward_hook(leave).remove)
+        stack.enter_context(_wrapped(training, "sequence_loss", LOSS))
+        stack.enter_context(_wrapped(torch.nn.utils, "clip_grad_norm_", CLIP))
+        yield
+
+
+@contextmanager
+def _wrapped(owner: Any, attribute: str, name: str) -> Iterator[None]:
+    original: Callable = getattr(owner, attribute)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with record_function(name):
+            return original(*args, **kwargs)
+
+    setattr(owner, attribute, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
+
+
+def _submodule(model: nn.Module, path: str) -> nn.Module | None:
+    module: Any = model
+    for part in path.split(".") if path else []:
+        module = getattr(module, part, None)
+        if not isinstance(module, nn.Module):
+            return None
+    return module
+
+
+def _summary(prof: Any, steps: int, plain_ms: float, top: int) -> dict[str, Any]:
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        key = event.key.split("#")[0]  # "Optimizer.step#Adam.step" -> "Optimizer.step"
+        totals[key] = totals.get(key, 0.0) + event.cpu_time_total / 1000 / steps
+    regions = {
+        name: totals.get(name, 0.0) for name in [STEP, *MODULE_RANGES, LOSS, CLIP, ZERO_GRAD, OPTIMIZER]
+    }
+    step = regions[STEP]
+    decoder = regions["decoder"]
+    parts = {
+        "encoder": regions["encoder"],
+        "attention keys + bridge": regions["attention keys"] + regions["bridge"],
+        "decoder loop (rnn cell + attention + attentional layer + glue)": decoder
+        - regions["output projection"],
+        "  of which rnn cell": regions["decoder rnn cell"],
+        "  of which attention": regions["attention"],
+        "  of which attentional layer": regions["attentional layer"],
+        "output projection": regions["output projection"],
+        "loss": regions[LOSS],
+        "backward": step
+        - regions["forward"]
+        - regions[LOSS]
+        - regions[CLIP]
+        - regions[ZERO_GRAD]
+        - regions[OPTIMIZER],
+        "clip_grad_norm": regions[CLIP],
+        "optimizer (zero_grad + step)": regions[ZERO_GRAD] + regions[OPTIMIZER],
+    }
+    ops = sorted(
+        (e for e in prof.key_averages() if e.key.startswith("aten::")),
+        key=lambda e: e.self_cpu_time_total,
+        reverse=True,
+    )
+    backward_nodes = sorted(
+        (e for e in prof.key_averages() if e.key.startswith("autograd::engine::evaluate_function")),
+        key=lambda e: e.cpu_time_total,
+        reverse=True,
+    )
+    return {
+        "steps": steps,
+        "step_ms_unprofiled": round(plain_ms, 2),
+        "step_ms_profiled": round(step, 2),
+        "parts_ms": {name: round(ms, 2) for name, ms in parts.items()},
+        "top_ops_self_ms": {
+            e.key: {"ms": round(e.self_cpu_time_total / 1000 / steps, 2), "calls": round(e.count / steps, 1)}
+            for e in ops[:top]
+        },
+        "top_backward_nodes_ms": {
+            e.key.split(": ", 1)[-1]: round(e.cpu_time_total / 1000 / steps, 2) for e in backward_nodes[:top]
+        },
+        "aten_ops_per_step": sum(  # nested calls included (aten::linear and its aten::addmm)
+            e.count for e in prof.key_averages() if e.key.startswith("aten::")
+        )
+        // steps,
+    }

@@ -1,0 +1,173 @@
+"""Training throughput: the real `Trainer.train_step` on a recipe, timed for a number of seconds.
+
+A throw-away run folder (a temporary directory, removed afterwards) holds the tokenizers; the trainer
+prepares data, tokenizers and model as in a real run, warms up for a few steps, then runs steps until
+`seconds` have passed. Excluded from the timing: data loading, tokenizer training and encoding
+(`prepare`), and building each padded batch (`train_batch`, reported apart as `loop_*`). The step
+itself (forward, loss, backward, clipping, optimizer) is what `tgt_tokens_per_s` measures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.engine.data.batching import Batch
+from workbench.engine.devices import autocast, describe
+from workbench.engine.recipe import Recipe
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.training import Trainer
+
+from .flops import count_flops
+from .peak import measure_peak, model_gemms
+
+
+def bench_train(
+    recipe: Recipe,
+    seconds: float,
+    device: str = "auto",
+    warmup_steps: int = 5,
+    peak_seconds: float = 0.5,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Train `recipe` for `seconds` after `warmup_steps`; throughput, model FLOP/s, matmul peak and MFU.
+
+    `log(message)` hears progress (preparing, timing, measuring the peak); the result is plain values.
+    """
+    say = log or (lambda message: None)
+    folder = Path(tempfile.mkdtemp(prefix="s2s-bench-train-"))
+    try:
+        run = RunFolder.create(folder, recipe, name="bench")
+        trainer = Trainer(run, device)
+        say("preparing data, tokenizers and model (not timed)")
+        start = time.perf_counter()
+        trainer.prepare()
+        prepare_seconds = time.perf_counter() - start
+        return _timed_steps(trainer, seconds, warmup_steps, peak_seconds, prepare_seconds, say)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _batches(trainer: Trainer) -> Iterator[tuple[Batch, float]]:
+    """The training batches in the trainer's own order, epoch after epoch, with the seconds each took."""
+    epoch = trainer.progress.epoch
+    while True:
+        for indices in trainer.epoch_order(epoch):
+            start = time.perf_counter()
+            batch = trainer.train_batch(indices)
+            yield batch, time.perf_counter() - start
+        epoch += 1
+
+
+def _timed_steps(
+    trainer: Trainer,
+    seconds: float,
+    warmup_steps: int,
+    peak_seconds: float,
+    prepare_seconds: float,
+    say: Any,
+) -> dict[str, Any]:
+    recipe, device, progress = trainer.recipe, trainer.device, trainer.progress
+    flops = count_flops(recipe.model, trainer.tokenizers.src.vocab_size, trainer.tokenizers.tgt.vocab_size)
+    batches = _batches(trainer)
+
+    say(f"warming up for {warmup_steps} steps")
+    for _ in range(warmup_steps):
+        batch, _ = next(batches)
+        progress.step += 1
+        trainer.train_step(batch)
+    _sync(device)
+
+    say(f"timing training steps for {seconds:g} s")
+    step_times: list[float] = []
+    collate_seconds = 0.0
+    n_src = n_tgt = n_sentences = padded_src = padded_tgt = 0
+    model_flops = 0
+    loss_total = torch.zeros((), dtype=torch.float64, device=device)
+    loop_start = time.perf_counter()
+    while True:
+        batch, collate = next(batches)
+        collate_seconds += collate
+        progress.step += 1
+        step_start = time.perf_counter()
+        loss_sum, _ = trainer.train_step(batch)
+        step_times.append(time.perf_counter() - step_start)
+        loss_total += loss_sum.detach()  # stays on the device: no host sync per step, as in the trainer
+        src_lengths = batch.src_lengths.tolist()
+        tgt_lengths = [len(trainer.train_tgt[i]) + 1 for i in batch.indices]  # + EOS: one decoder step each
+        model_flops += flops.training(src_lengths, tgt_lengths)
+        n_src += batch.n_src_tokens
+        n_tgt += batch.n_tgt_tokens
+        n_sentences += len(batch)
+        padded_src += batch.src.numel()
+        padded_tgt += batch.tgt_out.numel()
+        if time.perf_counter() - loop_start >= seconds:
+            break
+    _sync(device)
+    loop_seconds = time.perf_counter() - loop_start
+    mean_loss = loss_total.item() / max(n_tgt, 1)
+    # On a GPU a step's host time is only its launch time; there the loop's wall time minus batch
+    # building is the honest measure. On the CPU every step ends before train_step returns.
+    step_seconds = sum(step_times) if device.type == "cpu" else loop_seconds - collate_seconds
+    steps = len(step_times)
+
+    say(f"measuring the matmul peak ({peak_seconds:g} s a shape)")
+    ctx = autocast(device, recipe.training.precision)
+    dtype = ctx.fast_dtype if isinstance(ctx, torch.autocast) else torch.float32
+    gemms = model_gemms(
+        recipe.model,
+        trainer.tokenizers.tgt.vocab_size,
+        batch=round(n_sentences / steps),
+        mean_src=padded_src / n_sentences,
+        mean_tgt=padded_tgt / n_sentences,
+    )
+    peak = measure_peak(gemms, device, dtype, peak_seconds)
+
+    model_flops_per_s = model_flops / step_seconds
+    return {
+        "recipe": recipe.name,
+        "device": describe(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "steps": steps,
+        "warmup_steps": warmup_steps,
+        "seconds": round(step_seconds, 3),
+        "tgt_tokens_per_s": round(n_tgt / step_seconds, 1),
+        "src_tokens_per_s": round(n_src / step_seconds, 1),
+        "sentences_per_s": round(n_sentences / step_seconds, 2),
+        "step_ms_p50": round(1000 * statistics.median(step_times), 2) if device.type == "cpu" else None,
+        "step_ms_mean": round(1000 * step_seconds / steps, 2),
+        # Including the building of each padded batch (data loading a real run pays for too).
+        "loop_seconds": round(loop_seconds, 3),
+        "loop_tgt_tokens_per_s": round(n_tgt / loop_seconds, 1),
+        "tgt_tokens_per_batch": round(n_tgt / steps, 1),
+        "src_tokens_per_batch": round(n_src / steps, 1),
+        "padding_fraction": round(1 - (n_src + n_tgt) / (padded_src + padded_tgt), 4),
+        "src_padding_fraction": round(1 - n_src / padded_src, 4),
+        "tgt_padding_fraction": round(1 - n_tgt / padded_tgt, 4),
+        "loss": round(mean_loss, 4),
+        "params": trainer.params,
+        "model_flops_per_tgt_token": round(model_flops / n_tgt),
+        "model_flops_per_s": round(model_flops_per_s),
+        "matmul_peak_flops_per_s": round(peak.peak_flops_per_s),
+        "matmul_dtype": peak.dtype,
+        "matmul_gemms": {
+            name: {"shape": g["shape"], "flops_per_s": round(float(g["flops_per_s"]))}
+            for name, g in peak.by_gemm.items()
+        },
+        "mfu": round(model_flops_per_s / peak.peak_flops_per_s, 6),
+        "prepare_seconds": round(prepare_seconds, 2),
+        "not_timed": "data loading, tokenizer training and encoding (prepare); batch building (in loop_*)",
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
