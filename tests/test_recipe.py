@@ -75,7 +75,7 @@ def test_resolved_recipe_round_trips(tmp_path):
         ("[model]\ncell = 'transformer'\n", "'model.cell' must be one of gru, lstm, rnn"),
         ("[model]\nattention = 'none'\ninput_feeding = true\n", "'model.input_feeding' needs attention"),
         ("[model]\nattention = 'dot'\nbidirectional = true\n", "'model.attention' = 'dot' needs keys"),
-        ("[model]\nattention = 'none'\ninput_feeding = false\ndecoder_init = 'zeros'\n", "blind to the source"),
+        ("[model]\nattention = 'none'\ninput_feeding = false\ndecoder_init = 'zeros'\n", "blind to the"),
         ("[model]\ndecoder_init = 'final'\nencoder_layers = 2\n", "must equal model.decoder_layers"),
         ("[data]\nkind = 'folder'\n", "'data.dir' is required when data.kind = 'folder'"),
         ("[decoding]\nbeam_size = 2\nn_best = 3\n", "'decoding.n_best' must be <= decoding.beam_size"),

@@ -7,7 +7,7 @@ from workbench.tui.components.attention_grid import AttentionGrid
 from workbench.tui.screens.attention import AttentionScreen
 
 from .driving import drive, settle, wait_until
-from .fixture_runs import PROBE_ALIGN
+from .fixture_runs import PROBE_ALIGN, write_run
 
 
 async def open_attention(pilot):
@@ -158,8 +158,6 @@ def test_with_true_colour_weights_are_cell_backgrounds(make_app, finished_run, m
 
 
 def test_no_validation_yet_is_explained(make_app, runs_dir):
-    from .fixture_runs import write_run
-
     path = write_run(runs_dir, name="young", steps=60, checkpoint=False)
 
     async def scenario(pilot):

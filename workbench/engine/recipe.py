@@ -373,8 +373,8 @@ def _validate(recipe: Recipe, source: str) -> None:
         )
     if model.attention == "none" and model.decoder_init == "zeros":
         raise RecipeError(
-            f"{source}: 'model.decoder_init' = 'zeros' without attention leaves the decoder blind to the source: "
-            "use 'bridge' or 'final'"
+            f"{source}: 'model.decoder_init' = 'zeros' without attention leaves the decoder blind to the "
+            "source: use 'bridge' or 'final'"
         )
     if model.decoder_init == "final" and model.encoder_layers != model.decoder_layers:
         raise RecipeError(

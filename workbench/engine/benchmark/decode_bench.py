@@ -12,6 +12,7 @@ Every result reports the mean output length, so runs with different models can b
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import statistics
 import tempfile
@@ -96,6 +97,7 @@ def bench_decode(
         "device": describe(translator.device),
         "threads": setup.threads,
         "torch": torch.__version__,
+        "load_average": round(os.getloadavg()[0], 2),  # other processes slow every number
         "weights": setup.weights,
         "max_length": f"ceil(src * {translator.decoding.max_length_ratio:g}) + "
         f"{translator.decoding.max_length_offset}",

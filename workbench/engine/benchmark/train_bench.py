@@ -9,6 +9,7 @@ itself (forward, loss, backward, clipping, optimizer) is what `tgt_tokens_per_s`
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
@@ -86,6 +87,7 @@ def _timed_steps(
     _sync(device)
 
     say(f"timing training steps for {seconds:g} s")
+    load_before = os.getloadavg()[0]
     step_times: list[float] = []
     collate_seconds = 0.0
     n_src = n_tgt = n_sentences = padded_src = padded_tgt = 0
@@ -112,6 +114,7 @@ def _timed_steps(
             break
     _sync(device)
     loop_seconds = time.perf_counter() - loop_start
+    load_after = os.getloadavg()[0]
     mean_loss = loss_total.item() / max(n_tgt, 1)
     # On a GPU a step's host time is only its launch time; there the loop's wall time minus batch
     # building is the honest measure. On the CPU every step ends before train_step returns.
@@ -136,6 +139,8 @@ def _timed_steps(
         "device": describe(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        # Other processes on the machine (1-minute load average): a busy machine slows every number.
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "steps": steps,
         "warmup_steps": warmup_steps,
         "seconds": round(step_seconds, 3),
