@@ -42,7 +42,10 @@ class TmuxSession:
         )
 
     def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", "-t", self.session, *keys)
+        """Press keys one at a time: an Escape followed at once by a letter would read as Alt+letter."""
+        for key in keys:
+            self.tmux("send-keys", "-t", self.session, key)
+            time.sleep(0.3)
 
     def type(self, text: str) -> None:
         self.tmux("send-keys", "-t", self.session, "-l", text)

@@ -23,14 +23,19 @@ def resolve_device(name: str) -> torch.device:
         raise DeviceError(f"--device {name}: not a device (auto, cpu or cuda)") from None
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); plain fp32 on CPU."""
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for a recipe's precision: bf16 where supported, else fp16; None on CPU or fp32."""
     if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext()
+        return None
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA; plain fp32 on CPU."""
+    dtype = autocast_dtype(device, precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
 
 
 def describe(device: torch.device) -> str:

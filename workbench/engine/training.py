@@ -15,7 +15,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
-from .devices import autocast, describe, resolve_device
+from .devices import autocast, autocast_dtype, describe, resolve_device
 from .evaluation import score
 from .loss import sequence_loss
 from .model import Seq2Seq, build_model
@@ -84,6 +84,9 @@ class Trainer:
         self._load_vectors()
         self.model.to(self.device)
         self.optimizer = _optimizer(self.model, r)
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+        fp16 = autocast_dtype(self.device, r.training.precision) == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         higher = r.training.early_stopping_metric != "loss"
         self.schedule = LearningRateSchedule(r.training, higher_is_better=higher)
         self.progress = Progress()
@@ -222,9 +225,11 @@ class Trainer:
             logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, sampling_prob=sampling)
             loss_sum, n_tokens = sequence_loss(logits, batch.tgt_out, t.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss_sum / n_tokens).backward()
+        self.scaler.scale(loss_sum / n_tokens).backward()
+        self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad or math.inf)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return loss_sum.float(), grad_norm
 
     def _log_window(self, grad_norm: float) -> None:

@@ -122,11 +122,13 @@ class S2SBenchApp(App):
         self.live_translator = LiveTranslator(run, self.translator_factory)
         self.decoded, self.decoded_choice = None, 0
         self.switch_mode(mode)
+        self.refresh_bindings()
         self._sync_screen()
         self.poll_run()
 
     def close_run(self) -> None:
         self.watcher = self.history = self.live_translator = self.decoded = None
+        self.refresh_bindings()
         self._sync_screen()
 
     def poll_run(self) -> None:
@@ -209,8 +211,11 @@ class S2SBenchApp(App):
 
     # Keys ---------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "show" and parameters and parameters[0] == self.current_mode:
-            return False  # no key for the screen already shown
+        if action == "show" and parameters:
+            if parameters[0] == self.current_mode:
+                return False  # no key for the screen already shown
+            if parameters[0] != "runs" and self.history is None:
+                return False  # no run open: nothing to show there
         return True
 
     def action_show(self, mode: str) -> None:

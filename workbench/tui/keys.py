@@ -36,7 +36,7 @@ APP_BINDINGS = [
 ]
 
 RUNS_BINDINGS = [
-    Binding("n", "new_run", "New run", id="runs.new", tooltip="Start a run from the highlighted recipe"),
+    Binding("n", "new_run", "New", id="runs.new", tooltip="Start a run from the highlighted recipe"),
     Binding("o", "open_run", "Open", id="runs.open", tooltip="Open the highlighted run's dashboard"),
     Binding("R", "replay_run", "Replay", id="runs.replay", tooltip="Replay the highlighted run"),
     Binding("u", "resume_run", "Resume", id="runs.resume", tooltip="Resume a stopped or failed run"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.engine.run_folder import list_runs
+from workbench.engine.run_folder import LIVE_STATES, list_runs
 
 from .run_watcher import RunHistory, RunWatcher
 
@@ -26,7 +26,7 @@ class RunSummary:
 
     @property
     def live(self) -> bool:
-        return self.state in ("running", "paused")
+        return self.state in LIVE_STATES
 
 
 class RunsIndex:

@@ -155,6 +155,7 @@ class AttentionScreen(RunScreen):
 
     def _play_step(self) -> None:
         if self.step_index is None or self.step_index >= len(self.validations) - 1:
+            self.step_index = None  # at the latest: follow new validations again
             self._stop_playing()
             return
         self.step_index += 1

@@ -14,7 +14,7 @@ from workbench.engine.run_folder import RunFolder, RunFolderError
 from ..components.recipes_table import RecipesTable
 from ..components.run_bar import RunBar
 from ..components.runs_table import RunsTable
-from ..keys import RUNS_BINDINGS
+from ..keys import NAV_BINDINGS, RUNS_BINDINGS
 from ..run_watcher import RunHistory
 from ..runs_index import RunsIndex, RunSummary
 from .base import RunScreen
@@ -25,9 +25,10 @@ from .new_run import NewRunRequest, NewRunScreen
 REFRESH_S = 1.5
 
 
-class RunsScreen(RunScreen):
+class RunsScreen(RunScreen, inherit_bindings=False):
     SCREEN_TITLE = "Runs"
-    BINDINGS = RUNS_BINDINGS
+    AUTO_FOCUS = "#recipes"
+    BINDINGS = RUNS_BINDINGS + NAV_BINDINGS  # here what can be done to runs comes first in the footer
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,7 +46,6 @@ class RunsScreen(RunScreen):
         self._index = RunsIndex(self.bench.runs_dir)
         self.query_one(RecipesTable).show(self.bench.recipes, preferred=self.bench.default_recipe)
         self.query_one(RunsTable).border_subtitle = f"in {self.bench.runs_dir.name}/"
-        self.query_one(RecipesTable).focus()
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
 
@@ -66,6 +66,8 @@ class RunsScreen(RunScreen):
         self.app.call_from_thread(self._show_runs, summaries)
 
     def _show_runs(self, summaries: list[RunSummary]) -> None:
+        if not self.summaries and summaries and self.focused is self.query_one(RecipesTable):
+            self.query_one(RunsTable).focus()  # runs to come back to: start there
         self.summaries = summaries
         self.query_one(RunsTable).show(summaries, self.query_one("#filter", Input).value)
         self.bench.runs_listed(summaries)
