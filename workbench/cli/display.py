@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -11,7 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.translator import Translation
+
+if TYPE_CHECKING:
+    from workbench.engine.translator import Translation
 
 
 class TrainingDisplay:

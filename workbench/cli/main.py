@@ -11,17 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from workbench.engine.checkpoint import CheckpointError
-from workbench.engine.data import CorpusError
-from workbench.engine.devices import DeviceError
+from workbench.engine.errors import UserError
 from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
-from workbench.engine.tokenizers import TokenizerError
 
-from .display import TrainingDisplay, attention_grid, runs_table
+# torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
 DEFAULT_RECIPE = "dates-en-fr"
-USER_ERRORS = (RecipeError, RunFolderError, CorpusError, DeviceError, CheckpointError, TokenizerError)
 
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
@@ -101,6 +97,8 @@ def _train_here(
 ) -> None:
     from workbench.engine.training import Trainer
 
+    from .display import TrainingDisplay
+
     lock = run.lock()
     try:
         recipe = run.recipe()
@@ -151,6 +149,8 @@ def decode(
 def _print_translations(
     out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool
 ) -> None:
+    from .display import attention_grid
+
     for nbest in translator.translate(lines, beam, n_best, attention=attention):
         for t in nbest:
             print(f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text, flush=True)
@@ -176,7 +176,7 @@ def evaluate(
 
     sources, references = _read_lines(src), _read_lines(ref)
     if len(sources) != len(references):
-        raise CorpusError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
+        raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
     translator = Translator.from_run(run, checkpoint, device)
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
@@ -213,9 +213,9 @@ def _read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise CorpusError(f"{path}: no such file") from None
+        raise UserError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 @app.command()
@@ -225,6 +225,8 @@ def runs(runs_dir: Path = RunsDir) -> None:
     if not found:
         console.print(f"no runs in {runs_dir}")
         return
+    from .display import runs_table
+
     console.print(runs_table(found))
 
 
@@ -271,7 +273,7 @@ def main() -> None:
     """Entry point: user errors print one line and exit with code 2, never a traceback."""
     try:
         app()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:

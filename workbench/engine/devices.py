@@ -6,8 +6,10 @@ import contextlib
 
 import torch
 
+from .errors import UserError
 
-class DeviceError(ValueError):
+
+class DeviceError(UserError):
     """A device that this machine does not have."""
 
 

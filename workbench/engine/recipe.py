@@ -22,8 +22,10 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from .errors import UserError
 
-class RecipeError(ValueError):
+
+class RecipeError(UserError):
     """A recipe that cannot be used; the message names the file and the key."""
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from .atomic_files import append_json_line, read_json_lines, write_atomic, write_json_atomic
+from .errors import UserError
 from .recipe import Recipe, RecipeError, load_recipe
 
 CONTROL_COMMANDS = ("pause", "resume", "stop", "checkpoint")
 LIVE_STATES = ("running", "paused")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     """A folder that is not a usable run."""
 
 

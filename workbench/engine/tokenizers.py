@@ -21,6 +21,8 @@ from workbench.engine.data import Pair
 from workbench.engine.recipe import TokenizerConfig
 from workbench.engine.special_tokens import BOS, EOS, PAD, SPECIAL_PIECES, UNK
 
+from .errors import UserError
+
 TOKENIZER_KINDS = ("sentencepiece", "char", "word")
 FORMAT_VERSION = 1
 SPACE_PIECE = "▁"
@@ -31,7 +33,7 @@ SPM_THREADS = 4
 SPECIAL_IDS = {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError):
     """A tokenizer that cannot be trained or loaded; the message says which file or setting."""
 
 

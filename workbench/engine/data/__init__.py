@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 from workbench.engine.recipe import DataConfig
 
+from ..errors import UserError
+
 Pair = tuple[str, str]
 
 GENERATED_KINDS = ("dates", "numbers", "reverse", "copy", "sort")
 FILE_KINDS = ("folder", "files", "tsv")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError):
     """A corpus that cannot be used; the message names the file (and line) where relevant."""
 
 
