@@ -15,6 +15,8 @@ from workbench.engine.errors import UserError
 from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
+from .bench import bench_app
+
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
 DEFAULT_RECIPE = "dates-en-fr"
@@ -26,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
 )
+app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
 

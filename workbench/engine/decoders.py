@@ -208,8 +208,9 @@ class RecurrentDecoder(nn.Module):
             out, weights = self._output(top, enc)
             return self.logits(self.dropout(out)), weights
         outputs, attention = [], []
-        for t in range(tgt_in.size(1)):
-            out, state, weights = self.step(embedded[:, t], state, enc)
+        # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
+        for step_input in embedded.unbind(1):
+            out, state, weights = self.step(step_input, state, enc)
             outputs.append(out)
             attention.append(weights)
         # One vocabulary matmul over all steps instead of one per step.

@@ -8,8 +8,11 @@ from torch import Tensor
 from workbench.engine.special_tokens import PAD
 
 
-def sequence_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> tuple[Tensor, int]:
-    """Summed cross-entropy of logits (B, T, V) against targets (B, T), and the number of non-PAD targets."""
+def sequence_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits (B, T, V) against targets (B, T), summed over the non-PAD targets.
+
+    The caller divides by the batch's token count, known on the host, so the step needs no device sync.
+    """
     loss = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),
         targets.reshape(-1),
@@ -17,4 +20,4 @@ def sequence_loss(logits: Tensor, targets: Tensor, label_smoothing: float = 0.0)
         reduction="sum",
         label_smoothing=label_smoothing,
     )
-    return loss, int((targets != PAD).sum())
+    return loss
