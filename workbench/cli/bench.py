@@ -13,7 +13,10 @@ from rich.table import Table
 from workbench.engine.recipe import RecipeError, load_recipe
 
 bench_app = typer.Typer(
-    help="Benchmarks: training throughput with model FLOPs and MFU, decoding latency and throughput.",
+    help=(
+        "Benchmarks: training throughput with model FLOPs and MFU, decoding latency and throughput, "
+        "and the TUI's responsiveness while training."
+    ),
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
@@ -129,6 +132,33 @@ def profile(
     console.print(ops)
 
 
+@bench_app.command("ui")
+def ui(
+    run: Path = typer.Argument(..., help="A run folder with a checkpoint (trained to a validation)."),
+    sentences: int = typer.Option(20, "--sentences", min=1, help="Sentences typed into the decode panel."),
+    key_interval: float = typer.Option(
+        0.08, "--key-interval", min=0.0, help="Seconds between keystrokes (0.08: a quick typist)."
+    ),
+    train: bool = typer.Option(True, "--train/--no-train", help="Train a copy of the run meanwhile."),
+    device: str = typer.Option("cpu", "--device", help="The trainer's device: auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    as_json: bool = AsJson,
+) -> None:
+    """The TUI while a trainer runs: event-loop lag p50/p99 and keystroke-to-translation p50/p95.
+
+    Opens the app headless on a copy of RUN, trains the copy on in its own process, and types
+    sentences into the decode panel; the copy is removed at the end.
+    """
+    from workbench.tui.latency_bench import bench_ui
+
+    result = bench_ui(run, sentences, key_interval, train, device=device, progress=_progress(quiet))
+    if as_json:
+        print(json.dumps(result))
+        return
+    trainer = "while training" if result["trainer_running"] else "no trainer running"
+    console.print(_table(f"the TUI on {Path(run).name}, {trainer}", result))
+
+
 def _table(title: str, result: dict[str, Any], skip: tuple[str, ...] = ()) -> Table:
     table = Table(title=title)
     table.add_column("measure")
@@ -145,6 +175,8 @@ def _format(key: str, value: Any) -> str:
         return f"{value:.1%}"
     if key.endswith("flops_per_s"):
         return f"{value / 1e9:,.1f} GFLOP/s"
+    if "_ms_" in key:
+        return f"{value:,.1f} ms"
     if key.endswith("flops_per_tgt_token"):
         return f"{value / 1e6:,.1f} MFLOP"
     if isinstance(value, float):

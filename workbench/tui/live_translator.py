@@ -70,6 +70,11 @@ class LiveTranslator:
         self._loaded: tuple[str, float | None] | None = None  # (tag, checkpoint mtime)
         self._step: int | None = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a model is loaded (the decode screen preloads one when it opens)."""
+        return self._translator is not None
+
     def resolve_tag(self, wanted: str) -> str | None:
         """The checkpoint that `wanted` means right now: best falls back to last; None when neither exists."""
         for tag in (wanted, "last") if wanted == "best" else (wanted, "best"):
