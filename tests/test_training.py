@@ -94,3 +94,50 @@ def test_reverse_recipe_learns_the_task(tmp_path):
     valid = [r for r in records if r["kind"] == "valid"]
     assert valid[-1]["loss"] < valid[0]["loss"] / 3
     assert valid[-1]["exact"] >= 0.8
+
+
+def test_pause_saves_a_checkpoint_and_resume_carries_on(tmp_path):
+    import threading
+    import time
+
+    run = make_run(tmp_path, "p")
+
+    def operator():
+        run.send_control("pause")
+        deadline = time.monotonic() + 60
+        try:
+            while run.status().get("state") != "paused" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen.append((run.status()["state"], read_state(run.checkpoints_dir, "last")["step"]))
+        finally:
+            run.send_control("resume")
+
+    seen: list[int] = []
+    thread = threading.Thread(target=operator)
+    thread.start()
+    assert Trainer(run, "cpu").train() == "finished"
+    thread.join()
+    assert seen[0][0] == "paused" and seen[0][1] < 30
+    assert "paused at step" in run.log_path.read_text() and run.status()["step"] == 30
+
+
+def test_pretrained_vectors_initialise_the_embeddings(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("2 16\na " + " ".join(["0.5"] * 16) + "\nb " + " ".join(["-0.25"] * 16) + "\n")
+    run = make_run(tmp_path, "v", [f"model.src_vectors={vectors}", "model.freeze_vectors=true"])
+    trainer = Trainer(run, "cpu")
+    trainer.prepare()
+    weights = trainer.model.encoder.embedding.weight
+    row = trainer.tokenizers.src.encode("a")[0]
+    assert weights[row].tolist() == [0.5] * 16
+    assert "2 of" in run.log_path.read_text()
+
+
+def test_a_broken_vectors_file_is_a_recipe_error(tmp_path):
+    from workbench.engine.recipe import RecipeError
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("a 0.1 0.2\n")
+    run = make_run(tmp_path, "bad", [f"model.src_vectors={vectors}"])
+    with pytest.raises(RecipeError, match="model.src_vectors"):
+        Trainer(run, "cpu").prepare()

@@ -102,16 +102,12 @@ def _train_here(
 
     from .display import TrainingDisplay
 
-    lock = run.lock()
-    try:
-        recipe = run.recipe()
-        total = max_steps or recipe.training.max_steps or None
-        start = run.status().get("step", 0)
-        with TrainingDisplay(console, total, start, quiet) as display:
-            trainer = Trainer(run, device, on_event=display.event)
-            state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
-    finally:
-        lock.close()
+    recipe = run.recipe()
+    total = max_steps or recipe.training.max_steps or None
+    start = run.status().get("step", 0)
+    with TrainingDisplay(console, total, start, quiet) as display:
+        trainer = Trainer(run, device, on_event=display.event)
+        state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
     status = run.status()
     if not quiet:
         console.print(f"{state}: {status.get('reason', '')} (step {status.get('step')})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,12 @@ class Trainer:
     # The loop -----------------------------------------------------------------------------------
     def train(self, max_steps: int | None = None, max_minutes: float | None = None) -> str:
         """Train until a limit, early stopping or a stop message; the run folder records everything."""
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+        # SIGTERM and SIGHUP (a closed SSH session) stop cleanly with a checkpoint; only the main thread
+        # may install handlers, so a trainer run from another thread relies on the control channel.
+        in_main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGTERM, signal.SIGHUP) if in_main else ()
+        lock = self.run.lock()  # one trainer per run; readers tell a live run by this lock
+        previous = {s: signal.signal(s, self._request_stop) for s in signals}
         self.run.write_status("running", device=str(self.device), reason="preparing data and model")
         try:
             self.prepare()
@@ -144,6 +150,7 @@ class Trainer:
             self.run.write_status("failed", reason=f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            lock.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
 

@@ -23,7 +23,7 @@ class LossChart(ThrottledPlot):
 
     def show(self, *histories: RunHistory) -> None:
         self.histories = list(histories)
-        self.mark_dirty()
+        self.update_plot()
 
     def set_options(
         self, smoothing: float | None = None, log_scale: bool | None = None, x_axis: str | None = None
@@ -35,7 +35,12 @@ class LossChart(ThrottledPlot):
         if x_axis is not None:
             self.x_axis = x_axis
         self.border_title = self.title()
-        self.mark_dirty()
+        self.update_plot()
+
+    def plot_key(self) -> object:
+        # The histories themselves (not their ids) so that a history read anew is never taken for the old.
+        counts = tuple((h, len(h.train), len(h.valid)) for h in self.histories)
+        return (self.smoothing, self.log_scale, self.x_axis, counts)
 
     def title(self) -> str:
         parts = ["loss"]

@@ -12,7 +12,12 @@ from textual.widgets import Static
 class SamplesTable(Static):
     """A plain Rich table (not a DataTable): it always fits its width and draws in one pass."""
 
+    _shown: object = ()  # the validation on screen (never a validation: the first show always draws)
+
     def show(self, validation: dict[str, Any] | None) -> None:
+        if validation is self._shown:
+            return  # polled again, no new validation: nothing to lay out
+        self._shown = validation
         self.rows: list[tuple[str, str, str, str]] = []
         if not validation:
             self.border_title = "samples · none yet"

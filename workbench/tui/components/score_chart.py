@@ -20,11 +20,15 @@ class ScoreChart(ThrottledPlot):
         self.histories = list(histories)
         if histories:
             self.border_title = " · ".join(metric_label(m) for m in self.metrics(histories[0]))
-        self.mark_dirty()
+        self.update_plot()
 
     def set_x_axis(self, x_axis: str) -> None:
         self.x_axis = x_axis
-        self.mark_dirty()
+        self.update_plot()
+
+    def plot_key(self) -> object:
+        counts = tuple((h, len(h.valid), h.metric) for h in self.histories)
+        return (self.x_axis, counts)
 
     @staticmethod
     def metrics(history: RunHistory) -> list[str]:

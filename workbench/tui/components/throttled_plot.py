@@ -9,10 +9,13 @@ from textual_plotext.plot import Plot
 
 
 class ThrottledPlot(PlotextPlot):
-    """Subclasses implement `draw(plt, max_points)`; call `mark_dirty()` when their data changed.
+    """Subclasses implement `draw(plt, max_points)` and `plot_key()`; call `update_plot()` when their
+    data may have changed.
 
-    A plotext render costs 20-110 ms, so data changes are coalesced: the first change draws at once,
-    later ones at most every `MIN_INTERVAL` seconds.
+    A plotext render costs 20-110 ms, so it happens only when `plot_key()` (what the chart draws) changed
+    since the last draw, or the size did: a live run's poll that brought only a new memory reading, or a
+    finished run polled again, costs nothing here. Changes are coalesced: the first draws at once, later
+    ones at most every `MIN_INTERVAL` seconds.
     """
 
     MIN_INTERVAL = 0.3
@@ -21,6 +24,17 @@ class ThrottledPlot(PlotextPlot):
         super().__init__(id=id, classes=classes)
         self._last_draw = 0.0
         self._pending = False
+        self._drawn_key: object = None
+        self.draws = 0  # renders so far (tests check that unchanged data is not drawn again)
+
+    def plot_key(self) -> object:  # pragma: no cover - abstract
+        """What the drawing depends on besides the size: the same key draws the same chart."""
+        raise NotImplementedError
+
+    def update_plot(self) -> None:
+        """Redraw (throttled) if what the chart shows changed since it was last drawn."""
+        if self.plot_key() != self._drawn_key:
+            self.mark_dirty()
 
     def mark_dirty(self) -> None:
         if self._pending:
@@ -38,6 +52,8 @@ class ThrottledPlot(PlotextPlot):
     def _redraw(self) -> None:
         self._pending = False
         self._last_draw = time.monotonic()
+        self._drawn_key = self.plot_key()
+        self.draws += 1
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

@@ -22,6 +22,10 @@ class DashboardScreen(RunScreen):
     SCREEN_TITLE = "Dashboard"
     BINDINGS = DASHBOARD_BINDINGS
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._state_seen: tuple[int, str] | None = None
+
     def compose(self) -> ComposeResult:
         yield RunBar()
         yield StatsPanel(id="stats")
@@ -45,7 +49,9 @@ class DashboardScreen(RunScreen):
         self.query_one(LossChart).show(history)
         self.query_one(ScoreChart).show(history)
         self.query_one(SamplesTable).show(history.validations[-1] if history.validations else None)
-        self.refresh_bindings()  # pause/resume availability follows the run's state
+        if (id(history), history.state) != self._state_seen:
+            self._state_seen = (id(history), history.state)
+            self.refresh_bindings()  # pause/resume availability follows the run's state
 
     # Controls: messages to the trainer through the run folder -----------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -68,8 +68,9 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     def _show_runs(self, summaries: list[RunSummary]) -> None:
         if not self.summaries and summaries and self.focused is self.query_one(RecipesTable):
             self.query_one(RunsTable).focus()  # runs to come back to: start there
-        self.summaries = summaries
-        self.query_one(RunsTable).show(summaries, self.query_one("#filter", Input).value)
+        if summaries != self.summaries or not self.query_one(RunsTable).row_count:
+            self.summaries = summaries  # rebuilt only when a run changed: not every refresh of idle runs
+            self.query_one(RunsTable).show(summaries, self.query_one("#filter", Input).value)
         self.bench.runs_listed(summaries)
 
     def on_screen_resume(self) -> None:
