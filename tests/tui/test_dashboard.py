@@ -154,3 +154,35 @@ def test_without_a_run_the_dashboard_says_how_to_start_one(make_app):
         assert "No run is open" in text_of(pilot.app.screen.query_one(StatsPanel))
 
     drive(make_app(), scenario)
+
+
+def test_polls_that_bring_only_a_memory_reading_redraw_no_chart(make_app, live_run, monkeypatch):
+    """A live trainer's memory changes at every poll (twice a second): the numbers follow it, but the
+    charts (20-110 ms a render) and the samples are drawn again only when their data grew."""
+    readings = iter(range(100, 10_000))
+    monkeypatch.setattr("workbench.tui.run_watcher.process_memory_mb", lambda status: float(next(readings)))
+
+    async def scenario(pilot):
+        await settle(pilot, 0.4)
+        screen = pilot.app.screen
+        loss, score = screen.query_one(LossChart), screen.query_one(ScoreChart)
+        samples = screen.query_one(SamplesTable)
+        drawn = (loss.draws, score.draws)
+        assert min(drawn) >= 1
+        shown = samples.rows
+        for _ in range(5):
+            assert await pilot.app.sync_run()  # a new reading: the run changed
+            await pilot.pause(0.35)  # past the redraw throttle
+        assert (loss.draws, score.draws) == drawn and samples.rows is shown
+        stats = screen.query_one(StatsPanel)
+        table = stats.renderable if hasattr(stats, "renderable") else stats.content
+        assert f"memory {pilot.app.history.memory_mb:.0f} MB" in [
+            str(c) for col in table.columns for c in col._cells
+        ]
+        RunFolder(live_run).append_metrics(
+            {"kind": "train", "step": 420, "epoch": 1, "loss": 0.5, "wall": 21.0}
+        )
+        await settle(pilot, 0.35)
+        assert loss.draws == drawn[0] + 1 and score.draws == drawn[1]  # no new validation: scores stand
+
+    drive(make_app(run=live_run), scenario)

@@ -175,7 +175,9 @@ def _format(key: str, value: Any) -> str:
         return f"{value:.1%}"
     if key.endswith("flops_per_s"):
         return f"{value / 1e9:,.1f} GFLOP/s"
-    if "_ms_" in key:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if "_ms_" in key or key.endswith("_ms"):
         return f"{value:,.1f} ms"
     if key.endswith("flops_per_tgt_token"):
         return f"{value / 1e6:,.1f} MFLOP"
