@@ -14,3 +14,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "multi30k").is_dir():
         pytest.skip(f"real corpora absent ({SHARED_DATA}); set S2S_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: a second intra-op thread only adds synchronisation (and stalls on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

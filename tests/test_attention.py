@@ -10,13 +10,7 @@ B, S, T, H = 3, 6, 4, 8
 LENGTHS = torch.tensor([6, 4, 1])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: a second intra-op thread only adds synchronisation (and stalls on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(kind: str):

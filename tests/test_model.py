@@ -22,13 +22,7 @@ ATTENTIONS = ["none", "bahdanau", "dot", "general", "concat"]
 INITS = ["bridge", "final", "zeros"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: a second intra-op thread only adds synchronisation (and stalls on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(cell, attention, init, feeding, layers=1, **extra) -> ModelConfig:

@@ -17,13 +17,7 @@ OUTPUT_TOKENS = [1, 4, 5]
 CFG = ModelConfig(embedding_size=8, hidden_size=10, dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: a second intra-op thread only adds synchronisation (and stalls on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 0, cfg: ModelConfig = CFG, vocab: int = VOCAB):

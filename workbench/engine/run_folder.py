@@ -212,5 +212,10 @@ def list_runs(runs_dir: Path) -> list[RunFolder]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = [RunFolder(p) for p in runs_dir.iterdir() if (p / "recipe.toml").is_file()]
-    return sorted(runs, key=lambda r: r.recipe_path.stat().st_mtime, reverse=True)
+    found = []
+    for path in runs_dir.iterdir():
+        try:  # a run deleted while we look is simply not listed
+            found.append((path.joinpath("recipe.toml").stat().st_mtime, RunFolder(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return [run for _, run in sorted(found, key=lambda item: item[0], reverse=True)]
