@@ -67,7 +67,7 @@ def train(
     if not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(run, device)
+        start_training(run, device, max_steps, max_minutes)
         _open_tui(runs_dir=runs_dir, run=run.path)
         return
     _train_here(run, device, max_steps, max_minutes, quiet=False)
@@ -89,7 +89,7 @@ def resume(
     if not headless and sys.stdout.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(folder, device)
+        start_training(folder, device, max_steps, max_minutes)
         _open_tui(runs_dir=folder.path.parent, run=folder.path)
         return
     _train_here(folder, device, max_steps, max_minutes, quiet)

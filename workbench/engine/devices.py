@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -23,6 +24,19 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise DeviceError(f"--device {name}: not a device (auto, cpu or cuda)") from None
+
+
+def cpu_threads(requested: int) -> int:
+    """Intra-op threads: as asked, or with 0 one per core that is idle now (at least one).
+
+    On a shared machine a thread whose core is busy stalls every parallel region of every step, so
+    two threads on two busy cores train several times slower than one.
+    """
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    busy = int(os.getloadavg()[0] + 0.5)
+    return max(1, min(cores, cores - busy))
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

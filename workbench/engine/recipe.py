@@ -111,7 +111,7 @@ class TrainingConfig:
     log_every: int = 20
     early_stopping: int = 0  # validations without improvement; 0 disables
     early_stopping_metric: str = "bleu"  # loss | bleu | chrf | exact
-    threads: int = 0  # CPU threads; 0 keeps torch's default
+    threads: int = 0  # CPU threads; 0: one per idle core when training starts
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast, CUDA only)
 
 

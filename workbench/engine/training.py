@@ -16,7 +16,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
-from .devices import autocast, autocast_dtype, describe, resolve_device
+from .devices import autocast, autocast_dtype, cpu_threads, describe, resolve_device
 from .evaluation import score
 from .loss import sequence_loss
 from .model import Seq2Seq, build_model
@@ -65,8 +65,8 @@ class Trainer:
     def prepare(self) -> None:
         """Load data, tokenizers (trained on first use), model, optimizer and the last checkpoint."""
         r = self.recipe
-        if r.training.threads:
-            torch.set_num_threads(r.training.threads)
+        if self.device.type == "cpu":
+            torch.set_num_threads(cpu_threads(r.training.threads))
         torch.manual_seed(r.seed)
         self.corpus: Corpus = load_corpus(r.data, r.seed)
         for split, reasons in self.corpus.filtered.items():
