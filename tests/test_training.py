@@ -141,3 +141,16 @@ def test_a_broken_vectors_file_is_a_recipe_error(tmp_path):
     run = make_run(tmp_path, "bad", [f"model.src_vectors={vectors}"])
     with pytest.raises(RecipeError, match="model.src_vectors"):
         Trainer(run, "cpu").prepare()
+
+
+def test_resume_after_a_crash_redoes_the_lost_steps_without_duplicate_records(tmp_path):
+    whole, crashed = make_run(tmp_path, "whole"), make_run(tmp_path, "crashed")
+    Trainer(whole, "cpu").train(max_steps=30)
+    Trainer(crashed, "cpu").train(max_steps=30)
+    # A crash after step 30's records but with the checkpoint of step 20: what step 30 wrote is lost.
+    for name in ("last.safetensors", "last.optim.safetensors", "last.json"):
+        (crashed.checkpoints_dir / name).unlink()
+    Trainer(crashed, "cpu").train(max_steps=20)  # a fresh start to step 20 stands in for the older checkpoint
+    assert max(r["step"] for r in crashed.read_metrics()[0]) == 20
+    Trainer(crashed, "cpu").train(max_steps=30)
+    assert train_curve(crashed) == train_curve(whole)

@@ -175,6 +175,15 @@ class RunFolder:
     def read_samples(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         return read_json_lines(self.samples_path, offset)
 
+    def forget_after(self, step: int) -> None:
+        """Drop metrics and samples past `step`: training a crash lost, about to be redone on resume."""
+        for path in (self.metrics_path, self.samples_path):
+            records, _ = read_json_lines(path)
+            kept = [r for r in records if r.get("step", 0) <= step]
+            if len(kept) < len(records):
+                lines = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in kept)
+                write_atomic(path, lines)
+
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with open(self.log_path, "a", encoding="utf-8") as f:

@@ -95,6 +95,7 @@ class Trainer:
             state = load_checkpoint(self.run.checkpoints_dir, "last", self.model, self.optimizer)
             self.progress = Progress(**state["progress"])
             self.schedule.load_state_dict(self.progress.schedule)
+        self.run.forget_after(self.progress.step)
         self.translator = Translator(self.model, self.tokenizers, r.decoding, self.device)
         self.params = sum(p.numel() for p in self.model.parameters())
 
