@@ -317,8 +317,9 @@ class Trainer:
     def _finish(self, reason: str) -> str:
         p = self.progress
         if p.last_valid_step != p.step:
-            self._validate()
-        self._save("last")
+            self._validate()  # saves `last` too
+        else:
+            self._save("last")
         self.run.write_status("finished", reason=reason, step=p.step, epoch=p.epoch)
         self.run.log(f"finished: {reason}; best {self.recipe.training.early_stopping_metric} {p.best}")
         self.on_event("finished", {"reason": reason, "step": p.step})

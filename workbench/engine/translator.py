@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_weights
+from .data.batching import pad
 from .devices import resolve_device
 from .model import Seq2Seq, build_model
 from .recipe import DecodingConfig
 from .run_folder import RunFolder, RunFolderError
 from .search import beam_search, greedy_search, max_lengths
-from .special_tokens import PAD
 from .tokenizers import TokenizerPair, load_tokenizers
 
 
@@ -110,12 +110,3 @@ class Translator:
         return Translation(
             tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights
         )
-
-
-def pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id lists into a (B, S) tensor; lengths stay on the CPU for packing."""
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    out = torch.full((len(sequences), int(lengths.max())), PAD, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    return out, lengths

@@ -121,9 +121,9 @@ def _cut(order: list[int], tgt_lengths: Sequence[int], batch_size: int, unit: st
 
 def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: list[int]) -> Batch:
     """Pad source and target ids into a Batch: tgt_in = BOS y, tgt_out = y EOS, PAD elsewhere."""
-    src, src_lengths = _pad(src_ids, extra=0)
+    src, src_lengths = pad(src_ids)
     # One spare column: BOS goes in front of y for the input, EOS after y for the output.
-    tgt, tgt_lengths = _pad(tgt_ids, extra=1)
+    tgt, tgt_lengths = pad(tgt_ids, extra=1)
     rows = torch.arange(len(tgt_ids))
     tgt_out = tgt
     tgt_in = torch.empty_like(tgt)
@@ -141,7 +141,7 @@ def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: list[in
     )
 
 
-def _pad(sequences: list[list[int]], extra: int) -> tuple[Tensor, Tensor]:
+def pad(sequences: list[list[int]], extra: int = 0) -> tuple[Tensor, Tensor]:
     """A (B, longest + extra) PAD-filled tensor holding the sequences left-aligned, and their lengths."""
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
     width = (int(lengths.max()) if len(sequences) else 0) + extra
