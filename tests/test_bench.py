@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from workbench.cli.bench import bench_app
 from workbench.engine.benchmark import bench_decode, count_flops, translator_from_run
+from workbench.engine.benchmark import profile_train as prof
 from workbench.engine.benchmark.decode_bench import percentile
 from workbench.engine.model import build_model
 from workbench.engine.recipe import RecipeError, load_recipe
@@ -185,7 +186,7 @@ def test_bench_decode_needs_a_run_or_a_recipe_but_not_both(args):
 def test_bench_profile_splits_the_step_into_its_parts():
     out = run_bench("profile", "reverse", *[a for s in TINY for a in ("--set", s)], "--steps", "2")
     parts = out["parts_ms"]
-    for name in ("encoder", "output projection", "loss", "backward", "optimizer (zero_grad + step)"):
+    for name in ("encoder", prof.LOSS, "backward", "optimizer (zero_grad + step)"):
         assert parts[name] > 0, name
     assert sum(ms for name, ms in parts.items() if not name.startswith(" ")) == pytest.approx(
         out["step_ms_profiled"], rel=0.05

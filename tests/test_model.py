@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.engine.loss import sequence_loss
+from workbench.engine import loss as loss_module
+from workbench.engine.loss import projected_cross_entropy
 from workbench.engine.model import Seq2Seq, build_model
 from workbench.engine.recipe import ModelConfig
 from workbench.engine.search import beam_search, greedy_search, max_lengths
@@ -74,7 +75,7 @@ def test_every_configuration_runs_forward_and_backward(cell, attention, init, fe
         assert attn.shape == (3, 5, 5)
         assert torch.all(attn[1, :, 3:] == 0)  # sentence 1 has 3 source tokens
     assert int((tgt[:, 1:] != PAD).sum()) == 3 * 5 - 2
-    sequence_loss(logits, tgt[:, 1:]).backward()
+    model.loss(src, src_lengths, tgt[:, :-1], tgt[:, 1:]).backward()
     unused = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert unused == []
 
@@ -239,14 +240,61 @@ def test_initialisation_follows_joey_nmt():
     assert w.abs().max().item() <= (6 / 1024) ** 0.5 and w.abs().max().item() > 0.9 * (6 / 1024) ** 0.5
 
 
-def test_sequence_loss_sums_over_real_tokens_only():
-    logits = torch.randn(2, 3, 5)
+def test_the_loss_sums_over_real_tokens_only():
+    hidden, weight = torch.randn(2, 3, 4), torch.randn(5, 4)
     targets = torch.tensor([[4, 3, PAD], [2, PAD, PAD]])
-    loss = sequence_loss(logits, targets)
+    loss = projected_cross_entropy(hidden, weight, targets)
+    logits = hidden @ weight.t()
     expected = -sum(F.log_softmax(logits[b, t], -1)[targets[b, t]] for b, t in [(0, 0), (0, 1), (1, 0)])
     torch.testing.assert_close(loss, expected)
-    smoothed = sequence_loss(logits, targets, label_smoothing=0.1)
+    smoothed = projected_cross_entropy(hidden, weight, targets, label_smoothing=0.1)
     assert smoothed.item() != pytest.approx(loss.item())
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_fused_loss_equals_cross_entropy_of_the_logits_in_value_and_gradient(smoothing, monkeypatch):
+    monkeypatch.setattr(loss_module, "CHUNK_ROWS", 7)  # several chunks, the last one short
+    torch.manual_seed(0)
+    hidden = torch.randn(4, 6, 16, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 16, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (4, 6))
+    targets[0, 3:] = PAD
+    fused = projected_cross_entropy(hidden, weight, targets, smoothing)
+    (fused * 0.5).backward()
+    fused_grads = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    reference = F.cross_entropy(
+        (hidden @ weight.t()).reshape(-1, 50),
+        targets.reshape(-1),
+        ignore_index=PAD,
+        reduction="sum",
+        label_smoothing=smoothing,
+    )
+    (reference * 0.5).backward()
+    torch.testing.assert_close(fused.double(), reference, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fused_grads[0], hidden.grad)
+    torch.testing.assert_close(fused_grads[1], weight.grad)
+    assert torch.all(fused_grads[0][0, 3:] == 0)  # PAD targets send no gradient
+    with torch.no_grad():
+        assert projected_cross_entropy(hidden, weight, targets, smoothing).item() == pytest.approx(
+            fused.item()
+        )
+
+
+def test_the_model_loss_is_the_cross_entropy_of_its_logits():
+    torch.manual_seed(0)
+    model = build_model(tiny_config("gru", "bahdanau", "bridge", True), SRC_V, TGT_V).eval()
+    src, src_lengths, tgt = batch()
+    logits, _ = model(src, src_lengths, tgt[:, :-1])
+    expected = F.cross_entropy(
+        logits.reshape(-1, TGT_V),
+        tgt[:, 1:].reshape(-1),
+        ignore_index=PAD,
+        reduction="sum",
+        label_smoothing=0.1,
+    )
+    loss = model.loss(src, src_lengths, tgt[:, :-1], tgt[:, 1:], label_smoothing=0.1)
+    torch.testing.assert_close(loss, expected)
 
 
 def copy_batch(g: torch.Generator, size: int, vocab: int):
@@ -269,9 +317,8 @@ def test_a_tiny_model_learns_to_copy():
     g = torch.Generator().manual_seed(0)
     for _ in range(250):
         src, lengths, tgt = copy_batch(g, 32, vocab)
-        logits, _ = model(src, lengths, tgt[:, :-1])
         targets = tgt[:, 1:]
-        loss, n = sequence_loss(logits, targets), int((targets != PAD).sum())
+        loss, n = model.loss(src, lengths, tgt[:, :-1], targets), int((targets != PAD).sum())
         optimizer.zero_grad()
         (loss / n).backward()
         optimizer.step()

@@ -1,6 +1,7 @@
 """Training: real short runs on a toy task — learning, determinism, exact resume, control messages."""
 
 import pytest
+import torch
 
 from workbench.engine.checkpoint import read_state
 from workbench.engine.recipe import load_recipe
@@ -154,3 +155,26 @@ def test_resume_after_a_crash_redoes_the_lost_steps_without_duplicate_records(tm
     assert max(r["step"] for r in crashed.read_metrics()[0]) == 20
     Trainer(crashed, "cpu").train(max_steps=30)
     assert train_curve(crashed) == train_curve(whole)
+
+
+def test_averaged_checkpoint_is_the_mean_of_the_last_validations(tmp_path):
+    from safetensors.torch import load_file
+
+    from workbench.engine.translator import Translator
+
+    run = make_run(tmp_path, "avg", ["training.average_checkpoints=2", "training.max_steps=40"])
+    Trainer(run, "cpu").train(max_steps=30)
+    folder = run.checkpoints_dir
+    assert sorted(p.name for p in folder.glob("step-*.safetensors")) == [
+        "step-20.safetensors",
+        "step-30.safetensors",
+    ]
+    a, b, mean = (load_file(folder / f"{tag}.safetensors") for tag in ("step-20", "step-30", "averaged"))
+    for name in mean:
+        torch.testing.assert_close(mean[name], (a[name] + b[name]) / 2)
+    assert read_state(folder, "averaged")["averaged"] == ["step-20", "step-30"]
+    assert Translator.from_run(run, "averaged").translate(["a b c"], 1)[0][0].text is not None
+    # A resume from step 30 carries on with the same window of checkpoints.
+    Trainer(run, "cpu").train(max_steps=40)
+    assert read_state(folder, "averaged")["averaged"] == ["step-30", "step-40"]
+    assert not (folder / "step-20.safetensors").exists()

@@ -122,7 +122,7 @@ def decode(
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Translate standard input, one sentence a line, to standard output."""
@@ -163,7 +163,7 @@ def evaluate(
     src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
     ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:

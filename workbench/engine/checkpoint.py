@@ -61,6 +61,26 @@ def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, An
     return read_state(folder, tag)
 
 
+def save_average(folder: Path, tag: str, sources: list[str], state: dict[str, Any]) -> None:
+    """Write `tag` as the element-wise mean of the weights of the checkpoints `sources`.
+
+    Averaging the last few checkpoints of a run smooths out the noise of the final updates and usually
+    scores a little better than any one of them (Junczys-Dowmunt et al. 2016; Vaswani et al. 2017).
+    """
+    folder = Path(folder)
+    total: dict[str, torch.Tensor] = {}
+    for source in sources:
+        for name, tensor in load_file(folder / f"{source}.safetensors").items():
+            if name in total:
+                total[name] += tensor.double()
+            else:
+                total[name] = tensor.double()
+    stamp = {"stamp": str(time.time_ns())}
+    averaged = {name: (t / len(sources)).float() for name, t in total.items()}
+    _save_tensors(folder / f"{tag}.safetensors", averaged, stamp)
+    write_json_atomic(folder / f"{tag}.json", {"state": {**state, "averaged": sources}, **stamp})
+
+
 def read_state(folder: Path, tag: str) -> dict[str, Any]:
     """The JSON state of a checkpoint ({} when it has none)."""
     try:

@@ -5,9 +5,10 @@ hidden state h_t as the query to get a context c_t; the attentional vector is a_
 and the vocabulary logits come from dropout(a_t). With attention "none" the output comes from h_t
 (the fixed-context model of Sutskever et al. and Cho et al.).
 
-Training speed: all target positions are embedded in one lookup and the vocabulary projection is one
-matmul over all steps. Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole
-target in one call and attention scores every step at once; with input feeding the steps are a loop.
+Training speed: all target positions are embedded in one lookup, and `forward` returns the outputs of
+all steps so that the vocabulary projection runs once over them (fused with the loss, see loss.py).
+Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole target in one call
+and attention scores every step at once; with input feeding the steps are a loop.
 """
 
 from __future__ import annotations
@@ -149,11 +150,13 @@ class RecurrentDecoder(nn.Module):
         """Embeddings of target token ids, any shape."""
         return self.embedding_dropout(self.embedding(tokens))
 
+    def projection_input(self, outputs: Tensor) -> Tensor:
+        """What the vocabulary projection multiplies: the outputs, or their tied-embedding projection."""
+        return outputs if self.tie_projection is None else self.tie_projection(outputs)
+
     def logits(self, outputs: Tensor) -> Tensor:
         """Vocabulary logits of decoder outputs (..., H)."""
-        if self.tie_projection is not None:
-            outputs = self.tie_projection(outputs)
-        return self.output_layer(outputs)
+        return self.output_layer(self.projection_input(outputs))
 
     def _rnn_step(self, x: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
         """Run the RNN on one input (N, I); returns the top hidden state and the new hidden/cell."""
@@ -194,7 +197,7 @@ class RecurrentDecoder(nn.Module):
     def forward(
         self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput, sampling_prob: float = 0.0
     ) -> tuple[Tensor, Tensor | None]:
-        """Logits (B, T, V) and attention (B, T, S) or None for target inputs (B, T) starting with BOS.
+        """Outputs (B, T, H) for `logits` and attention (B, T, S) or None for target inputs (B, T), BOS first.
 
         sampling_prob > 0 replaces each gold input (after the first) by the model's greedy prediction
         of it with that probability, per sentence and step (scheduled sampling, Bengio et al. 2015).
@@ -206,27 +209,27 @@ class RecurrentDecoder(nn.Module):
             hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
             top, _ = self.rnn(embedded, hx)
             out, weights = self._output(top, enc)
-            return self.logits(self.dropout(out)), weights
+            return self.dropout(out), weights
         outputs, attention = [], []
         # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
         for step_input in embedded.unbind(1):
             out, state, weights = self.step(step_input, state, enc)
             outputs.append(out)
             attention.append(weights)
-        # One vocabulary matmul over all steps instead of one per step.
-        logits = self.logits(torch.stack(outputs, dim=1))
-        return logits, None if self.attention is None else torch.stack(attention, dim=1)
+        return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
 
     def _forward_sampled(
         self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput, sampling_prob: float
     ) -> tuple[Tensor, Tensor | None]:
-        logits, attention = [], []
+        outputs, attention = [], []
         tokens = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             if t > 0:
                 use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
-                tokens = torch.where(use_model, logits[-1].argmax(dim=-1), tgt_in[:, t])
+                with torch.no_grad():  # the choice of input is not differentiated
+                    predicted = self.logits(outputs[-1]).argmax(dim=-1)
+                tokens = torch.where(use_model, predicted, tgt_in[:, t])
             out, state, weights = self.step(self.embed(tokens), state, enc)
-            logits.append(self.logits(out))
+            outputs.append(out)
             attention.append(weights)
-        return torch.stack(logits, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
+        return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)

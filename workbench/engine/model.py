@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from workbench.engine.decoders import DecoderState, RecurrentDecoder
 from workbench.engine.encoders import EncoderOutput, RecurrentEncoder
+from workbench.engine.loss import projected_cross_entropy
 from workbench.engine.recipe import ModelConfig
 from workbench.engine.special_tokens import PAD
 
@@ -46,9 +47,31 @@ class Seq2Seq(nn.Module):
         sampling_prob is the chance of feeding the model's own previous greedy prediction instead of
         the gold token (1 - teacher forcing ratio, or scheduled sampling); 0 takes the fast path.
         """
+        outputs, attention = self._decode(src, src_lengths, tgt_in, sampling_prob)
+        return self.decoder.logits(outputs), attention if return_attention else None
+
+    def loss(
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        tgt_out: Tensor,
+        label_smoothing: float = 0.0,
+        sampling_prob: float = 0.0,
+    ) -> Tensor:
+        """Summed cross-entropy of the targets tgt_out (B, T) (PAD ignored) given the inputs tgt_in.
+
+        The same value as the cross-entropy of `forward`'s logits, without ever holding them whole.
+        """
+        outputs, _ = self._decode(src, src_lengths, tgt_in, sampling_prob)
+        hidden = self.decoder.projection_input(outputs)
+        return projected_cross_entropy(hidden, self.decoder.output_layer.weight, tgt_out, label_smoothing)
+
+    def _decode(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, sampling_prob: float
+    ) -> tuple[Tensor, Tensor | None]:
         enc = self.encode(src, src_lengths)
-        logits, attention = self.decoder(tgt_in, self.decoder.init_state(enc), enc, sampling_prob)
-        return logits, attention if return_attention else None
+        return self.decoder(tgt_in, self.decoder.init_state(enc), enc, sampling_prob)
 
     def start(self, enc: EncoderOutput) -> DecoderState:
         """The decoder state before the first (BOS) step."""

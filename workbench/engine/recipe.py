@@ -111,6 +111,7 @@ class TrainingConfig:
     log_every: int = 20
     early_stopping: int = 0  # validations without improvement; 0 disables
     early_stopping_metric: str = "bleu"  # loss | bleu | chrf | exact
+    average_checkpoints: int = 0  # N >= 2: the `averaged` checkpoint is the mean of the last N validations'
     threads: int = 0  # CPU threads; 0: one per idle core when training starts
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast, CUDA only)
 
@@ -194,6 +195,7 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("training.valid_every", lambda v: v > 0, "> 0"),
     ("training.log_every", lambda v: v > 0, "> 0"),
     ("training.early_stopping", lambda v: v >= 0, ">= 0"),
+    ("training.average_checkpoints", lambda v: v >= 0, ">= 0"),
     ("training.threads", lambda v: v >= 0, ">= 0"),
     ("decoding.beam_size", lambda v: v >= 1, ">= 1"),
     ("decoding.n_best", lambda v: v >= 1, ">= 1"),

@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
 from .devices import autocast, autocast_dtype, cpu_threads, describe, resolve_device
 from .evaluation import score
-from .loss import sequence_loss
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
 from .run_folder import RunFolder
@@ -230,8 +229,9 @@ class Trainer:
             group["lr"] = self.schedule.lr(p.step)
         sampling = 1.0 - teacher_forcing_ratio(t, p.step)
         with autocast(self.device, t.precision):
-            logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in, sampling_prob=sampling)
-            loss_sum = sequence_loss(logits, batch.tgt_out, t.label_smoothing)
+            loss_sum = self.model.loss(
+                batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, t.label_smoothing, sampling
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss_sum / batch.n_tgt_tokens).backward()
         self.scaler.unscale_(self.optimizer)
@@ -370,6 +370,8 @@ class Trainer:
         self._save("last")
         if improved:
             self._save("best", with_optimizer=False)
+        if r.training.average_checkpoints >= 2:
+            self._save_average(r.training.average_checkpoints)
         self.run.log(f"valid step {p.step}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
         self.on_event("valid", record)
         return metrics
@@ -392,8 +394,7 @@ class Trainer:
                 self.device
             )
             with autocast(self.device, t.precision):
-                logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-                loss_sum = sequence_loss(logits.float(), batch.tgt_out)
+                loss_sum = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
             total += loss_sum.item()
             tokens += batch.n_tgt_tokens
         self.model.train()
@@ -430,6 +431,18 @@ class Trainer:
         save_checkpoint(
             self.run.checkpoints_dir, tag, self.model, self.optimizer if with_optimizer else None, state
         )
+
+    def _save_average(self, n: int) -> None:
+        """Keep the weights of the last n validations as `step-N` and write their mean as `averaged`."""
+        p, folder = self.progress, self.run.checkpoints_dir
+        self._save(f"step-{p.step}", with_optimizer=False)
+        steps = sorted(int(f.stem.removeprefix("step-")) for f in folder.glob("step-*.json"))
+        # Checkpoints past this step are left over from before a resume: not part of this run's history.
+        kept = [s for s in steps if s <= p.step][-n:]
+        for step in set(steps) - set(kept):
+            for path in folder.glob(f"step-{step}.*"):
+                path.unlink(missing_ok=True)
+        save_average(folder, "averaged", [f"step-{s}" for s in kept], {"step": p.step, "valid": p.valid})
 
 
 def _better(value: float, best: float, metric: str) -> bool:

@@ -1,10 +1,11 @@
 """Where a training step's time goes: torch.profiler over real `Trainer.train_step` calls.
 
 Named ranges are opened around the model's parts with module hooks (encoder, attention keys, bridge,
-decoder RNN cell, attention, attentional layer, output projection), around the loss and the gradient
-clipping, and torch labels the optimizer's `zero_grad` and `step` itself. The backward pass is what is
-left of the step; its autograd nodes and the busiest operators are listed too. Nothing in the engine
-changes: the hooks and wrappers are removed when profiling ends.
+decoder RNN cell, attention, attentional layer), around the forward pass, the fused output projection
+and loss (which computes its gradients in its forward pass) and the gradient clipping; torch labels the
+optimizer's `zero_grad` and `step` itself. The backward pass is what is left of the step; its autograd
+nodes and the busiest operators are listed too. Nothing in the engine changes: the hooks and wrappers
+are removed when profiling ends.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from workbench.engine import training
+from workbench.engine import model as model_module
 from workbench.engine.data.batching import Batch
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
@@ -29,7 +30,6 @@ from workbench.engine.training import Trainer
 
 # Range name -> the submodule it wraps (attribute path from the model); missing ones are skipped.
 MODULE_RANGES = {
-    "forward": "",
     "encoder": "encoder",
     "attention keys": "decoder.attention.key_layer",
     "bridge": "decoder.bridge",
@@ -37,9 +37,9 @@ MODULE_RANGES = {
     "decoder rnn cell": "decoder.rnn",
     "attention": "decoder.attention",
     "attentional layer": "decoder.attentional_layer",
-    "output projection": "decoder.output_layer",
 }
-STEP, LOSS, CLIP = "train_step", "loss", "clip_grad_norm"
+STEP, FORWARD, CLIP = "train_step", "forward", "clip_grad_norm"
+LOSS = "output projection + loss (and their gradients)"
 ZERO_GRAD, OPTIMIZER = "Optimizer.zero_grad", "Optimizer.step"
 
 
@@ -106,7 +106,8 @@ def _ranges(model: nn.Module) -> Iterator[None]:
 
             stack.callback(module.register_forward_pre_hook(enter).remove)
             stack.callback(module.register_forward_hook(leave).remove)
-        stack.enter_context(_wrapped(training, "sequence_loss", LOSS))
+        stack.enter_context(_wrapped(model_module.Seq2Seq, "loss", FORWARD))
+        stack.enter_context(_wrapped(model_module, "projected_cross_entropy", LOSS))
         stack.enter_context(_wrapped(torch.nn.utils, "clip_grad_norm_", CLIP))
         yield
 
@@ -140,27 +141,19 @@ def _summary(prof: Any, steps: int, plain_ms: float, top: int) -> dict[str, Any]
     for event in prof.key_averages():
         key = event.key.split("#")[0]  # "Optimizer.step#Adam.step" -> "Optimizer.step"
         totals[key] = totals.get(key, 0.0) + event.cpu_time_total / 1000 / steps
-    regions = {
-        name: totals.get(name, 0.0) for name in [STEP, *MODULE_RANGES, LOSS, CLIP, ZERO_GRAD, OPTIMIZER]
-    }
+    names = [STEP, FORWARD, *MODULE_RANGES, LOSS, CLIP, ZERO_GRAD, OPTIMIZER]
+    regions = {name: totals.get(name, 0.0) for name in names}
     step = regions[STEP]
     decoder = regions["decoder"]
     parts = {
         "encoder": regions["encoder"],
         "attention keys + bridge": regions["attention keys"] + regions["bridge"],
-        "decoder loop (rnn cell + attention + attentional layer + glue)": decoder
-        - regions["output projection"],
+        "decoder loop (rnn cell + attention + attentional layer + glue)": decoder,
         "  of which rnn cell": regions["decoder rnn cell"],
         "  of which attention": regions["attention"],
         "  of which attentional layer": regions["attentional layer"],
-        "output projection": regions["output projection"],
-        "loss": regions[LOSS],
-        "backward": step
-        - regions["forward"]
-        - regions[LOSS]
-        - regions[CLIP]
-        - regions[ZERO_GRAD]
-        - regions[OPTIMIZER],
+        LOSS: regions[LOSS],
+        "backward": step - regions[FORWARD] - regions[CLIP] - regions[ZERO_GRAD] - regions[OPTIMIZER],
         "clip_grad_norm": regions[CLIP],
         "optimizer (zero_grad + step)": regions[ZERO_GRAD] + regions[OPTIMIZER],
     }
