@@ -181,6 +181,19 @@ def test_encoder_final_state_is_each_directions_last_real_step(cell):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_an_unpadded_source_is_encoded_as_in_a_padded_batch(cell):
+    model = build_model(tiny_config(cell, "bahdanau", "bridge", True, layers=2), SRC_V, TGT_V).eval()
+    src, src_lengths, _ = batch()
+    enc = model.encode(src, src_lengths)
+    for b, n in enumerate(src_lengths.tolist()):
+        alone = model.encode(src[b : b + 1, :n], src_lengths[b : b + 1])  # no padding: not packed
+        torch.testing.assert_close(alone.states[0], enc.states[b, :n])
+        torch.testing.assert_close(alone.final[:, :, 0], enc.final[:, :, b])
+        if cell == "lstm":
+            torch.testing.assert_close(alone.final_cell[:, :, 0], enc.final_cell[:, :, b])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_decoder_initial_states(cell):
     src, src_lengths, _ = batch()
     bridge = build_model(tiny_config(cell, "bahdanau", "bridge", True, layers=2), SRC_V, TGT_V)

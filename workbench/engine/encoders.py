@@ -81,10 +81,15 @@ class RecurrentEncoder(nn.Module):
         batch, max_len = src.shape
         lengths = src_lengths.cpu()  # pack_padded_sequence wants them on the CPU
         embedded = self.embedding_dropout(self.embedding(src))
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        outputs, final = self.rnn(packed)
-        # total_length keeps S even when the longest sentence is shorter than the padded batch.
-        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
+        if int(lengths.min()) == max_len:
+            # No padding (one sentence, as in interactive decoding): the unpacked kernel projects every
+            # input in one matrix product instead of one per step.
+            states, final = self.rnn(embedded)
+        else:
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            outputs, final = self.rnn(packed)
+            # total_length keeps S even when the longest sentence is shorter than the padded batch.
+            states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
         final_cell = None
         if isinstance(final, tuple):
             final, final_cell = final

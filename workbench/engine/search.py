@@ -41,14 +41,19 @@ def max_lengths(src_lengths: Tensor, ratio: float, offset: int) -> Tensor:
 _default_max_lengths = max_lengths  # beam_search's argument shadows the name
 
 
-def _restrict(log_probs: Tensor, at_max: Tensor) -> Tensor:
-    """Forbid PAD and BOS everywhere, and everything but EOS in rows (N,) that reached their max length."""
-    banned = torch.zeros(log_probs.size(1), dtype=torch.bool, device=log_probs.device)
-    banned[[PAD, BOS]] = True
-    not_eos = torch.ones_like(banned)
-    not_eos[EOS] = False
-    banned = banned.unsqueeze(0) | (at_max.unsqueeze(1) & not_eos.unsqueeze(0))
-    return log_probs.masked_fill(banned, float("-inf"))
+class _Restriction:
+    """PAD and BOS are never emitted; rows (N,) that reached their max length may emit only EOS."""
+
+    def __init__(self, vocab: int, device: torch.device) -> None:
+        self.never = torch.zeros(vocab, dtype=torch.bool, device=device)
+        self.never[[PAD, BOS]] = True
+        self.not_eos = torch.ones(vocab, dtype=torch.bool, device=device)
+        self.not_eos[EOS] = False
+
+    def __call__(self, log_probs: Tensor, at_max: Tensor) -> Tensor:
+        """The log-probs (N, V) with banned tokens at -inf, in place."""
+        banned = self.never | (at_max.unsqueeze(1) & self.not_eos)
+        return log_probs.masked_fill_(banned, float("-inf"))
 
 
 class _Eval:
@@ -82,10 +87,13 @@ def greedy_search(
         prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
         log_prob = None
+        restrict = None
         tokens, weights = [], []
         for t in range(int(max_lengths.max()) + 1):
             step_lp, state, attn = model.step(prev, state, enc)
-            best, prev = _restrict(step_lp, limit <= t).max(dim=-1)
+            if restrict is None:
+                restrict = _Restriction(step_lp.size(1), step_lp.device)
+            best, prev = restrict(step_lp, limit <= t).max(dim=-1)
             best = best.masked_fill(done, 0.0)
             log_prob = best if log_prob is None else log_prob + best
             tokens.append(prev)
@@ -169,11 +177,12 @@ def _beam_search(
     for t in range(int(limits.max()) + 1):
         n = len(alive)
         step_lp, state, attn = model.step(prev, state, enc)
+        vocab = step_lp.size(1)
         if beam_lp is None:
             beam_lp = torch.full((n * k,), float("-inf"), dtype=step_lp.dtype, device=device)
             beam_lp[::k] = 0.0
-        vocab = step_lp.size(1)
-        scores = (beam_lp.unsqueeze(1) + _restrict(step_lp, row_limits <= t)).view(n, k * vocab)
+            restrict = _Restriction(vocab, device)
+        scores = (beam_lp.unsqueeze(1) + restrict(step_lp, row_limits <= t)).view(n, k * vocab)
         top_lp, top_idx = scores.topk(2 * k, dim=1)
         parent = top_idx // vocab + torch.arange(n, device=device).unsqueeze(1) * k  # (n, 2K) row ids
         token = top_idx % vocab
