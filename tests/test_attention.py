@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workbench.engine.attention import BahdanauAttention, LuongAttention, build_attention
+from workbench.engine.attention import BahdanauAttention, LuongAttention, batch_matmul, build_attention
 
 KINDS = ["bahdanau", "dot", "general", "concat"]
 B, S, T, H = 3, 6, 4, 8
@@ -86,3 +86,18 @@ def test_dot_attention_rejects_keys_and_queries_of_different_sizes():
         build_attention("dot", key_size=2 * H, query_size=H)
     with pytest.raises(ValueError, match="unknown attention"):
         build_attention("multihead", key_size=H, query_size=H)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_batch_matmul_has_the_gradients_of_bmm(rows):
+    torch.manual_seed(0)
+    a = torch.randn(4, rows, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 7, 5, dtype=torch.float64).transpose(1, 2).requires_grad_()  # a transposed view
+    assert torch.autograd.gradcheck(batch_matmul, (a, b))
+    grad = torch.randn(4, 7, rows, dtype=torch.float64).transpose(1, 2)  # non-contiguous, as in the loop
+    batch_matmul(a, b).backward(grad)
+    ours = a.grad.clone(), b.grad.clone()
+    a.grad = b.grad = None
+    torch.bmm(a, b).backward(grad)
+    torch.testing.assert_close(ours[0], a.grad)
+    torch.testing.assert_close(ours[1], b.grad)

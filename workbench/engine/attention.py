@@ -13,6 +13,40 @@ from torch import Tensor, nn
 ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat")
 
 
+class _BatchMatmul(torch.autograd.Function):
+    """torch.bmm with a backward that stays fast when one side is a single row per sentence.
+
+    In the decoder loop every step multiplies (B, 1, S) weights by (B, S, H) values. torch's own
+    backward then forms the values' gradient as B outer products through a batched matmul of inner
+    size 1 from a non-contiguous gradient; on the CPU that cost several times the whole forward step.
+    A broadcast multiply gives the same numbers.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(a, b)
+        return torch.bmm(a, b)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        a, b = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_a = torch.bmm(grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        grad_b = None
+        if ctx.needs_input_grad[1]:
+            at = a.transpose(1, 2)
+            grad_b = at * grad if a.size(1) == 1 else torch.bmm(at, grad)
+        return grad_a, grad_b
+
+
+def batch_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """(B, M, K) @ (B, K, N); the same as torch.bmm, with a faster backward for M = 1 (see above)."""
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return _BatchMatmul.apply(a, b)
+    return torch.bmm(a, b)
+
+
 class Attention(nn.Module):
     """Base class: masked softmax over scores, then the weighted sum of the values."""
 
@@ -34,7 +68,7 @@ class Attention(nn.Module):
         # -inf before the softmax gives padded positions exactly zero weight (every source has >= 1 token).
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
-        context = torch.bmm(weights, values)
+        context = batch_matmul(weights, values)
         if single:
             return context.squeeze(1), weights.squeeze(1)
         return context, weights
@@ -91,7 +125,7 @@ class LuongAttention(Attention):
     def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
         if self.additive is not None:
             return self.additive.score(query, proj_keys)
-        return torch.bmm(query, proj_keys.transpose(1, 2))
+        return batch_matmul(query, proj_keys.transpose(1, 2))
 
 
 def build_attention(kind: str, key_size: int, query_size: int) -> Attention:
