@@ -294,6 +294,22 @@ def test_the_fused_loss_equals_cross_entropy_of_the_logits_in_value_and_gradient
         )
 
 
+def test_the_fused_loss_under_bf16_autocast_keeps_the_softmax_in_fp32():
+    torch.manual_seed(0)
+    hidden = torch.randn(12, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    targets = torch.randint(1, 50, (12,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = hidden * 1.0  # an autocast region's activations, as the decoder's are
+        loss = projected_cross_entropy(h.bfloat16(), weight, targets, 0.1)
+    loss.backward()
+    reference = F.cross_entropy(hidden @ weight.t(), targets, reduction="sum", label_smoothing=0.1)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, reference, rtol=2e-2, atol=0.5)
+    assert hidden.grad.dtype == torch.float32 and weight.grad.dtype == torch.float32
+    assert torch.isfinite(weight.grad).all() and weight.grad.abs().sum() > 0
+
+
 def test_the_model_loss_is_the_cross_entropy_of_its_logits():
     torch.manual_seed(0)
     model = build_model(tiny_config("gru", "bahdanau", "bridge", True), SRC_V, TGT_V).eval()

@@ -442,7 +442,7 @@ class Trainer:
         for step in set(steps) - set(kept):
             for path in folder.glob(f"step-{step}.*"):
                 path.unlink(missing_ok=True)
-        save_average(folder, "averaged", [f"step-{s}" for s in kept], {"step": p.step, "valid": p.valid})
+        save_average(folder, "averaged", [f"step-{s}" for s in kept], {"step": p.step})
 
 
 def _better(value: float, best: float, metric: str) -> bool:
