@@ -30,6 +30,7 @@ from typing import Any
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
 
 from .app import S2SBenchApp
@@ -42,6 +43,7 @@ LAG_PROBE_S = 0.01
 START_TIMEOUT_S = 180.0  # the trainer's first step, or the model's first load, on busy cores
 TRANSLATION_TIMEOUT_S = 10.0  # after the last keystroke: a sentence past this counts as missed
 STOP_TIMEOUT_S = 60.0
+TRAIN_ON_STEPS = 1_000_000  # the bench stops the copy's trainer itself when typing is done
 
 Progress = Callable[[str], None] | None
 
@@ -70,13 +72,15 @@ def bench_ui(
         )
         trainer = None
         try:
+            start_step = int(source.read_status_file().get("step") or 0)
             if train:
                 log(f"starting a trainer on a copy of {source.name}")
-                trainer = start_trainer(copy, device)
+                # Past the run's own step limit: a finished run's copy trains on instead of stopping at once.
+                trainer = start_trainer(copy, device, max_steps=start_step + TRAIN_ON_STEPS)
             texts = typed_sentences(copy, sentences)
             app = S2SBenchApp(copy.path.parent, run=copy.path)
             probe = _Probe(app, copy, texts, key_interval_s, trainer, log)
-            probe.start_step = int(source.read_status_file().get("step") or 0)
+            probe.start_step = start_step
             asyncio.run(probe.drive())
         finally:
             if trainer is not None:
@@ -85,10 +89,10 @@ def bench_ui(
     return probe.result(train, key_interval_s)
 
 
-def start_trainer(run: RunFolder, device: str) -> subprocess.Popen:
+def start_trainer(run: RunFolder, device: str, max_steps: int | None = None) -> subprocess.Popen:
     from workbench.engine.launch import start_training
 
-    return start_training(run, device=device)
+    return start_training(run, device=device, max_steps=max_steps)
 
 
 def stop_trainer(run: RunFolder, trainer: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
@@ -168,9 +172,9 @@ class _Probe:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"ui bench: timed out after {START_TIMEOUT_S:.0f} s waiting for {what}")
+                raise UserError(f"ui bench: timed out after {START_TIMEOUT_S:.0f} s waiting for {what}")
             if self.trainer is not None and self.trainer.poll() is not None:
-                raise RuntimeError(
+                raise UserError(
                     f"ui bench: the trainer exited ({self.trainer.returncode}) before typing began; "
                     f"see {self.run.path / 'console.log'}"
                 )
