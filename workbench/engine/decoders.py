@@ -226,7 +226,9 @@ class RecurrentDecoder(nn.Module):
         for t in range(tgt_in.size(1)):
             if t > 0:
                 use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
-                with torch.no_grad():  # the choice of input is not differentiated
+                # The choice of input is not differentiated; the loss projects every step again, fused
+                # (a second forward projection, cheaper than keeping each step's logits for backward).
+                with torch.no_grad():
                     predicted = self.logits(outputs[-1]).argmax(dim=-1)
                 tokens = torch.where(use_model, predicted, tgt_in[:, t])
             out, state, weights = self.step(self.embed(tokens), state, enc)
