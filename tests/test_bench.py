@@ -158,6 +158,7 @@ def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length():
         "--quiet",
     )
     assert out["weights"] == "random" and out["batch_sentences"] == 30
+    assert out["precision"] == "fp32"
     for search in ("greedy", "beam5"):
         assert 0 < out[f"{search}_latency_ms_p50"] <= out[f"{search}_latency_ms_p95"]
         assert out[f"{search}_sentences_per_s"] > 0
@@ -167,10 +168,12 @@ def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length():
 def test_bench_decode_of_a_trained_run_uses_its_sentences_nearest_to_20_tokens(tmp_path):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, "training.max_steps=3"]), name="r")
     Trainer(run, "cpu").train()
-    with translator_from_run(run.path, checkpoint="last") as setup:
+    with translator_from_run(run.path, checkpoint="last", precision="bf16") as setup:
         result = bench_decode(setup, beam_size=3, latency_sentences=2, batch_sentences=5)
         lengths = sorted(len(setup.translator.tokenizers.src.encode(s)) for s in setup.sources)
+        dtypes = {p.dtype for p in setup.translator.model.parameters()}
     assert result["weights"].startswith("trained")
+    assert result["precision"] == "bf16" and dtypes == {torch.bfloat16}
     nearest = sorted(lengths, key=lambda n: abs(n - 20))[:2]
     assert result["latency_src_tokens_mean"] == sum(nearest) / 2
     assert {"greedy_sentences_per_s", "beam3_latency_ms_p95"} <= set(result)

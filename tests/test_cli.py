@@ -75,6 +75,16 @@ def test_decode_n_best_prints_scores_in_order(trained_run):
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
+def test_decode_in_bf16_translates_each_line_and_a_wrong_precision_is_a_clear_error(trained_run):
+    out = s2s("decode", str(trained_run), "--precision", "bf16", stdin="Jan 3, 1999\nMonday, May 1, 2000\n")
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 2
+    bad = s2s("decode", str(trained_run), "--precision", "fp16", stdin="Jan 3, 1999\n")
+    assert bad.returncode == 2
+    assert "precision must be one of fp32, bf16; got 'fp16'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_decode_attention_prints_a_grid_with_the_source_pieces(trained_run):
     out = s2s("decode", str(trained_run), "--attention", stdin="Jan 3, 1999\n")
     assert out.returncode == 0

@@ -1,6 +1,7 @@
 """The seq2seq model: every configuration trains, stepping equals the teacher-forced pass, sizes match
 Joey NMT, tying shares one tensor, a tiny model learns to copy, pretrained vectors load."""
 
+import copy
 import itertools
 from dataclasses import replace
 
@@ -358,6 +359,22 @@ def test_a_tiny_model_learns_to_copy():
     beam = [h[0].tokens for h in beam_search(model, src, lengths, beam_size=3, max_lengths=limits)]
     assert sum(a == b for a, b in zip(greedy, expected, strict=True)) >= 18
     assert sum(a == b for a, b in zip(beam, expected, strict=True)) >= 18
+
+    # decoding.precision = "bf16": the same model in bfloat16 searches to the same copies, and its
+    # step log-probs are fp32 (beam scores sum in fp32) and near the fp32 model's.
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    assert (
+        sum(
+            h[0].tokens == e for h, e in zip(beam_search(bf16, src, lengths, 3, max_lengths=limits), expected)
+        )
+        >= 18
+    )
+    enc, enc16 = model.encode(src, lengths), bf16.encode(src, lengths)
+    prev = torch.full((src.size(0),), BOS)
+    log_probs, _, _ = model.step(prev, model.start(enc), enc)
+    log_probs16, _, _ = bf16.step(prev, bf16.start(enc16), enc16)
+    assert log_probs16.dtype == torch.float32
+    torch.testing.assert_close(log_probs16, log_probs, atol=0.1, rtol=0.05)
 
 
 def write(tmp_path, text: str):

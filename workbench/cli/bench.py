@@ -72,6 +72,9 @@ def decode(
     batch_sentences: int | None = typer.Option(
         None, "--batch-sentences", min=1, help="Valid sentences translated in batches (default: all)."
     ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+    ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: recipe's)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
@@ -84,9 +87,11 @@ def decode(
         raise RecipeError("bench decode: give a run folder or --recipe RECIPE (one of the two)")
     log = _progress(quiet)
     if run is not None:
-        setup = translator_from_run(run, checkpoint, device, threads)
+        setup = translator_from_run(run, checkpoint, device, threads, precision)
     else:
-        resolved = load_recipe(recipe, [*overrides, *([f"training.threads={threads}"] if threads else [])])
+        extra = [f"training.threads={threads}"] if threads else []
+        extra += [f"decoding.precision={precision}"] if precision else []
+        resolved = load_recipe(recipe, [*overrides, *extra])
         if log:
             log("preparing tokenizers and a random-weight model (not timed)")
         setup = translator_from_recipe(resolved, device)

@@ -123,12 +123,15 @@ def decode(
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+    ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Translate standard input, one sentence a line, to standard output."""
     from workbench.engine.translator import Translator
 
-    translator = Translator.from_run(run, checkpoint, device)
+    translator = Translator.from_run(run, checkpoint, device, precision)
     beam_size = beam or translator.decoding.beam_size
     if n_best > beam_size:
         raise RecipeError(f"--n-best {n_best} needs --beam of at least {n_best}")
@@ -165,6 +168,9 @@ def evaluate(
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+    ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
@@ -176,7 +182,7 @@ def evaluate(
     sources, references = _read_lines(src), _read_lines(ref)
     if len(sources) != len(references):
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
-    translator = Translator.from_run(run, checkpoint, device)
+    translator = Translator.from_run(run, checkpoint, device, precision)
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
     hyps = [t[0].text for t in translator.translate(sources, beam_size)]
@@ -188,6 +194,7 @@ def evaluate(
         "chrf_signature": s.chrf_signature,
         "sentences": len(sources),
         "beam": beam_size,
+        "precision": translator.decoding.precision,
         "seconds": round(seconds, 2),
     }
     if as_json:

@@ -80,9 +80,14 @@ class Seq2Seq(nn.Module):
     def step(
         self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One decoding step from the previous tokens (N,): log-probs (N, V), new state, attention (N, S)."""
+        """One decoding step from the previous tokens (N,): log-probs (N, V), new state, attention (N, S).
+
+        The log-probs are at least fp32 (a bf16 model's beam scores sum in fp32).
+        """
         out, state, attention = self.decoder.step(self.decoder.embed(prev_tokens), state, enc)
-        return F.log_softmax(self.decoder.logits(out), dim=-1), state, attention
+        logits = self.decoder.logits(out)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.log_softmax(logits, dim=-1), state, attention
 
     def load_pretrained(
         self, src_matrix: Tensor | None = None, tgt_matrix: Tensor | None = None, freeze: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .checkpoint import load_weights
 from .data.batching import pad
 from .devices import resolve_device
 from .model import Seq2Seq, build_model
-from .recipe import DecodingConfig
+from .recipe import PRECISIONS, DecodingConfig, RecipeError
 from .run_folder import RunFolder, RunFolderError
 from .search import beam_search, greedy_search, max_lengths
 from .tokenizers import TokenizerPair, load_tokenizers
@@ -25,6 +26,11 @@ class Translation:
     tgt_pieces: list[str]
     # attention[i][j]: weight of source piece j when emitting target piece i; last row: end of sentence.
     attention: list[list[float]] | None = None
+
+
+def decoding_dtype(precision: str) -> torch.dtype:
+    """The model dtype for a `decoding.precision` (training always runs in fp32)."""
+    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 class Translator:
@@ -41,11 +47,22 @@ class Translator:
 
     @classmethod
     def from_run(
-        cls, run: RunFolder | Path | str, checkpoint: str = "best", device: str = "cpu"
+        cls,
+        run: RunFolder | Path | str,
+        checkpoint: str = "best",
+        device: str = "cpu",
+        precision: str | None = None,
     ) -> Translator:
-        """Load a run's tokenizers and a checkpoint (`best` is `last` until the first validation)."""
+        """Load a run's tokenizers and a checkpoint (`best` is `last` until the first validation).
+
+        precision (fp32 | bf16) overrides the recipe's `decoding.precision`.
+        """
         run = run if isinstance(run, RunFolder) else RunFolder.open(run)
         recipe = run.recipe()
+        if precision is not None:
+            if precision not in PRECISIONS:
+                raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+            recipe.decoding = dataclasses.replace(recipe.decoding, precision=precision)
         if checkpoint == "best" and not run.has_checkpoint("best"):
             checkpoint = "last"
         if not run.has_checkpoint(checkpoint):
@@ -56,7 +73,8 @@ class Translator:
         stamp = weights.stat().st_mtime
         load_weights(run.checkpoints_dir, checkpoint, model)
         target = resolve_device(device)
-        translator = cls(model.to(target).eval(), tokenizers, recipe.decoding, target)
+        model = model.to(target, decoding_dtype(recipe.decoding.precision)).eval()
+        translator = cls(model, tokenizers, recipe.decoding, target)
         translator.checkpoint_stamp = stamp
         return translator
 

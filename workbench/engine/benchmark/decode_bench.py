@@ -29,7 +29,7 @@ from workbench.engine.devices import describe
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
-from workbench.engine.translator import Translator
+from workbench.engine.translator import Translator, decoding_dtype
 
 LATENCY_SRC_TOKENS = 20
 
@@ -52,7 +52,8 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
         trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
         trainer.prepare()  # sets the recipe's thread count
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
-        translator = Translator(trainer.model.eval(), trainer.tokenizers, decoding, trainer.device)
+        model = trainer.model.to(dtype=decoding_dtype(decoding.precision)).eval()
+        translator = Translator(model, trainer.tokenizers, decoding, trainer.device)
         sources = [src for src, _ in trainer.corpus.valid]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())
     finally:
@@ -61,15 +62,19 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
 
 @contextmanager
 def translator_from_run(
-    run: str | Path, checkpoint: str = "best", device: str = "cpu", threads: int | None = None
+    run: str | Path,
+    checkpoint: str = "best",
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str | None = None,
 ) -> Iterator[DecodeSetup]:
-    """A run's trained model and the valid set of its recipe; threads default to the recipe's."""
+    """A run's trained model and its recipe's valid set; threads and precision default to the recipe's."""
     folder = RunFolder.open(run)
     recipe = folder.recipe()
     threads = threads or recipe.training.threads
     if threads:
         torch.set_num_threads(threads)
-    translator = Translator.from_run(folder, checkpoint, device)
+    translator = Translator.from_run(folder, checkpoint, device, precision)
     sources = [src for src, _ in load_corpus(recipe.data, recipe.seed).valid]
     yield DecodeSetup(translator, sources, f"trained: {folder.path} ({checkpoint})", torch.get_num_threads())
 
@@ -99,6 +104,7 @@ def bench_decode(
         "torch": torch.__version__,
         "load_average": round(os.getloadavg()[0], 2),  # other processes slow every number
         "weights": setup.weights,
+        "precision": translator.decoding.precision,
         "max_length": f"ceil(src * {translator.decoding.max_length_ratio:g}) + "
         f"{translator.decoding.max_length_offset}",
         "latency_sentences": len(single),
