@@ -20,9 +20,16 @@ from torch import Tensor, nn
 
 from workbench.engine.attention import build_attention
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
+from workbench.engine.recurrence import (
+    StepGRUCell,
+    StepLinear,
+    StepLSTMCell,
+    StepRNNCell,
+    deferred_weight_gradients,
+)
 from workbench.engine.special_tokens import PAD
 
-CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
+CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": StepGRUCell, "lstm": StepLSTMCell, "rnn": StepRNNCell}
 DECODER_INITS = ("bridge", "final", "zeros")
 
 
@@ -104,7 +111,7 @@ class RecurrentDecoder(nn.Module):
             None if attention == "none" else build_attention(attention, encoder.output_size, hidden_size)
         )
         self.attentional_layer = (
-            None if self.attention is None else nn.Linear(hidden_size + encoder.output_size, hidden_size)
+            None if self.attention is None else StepLinear(hidden_size + encoder.output_size, hidden_size)
         )
         self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
         self.dropout = nn.Dropout(dropout)
@@ -211,11 +218,12 @@ class RecurrentDecoder(nn.Module):
             out, weights = self._output(top, enc)
             return self.dropout(out), weights
         outputs, attention = [], []
-        # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
-        for step_input in embedded.unbind(1):
-            out, state, weights = self.step(step_input, state, enc)
-            outputs.append(out)
-            attention.append(weights)
+        with deferred_weight_gradients(self, enabled=_defer_on(tgt_in)):
+            # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
+            for step_input in embedded.unbind(1):
+                out, state, weights = self.step(step_input, state, enc)
+                outputs.append(out)
+                attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
 
     def _forward_sampled(
@@ -223,15 +231,21 @@ class RecurrentDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         outputs, attention = [], []
         tokens = tgt_in[:, 0]
-        for t in range(tgt_in.size(1)):
-            if t > 0:
-                use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
-                # The choice of input is not differentiated; the loss projects every step again, fused
-                # (a second forward projection, cheaper than keeping each step's logits for backward).
-                with torch.no_grad():
-                    predicted = self.logits(outputs[-1]).argmax(dim=-1)
-                tokens = torch.where(use_model, predicted, tgt_in[:, t])
-            out, state, weights = self.step(self.embed(tokens), state, enc)
-            outputs.append(out)
-            attention.append(weights)
+        with deferred_weight_gradients(self, enabled=_defer_on(tgt_in)):
+            for t in range(tgt_in.size(1)):
+                if t > 0:
+                    use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
+                    # The choice of input is not differentiated; the loss projects every step again,
+                    # fused (a second projection, cheaper than keeping each step's logits for backward).
+                    with torch.no_grad():
+                        predicted = self.logits(outputs[-1]).argmax(dim=-1)
+                    tokens = torch.where(use_model, predicted, tgt_in[:, t])
+                out, state, weights = self.step(self.embed(tokens), state, enc)
+                outputs.append(out)
+                attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
+
+
+def _defer_on(tokens: Tensor) -> bool:
+    """Deferred weight gradients (recurrence.py) where they were measured: fp32 training on the CPU."""
+    return tokens.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
