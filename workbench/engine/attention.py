@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from workbench.engine.recurrence import StepLinear
-
 ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat")
 
 
@@ -82,7 +80,7 @@ class BahdanauAttention(Attention):
     def __init__(self, key_size: int, query_size: int, hidden_size: int, query_bias: bool = False) -> None:
         super().__init__()
         self.key_layer = nn.Linear(key_size, hidden_size, bias=False)
-        self.query_layer = StepLinear(query_size, hidden_size, bias=query_bias)
+        self.query_layer = nn.Linear(query_size, hidden_size, bias=query_bias)
         self.energy_layer = nn.Linear(hidden_size, 1, bias=False)
 
     def precompute(self, keys: Tensor) -> Tensor:

@@ -8,9 +8,7 @@ and the vocabulary logits come from dropout(a_t). With attention "none" the outp
 Training speed: all target positions are embedded in one lookup, and `forward` returns the outputs of
 all steps so that the vocabulary projection runs once over them (fused with the loss, see loss.py).
 Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole target in one call
-and attention scores every step at once; with input feeding the steps are a loop, and on the CPU
-the loop's weights (cell, attention query, attentional layer) get their gradients as one GEMM each
-over all steps instead of one per step (recurrence.py).
+and attention scores every step at once; with input feeding the steps are a loop.
 """
 
 from __future__ import annotations
@@ -22,16 +20,9 @@ from torch import Tensor, nn
 
 from workbench.engine.attention import build_attention
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
-from workbench.engine.recurrence import (
-    StepGRUCell,
-    StepLinear,
-    StepLSTMCell,
-    StepRNNCell,
-    deferred_weight_gradients,
-)
 from workbench.engine.special_tokens import PAD
 
-CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": StepGRUCell, "lstm": StepLSTMCell, "rnn": StepRNNCell}
+CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
 DECODER_INITS = ("bridge", "final", "zeros")
 
 
@@ -113,7 +104,7 @@ class RecurrentDecoder(nn.Module):
             None if attention == "none" else build_attention(attention, encoder.output_size, hidden_size)
         )
         self.attentional_layer = (
-            None if self.attention is None else StepLinear(hidden_size + encoder.output_size, hidden_size)
+            None if self.attention is None else nn.Linear(hidden_size + encoder.output_size, hidden_size)
         )
         self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
         self.dropout = nn.Dropout(dropout)
@@ -220,12 +211,11 @@ class RecurrentDecoder(nn.Module):
             out, weights = self._output(top, enc)
             return self.dropout(out), weights
         outputs, attention = [], []
-        with deferred_weight_gradients(self, enabled=_defer_on(tgt_in)):
-            # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
-            for step_input in embedded.unbind(1):
-                out, state, weights = self.step(step_input, state, enc)
-                outputs.append(out)
-                attention.append(weights)
+        # unbind, not embedded[:, t]: each slice's backward would otherwise fill a whole zero tensor.
+        for step_input in embedded.unbind(1):
+            out, state, weights = self.step(step_input, state, enc)
+            outputs.append(out)
+            attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
 
     def _forward_sampled(
@@ -233,21 +223,15 @@ class RecurrentDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         outputs, attention = [], []
         tokens = tgt_in[:, 0]
-        with deferred_weight_gradients(self, enabled=_defer_on(tgt_in)):
-            for t in range(tgt_in.size(1)):
-                if t > 0:
-                    use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
-                    # The choice of input is not differentiated; the loss projects every step again,
-                    # fused (a second projection, cheaper than keeping each step's logits for backward).
-                    with torch.no_grad():
-                        predicted = self.logits(outputs[-1]).argmax(dim=-1)
-                    tokens = torch.where(use_model, predicted, tgt_in[:, t])
-                out, state, weights = self.step(self.embed(tokens), state, enc)
-                outputs.append(out)
-                attention.append(weights)
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                use_model = torch.rand(tokens.shape, device=tokens.device) < sampling_prob
+                # The choice of input is not differentiated; the loss projects every step again, fused
+                # (a second forward projection, cheaper than keeping each step's logits for backward).
+                with torch.no_grad():
+                    predicted = self.logits(outputs[-1]).argmax(dim=-1)
+                tokens = torch.where(use_model, predicted, tgt_in[:, t])
+            out, state, weights = self.step(self.embed(tokens), state, enc)
+            outputs.append(out)
+            attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
-
-
-def _defer_on(tokens: Tensor) -> bool:
-    """Deferred weight gradients (recurrence.py) where they were measured: fp32 training on the CPU."""
-    return tokens.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
