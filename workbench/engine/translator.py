@@ -30,7 +30,7 @@ class Translation:
 
 
 def decoding_dtype(precision: str) -> torch.dtype:
-    """The model dtype for a `decoding.precision` (training always runs in fp32)."""
+    """The model dtype for a `decoding.precision`."""
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
