@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from .checkpoint import load_weights
 from .data.batching import pad
@@ -32,25 +31,6 @@ class Translation:
 def decoding_dtype(precision: str) -> torch.dtype:
     """The model dtype for a `decoding.precision`."""
     return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
-def decoding_layout(model: Seq2Seq) -> Seq2Seq:
-    """The model with its weight matrices (not embeddings) stored column-major, for decoding on the CPU.
-
-    The values do not change. A decoding step multiplies a few rows (beams) by each matrix; on the CPU
-    torch's fp32 kernels do x @ W.T faster when W.T is contiguous, i.e. when W (out, in) is stored
-    transposed: 1.5-1.7x for the reference model's shapes alone, ~9% off a beam-5 sentence. bf16
-    matrices are faster as they are (docs/benchmarks.md).
-    """
-    first = next(model.parameters())
-    if first.device.type != "cpu" or first.dtype != torch.float32:
-        return model
-    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() == 2 and id(param) not in embeddings:
-                param.data = param.data.t().contiguous().t()
-    return model
 
 
 class Translator:
@@ -93,7 +73,7 @@ class Translator:
         stamp = weights.stat().st_mtime
         load_weights(run.checkpoints_dir, checkpoint, model)
         target = resolve_device(device)
-        model = decoding_layout(model.to(target, decoding_dtype(recipe.decoding.precision)).eval())
+        model = model.to(target, decoding_dtype(recipe.decoding.precision)).eval()
         translator = cls(model, tokenizers, recipe.decoding, target)
         translator.checkpoint_stamp = stamp
         return translator
