@@ -159,7 +159,7 @@ def initialise(model: nn.Module) -> None:
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-                gates = _gates(module)
+                gates = {"LSTM": 4, "GRU": 3}.get(type(module).__name__.replace("Cell", ""), 1)
                 for name, param in module.named_parameters():
                     if name.startswith("weight"):
                         _xavier_uniform_gates(param, gates)
@@ -173,13 +173,6 @@ def initialise(model: nn.Module) -> None:
             nn.init.normal_(embedding.weight, mean=0.0, std=EMBEDDING_STD)
             if embedding.padding_idx is not None:
                 embedding.weight[embedding.padding_idx].zero_()
-
-
-def _gates(module: nn.Module) -> int:
-    """The weight matrices stacked in a recurrent layer's weights: 4 for LSTMs, 3 for GRUs, 1 otherwise."""
-    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
-        return 4
-    return 3 if isinstance(module, (nn.GRU, nn.GRUCell)) else 1
 
 
 def _xavier_uniform_gates(weight: Tensor, gates: int) -> None:
