@@ -363,12 +363,8 @@ def test_a_tiny_model_learns_to_copy():
     # decoding.precision = "bf16": the same model in bfloat16 searches to the same copies, and its
     # step log-probs are fp32 (beam scores sum in fp32) and near the fp32 model's.
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
-    assert (
-        sum(
-            h[0].tokens == e for h, e in zip(beam_search(bf16, src, lengths, 3, max_lengths=limits), expected)
-        )
-        >= 18
-    )
+    beam16 = [h[0].tokens for h in beam_search(bf16, src, lengths, beam_size=3, max_lengths=limits)]
+    assert sum(a == b for a, b in zip(beam16, expected, strict=True)) >= 18
     enc, enc16 = model.encode(src, lengths), bf16.encode(src, lengths)
     prev = torch.full((src.size(0),), BOS)
     log_probs, _, _ = model.step(prev, model.start(enc), enc)

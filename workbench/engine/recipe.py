@@ -126,8 +126,9 @@ class DecodingConfig:
     valid_beam_size: int = 1
     valid_sentences: int = 0  # decode this many valid sentences for BLEU; 0: all
     probes: list[str] = field(default_factory=list)
-    # fp32, or bf16: decode (never train) with bfloat16 weights and activations, log-probs in fp32;
-    # ~1.5x faster batch translation on CPUs with bf16 instructions; scores differ slightly from fp32.
+    # fp32, or bf16: decode, eval and the workbench's decode panel use bfloat16 weights and activations,
+    # log-probs in fp32 (training and its validation stay as they are); ~1.5x faster batch translation
+    # on CPUs with bf16 instructions; scores differ slightly from fp32.
     precision: str = "fp32"
 
 
