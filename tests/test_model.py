@@ -219,6 +219,31 @@ def test_decoder_initial_states(cell):
     assert torch.all(zeros.start(zeros.encode(src, src_lengths)).hidden == 0)
 
 
+@pytest.mark.parametrize("tie", [False, True])
+def test_the_transposed_output_weight_gives_the_same_logits_and_never_goes_stale(tie):
+    torch.manual_seed(4)
+    model = build_model(replace(TINY, tie_embeddings=tie), SRC_V, TGT_V).eval()
+    src, src_lengths, _ = batch(seed=4)
+    limits = max_lengths(src_lengths, 2.0, 3)
+    outputs = torch.randn(3, TINY.hidden_size)
+    plain = model.decoder.logits(outputs)
+    beams = beam_search(model, src, src_lengths, 3, 3, max_lengths=limits, attention=False)
+
+    model.decoder.keep_output_transposed()
+    torch.testing.assert_close(model.decoder.logits(outputs), plain, atol=1e-6, rtol=1e-6)
+    again = beam_search(model, src, src_lengths, 3, 3, max_lengths=limits, attention=False)
+    assert [[h.tokens for h in n] for n in again] == [[h.tokens for h in n] for n in beams]
+
+    # Back to training: the copy is dropped, so a weight update is seen at once.
+    model.train()
+    with torch.no_grad():
+        model.decoder.output_layer.weight.mul_(2.0)
+    model.eval()
+    torch.testing.assert_close(
+        model.decoder.logits(outputs), model.decoder.output_layer(model.decoder.projection_input(outputs))
+    )
+
+
 def test_parameter_count_matches_joey_nmt_reference():
     # 8000/8000 vocab, emb 256, bi-GRU 512 per direction, GRU decoder 512, bahdanau, input feeding, bridge.
     model = build_model(ModelConfig(), 8000, 8000)

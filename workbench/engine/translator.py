@@ -74,6 +74,7 @@ class Translator:
         load_weights(run.checkpoints_dir, checkpoint, model)
         target = resolve_device(device)
         model = model.to(target, decoding_dtype(recipe.decoding.precision)).eval()
+        model.decoder.keep_output_transposed()  # after the move: the copy lives where it is used
         translator = cls(model, tokenizers, recipe.decoding, target)
         translator.checkpoint_stamp = stamp
         return translator

@@ -53,6 +53,7 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
         trainer.prepare()  # sets the recipe's thread count
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
         model = trainer.model.to(dtype=decoding_dtype(decoding.precision)).eval()
+        model.decoder.keep_output_transposed()  # as Translator.from_run does
         translator = Translator(model, trainer.tokenizers, decoding, trainer.device)
         sources = [src for src, _ in trainer.corpus.valid]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())
