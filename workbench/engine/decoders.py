@@ -120,6 +120,7 @@ class RecurrentDecoder(nn.Module):
         if tie_embeddings:
             self.output_layer.weight = self.embedding.weight
         self._output_t: Tensor | None = None  # see `keep_output_transposed`
+        self._output_t_of: tuple[int, int] | None = None  # (storage, version) of the weight it copies
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -157,24 +158,24 @@ class RecurrentDecoder(nn.Module):
 
     def logits(self, outputs: Tensor) -> Tensor:
         """Vocabulary logits of decoder outputs (..., H)."""
+        hidden = self.projection_input(outputs)
         if self._output_t is not None:
-            return self.projection_input(outputs) @ self._output_t
-        return self.output_layer(self.projection_input(outputs))
+            if self._output_t_of == _identity(self.output_layer.weight):
+                return hidden @ self._output_t
+            self._output_t = self._output_t_of = None  # the weight changed: the copy is stale
+        return self.output_layer(hidden)
 
     def keep_output_transposed(self) -> None:
         """For a model that only decodes: multiply by a contiguous copy of the output weight's transpose.
 
         The same products, in a layout the CPU's GEMM reads faster for a few rows: the (V, H) projection
         of five beams took 0.38 against 0.63 ms (512 x 8,000, 2 threads), beam-5 latency fell ~12%, and
-        large batches gain a little (docs/benchmarks.md). The copy costs the weight's memory once more; it
-        is dropped when the model is put back into training mode, so it never goes stale.
+        large batches gain a little (docs/benchmarks.md). The copy costs the weight's memory once more.
+        It is dropped, never used, once the weight changes (an optimizer step, load_state_dict, a move).
         """
-        self._output_t = self.output_layer.weight.detach().t().contiguous()
-
-    def train(self, mode: bool = True) -> RecurrentDecoder:
-        if mode:
-            self._output_t = None
-        return super().train(mode)
+        weight = self.output_layer.weight
+        self._output_t = weight.detach().t().contiguous()
+        self._output_t_of = _identity(weight)
 
     def _rnn_step(self, x: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
         """Run the RNN on one input (N, I); returns the top hidden state and the new hidden/cell."""
@@ -253,3 +254,8 @@ class RecurrentDecoder(nn.Module):
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
+
+
+def _identity(weight: Tensor) -> tuple[int, int]:
+    """Which storage a tensor has and how often it was changed in place: equal means unchanged."""
+    return weight.data_ptr(), weight._version
