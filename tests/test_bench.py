@@ -186,8 +186,10 @@ def test_bench_decode_needs_a_run_or_a_recipe_but_not_both(args):
         CliRunner().invoke(bench_app, ["decode", *args], catch_exceptions=False)
 
 
-def test_bench_profile_splits_the_step_into_its_parts():
-    out = run_bench("profile", "reverse", *[a for s in TINY for a in ("--set", s)], "--steps", "2")
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_bench_profile_splits_the_step_into_its_parts(cell):
+    sets = [*TINY, f"model.cell='{cell}'"]
+    out = run_bench("profile", "reverse", *[a for s in sets for a in ("--set", s)], "--steps", "2")
     parts = out["parts_ms"]
     for name in ("encoder", prof.LOSS, "backward", "optimizer (zero_grad + step)"):
         assert parts[name] > 0, name
@@ -195,3 +197,36 @@ def test_bench_profile_splits_the_step_into_its_parts():
         out["step_ms_profiled"], rel=0.05
     )
     assert "aten::mm" in out["top_ops_self_ms"] or "aten::addmm" in out["top_ops_self_ms"]
+    mm = out["matmul"]
+    assert 0 < mm["share_of_step"] < 1
+    if cell == "gru":
+        # Every product counted for MFU is a separate operator, computed on padding too, except the
+        # attention's weight-sum gradient (a broadcast multiply, see attention.py): close to the count.
+        assert 0.9 * mm["model_flops_per_step"] <= mm["flops_per_step"] <= 2 * mm["model_flops_per_step"]
+        assert mm["fused_rnn_ms_per_step"] == 0
+    else:  # the encoder's LSTM is one oneDNN kernel: its time counts as product time
+        assert mm["fused_rnn_ms_per_step"] > 0
+    assert 0 < mm["fraction_of_peak"] and 0 < mm["mfu"] < mm["mfu_ceiling"]
+
+
+@pytest.mark.parametrize(
+    ("op", "shapes"),
+    [
+        ("mm", [(3, 4), (4, 5)]),
+        ("addmm", [(5,), (3, 4), (4, 5)]),
+        ("addmm_", [(3, 5), (3, 4), (4, 5)]),
+        ("bmm", [(2, 3, 4), (2, 4, 5)]),
+        ("baddbmm", [(2, 3, 5), (2, 3, 4), (2, 4, 5)]),
+        ("addbmm", [(3, 5), (2, 3, 4), (2, 4, 5)]),
+    ],
+)
+def test_the_profile_counts_each_products_flops_as_torch_does(op, shapes):
+    tensors = [torch.randn(shape) for shape in shapes]
+    with FlopCounterMode(display=False) as counter:
+        # torch counts no FLOPs for addmm_ and addbmm: the plain products have the same.
+        plain = {"addmm_": "addmm", "addbmm": "baddbmm"}.get(op, op)
+        getattr(torch, plain)(*(tensors if op != "addbmm" else [torch.zeros(2, 3, 5), *tensors[1:]]))
+    expected = counter.get_total_flops()
+    if op == "addbmm":
+        assert expected == 2 * 2 * 3 * 4 * 5
+    assert prof._gemm_flops(f"aten::{op}", [list(s) for s in shapes]) == expected

@@ -28,6 +28,9 @@ from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
 
+from .flops import count_flops
+from .peak import measure_peak, model_gemms
+
 # Range name -> the submodule it wraps (attribute path from the model); missing ones are skipped.
 MODULE_RANGES = {
     "encoder": "encoder",
@@ -41,12 +44,21 @@ MODULE_RANGES = {
 STEP, FORWARD, CLIP = "train_step", "forward", "clip_grad_norm"
 LOSS = "output projection + loss (and their gradients)"
 ZERO_GRAD, OPTIMIZER = "Optimizer.zero_grad", "Optimizer.step"
+# The matrix-product operators that do the work (leaves: aten::linear and aten::matmul call these).
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+FUSED_RNN_OPS = ("aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")  # CPU LSTM layers
 
 
 def profile_train(
-    recipe: Recipe, steps: int = 20, warmup_steps: int = 5, device: str = "auto", top: int = 12
+    recipe: Recipe,
+    steps: int = 20,
+    warmup_steps: int = 5,
+    device: str = "auto",
+    top: int = 12,
+    peak_seconds: float = 0.5,
 ) -> dict[str, Any]:
-    """Milliseconds per step by part of the training step, averaged over `steps` profiled steps."""
+    """Milliseconds per step by part of the training step, averaged over `steps` profiled steps, and
+    the matrix products' share of the step and speed against the measured matmul peak."""
     folder = Path(tempfile.mkdtemp(prefix="s2s-bench-profile-"))
     try:
         trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
@@ -63,11 +75,14 @@ def profile_train(
         activities = [ProfilerActivity.CPU] + (
             [ProfilerActivity.CUDA] if trainer.device.type == "cuda" else []
         )
-        with _ranges(trainer.model), profile(activities=activities) as prof:
+        with _ranges(trainer.model), profile(activities=activities, record_shapes=True) as prof:
             for batch in batches:
                 with record_function(STEP):
                     _step(trainer, batch)
-        return _summary(prof, steps, plain_ms, top)
+        result = _summary(prof, steps, plain_ms, top)
+        if trainer.device.type == "cpu":  # on a GPU the host-side times of the products mean nothing
+            result["matmul"] = _matmul_share(trainer, prof, batches, result, peak_seconds)
+        return result
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -183,4 +198,56 @@ def _summary(prof: Any, steps: int, plain_ms: float, top: int) -> dict[str, Any]
             e.count for e in prof.key_averages() if e.key.startswith("aten::")
         )
         // steps,
+    }
+
+
+def _gemm_flops(name: str, shapes: list[list[int]]) -> int:
+    """2·m·k·n (times the batch) of one matrix-product call, from its recorded input shapes."""
+    a, b = (shapes[0], shapes[1]) if name in ("aten::mm", "aten::bmm") else (shapes[1], shapes[2])
+    if name == "aten::addbmm":  # a sum of a batch of products
+        return 2 * a[0] * a[1] * a[2] * b[2]
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
+
+
+def _matmul_share(
+    trainer: Trainer, prof: Any, batches: list[Batch], result: dict[str, Any], peak_seconds: float
+) -> dict[str, float]:
+    """The products' time and speed per step, the matmul peak, and the MFU they bound the step to."""
+    steps = len(batches)
+    gemm_us = gemm_flops = fused_us = 0.0
+    for event in prof.events():
+        if event.name in GEMM_OPS and event.input_shapes:
+            gemm_us += event.self_cpu_time_total
+            gemm_flops += _gemm_flops(event.name, event.input_shapes)
+        elif event.name in FUSED_RNN_OPS:
+            fused_us += event.self_cpu_time_total
+    flops = count_flops(
+        trainer.recipe.model, trainer.tokenizers.src.vocab_size, trainer.tokenizers.tgt.vocab_size
+    )
+    model_flops = sum(
+        flops.training(b.src_lengths.tolist(), [len(trainer.train_tgt[i]) + 1 for i in b.indices])
+        for b in batches
+    )
+    sentences = sum(len(b) for b in batches)
+    gemms = model_gemms(
+        trainer.recipe.model,
+        trainer.tokenizers.tgt.vocab_size,
+        batch=round(sentences / steps),
+        mean_src=sum(b.src.numel() for b in batches) / sentences,
+        mean_tgt=sum(b.tgt_out.numel() for b in batches) / sentences,
+    )
+    peak = measure_peak(gemms, trainer.device, torch.float32, peak_seconds).peak_flops_per_s
+    gemm_seconds, product_seconds = gemm_us / 1e6, (gemm_us + fused_us) / 1e6
+    return {
+        "ms_per_step": round(1000 * gemm_seconds / steps, 2),
+        "fused_rnn_ms_per_step": round(1000 * fused_us / 1e6 / steps, 2),
+        "share_of_step": round(1000 * product_seconds / steps / result["step_ms_profiled"], 4),
+        "flops_per_step": round(gemm_flops / steps),  # as computed, padding included (no fused layers)
+        "model_flops_per_step": round(model_flops / steps),  # as counted for MFU, padding excluded
+        "flops_per_s": round(gemm_flops / gemm_seconds),
+        "peak_flops_per_s": round(peak),
+        "fraction_of_peak": round(gemm_flops / gemm_seconds / peak, 4),
+        "mfu": round(model_flops / (result["step_ms_unprofiled"] * steps / 1000) / peak, 4),
+        "mfu_ceiling": round(model_flops / product_seconds / peak, 4),
     }
