@@ -15,6 +15,7 @@ from workbench.engine.model import Seq2Seq, build_model
 from workbench.engine.recipe import ModelConfig
 from workbench.engine.search import beam_search, greedy_search, max_lengths
 from workbench.engine.special_tokens import BOS, EOS, PAD
+from workbench.engine.translator import decoding_model
 from workbench.engine.vectors import load_vectors
 
 TINY = ModelConfig(embedding_size=8, hidden_size=12, dropout=0.0)
@@ -396,6 +397,20 @@ def test_a_tiny_model_learns_to_copy():
     log_probs16, _, _ = bf16.step(prev, bf16.start(enc16), enc16)
     assert log_probs16.dtype == torch.float32
     torch.testing.assert_close(log_probs16, log_probs, atol=0.1, rtol=0.05)
+
+    # decoding.precision = "int8": the linear and recurrent layers hold int8 weights (no float weight
+    # is left outside the embeddings and the attention's energy vector), and the searches still copy.
+    int8 = decoding_model(copy.deepcopy(model), "int8", torch.device("cpu"))
+    assert {name for name, _ in int8.named_parameters()} == {
+        "encoder.embedding.weight",
+        "decoder.embedding.weight",
+        "decoder.attention.energy_layer.weight",
+    }
+    beam8 = [h[0].tokens for h in beam_search(int8, src, lengths, beam_size=3, max_lengths=limits)]
+    assert sum(a == b for a, b in zip(beam8, expected, strict=True)) >= 18
+    enc8 = int8.encode(src, lengths)
+    log_probs8, _, _ = int8.step(prev, int8.start(enc8), enc8)
+    torch.testing.assert_close(log_probs8, log_probs, atol=0.1, rtol=0.05)
 
 
 def write(tmp_path, text: str):

@@ -73,7 +73,7 @@ def test_resolved_recipe_round_trips(tmp_path):
         ("[model]\nhidden_size = 0\n", "'model.hidden_size' must be > 0; got 0"),
         ("[model]\ndropout = 1.5\n", "'model.dropout' must be in [0, 1); got 1.5"),
         ("[model]\ncell = 'transformer'\n", "'model.cell' must be one of gru, lstm, rnn"),
-        ("[decoding]\nprecision = 'fp16'\n", "'decoding.precision' must be one of fp32, bf16"),
+        ("[decoding]\nprecision = 'fp16'\n", "'decoding.precision' must be one of fp32, bf16, int8"),
         ("[model]\nattention = 'none'\ninput_feeding = true\n", "'model.input_feeding' needs attention"),
         ("[model]\nattention = 'dot'\nbidirectional = true\n", "'model.attention' = 'dot' needs keys"),
         ("[model]\nattention = 'none'\ninput_feeding = false\ndecoder_init = 'zeros'\n", "blind to the"),

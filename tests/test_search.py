@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine.model import build_model
-from workbench.engine.recipe import ModelConfig
+from workbench.engine.recipe import ModelConfig, RecipeError
 from workbench.engine.search import beam_search, greedy_search, length_penalty, max_lengths
 from workbench.engine.special_tokens import BOS, EOS, PAD
+from workbench.engine.translator import decoding_model
 
 VOCAB = 6  # PAD, UNK, BOS, EOS and two words: searches may emit UNK, 4 and 5 (and EOS)
 OUTPUT_TOKENS = [1, 4, 5]
@@ -152,3 +153,25 @@ def test_beam_search_rejects_an_n_best_larger_than_the_beam():
     src, src_lengths = padded_batch([2])
     with pytest.raises(ValueError, match="n_best"):
         beam_search(model, src, src_lengths, 2, n_best=3)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("feeding", [True, False])
+def test_int8_decoding_searches_every_architecture_near_fp32(cell, feeding):
+    cfg = replace(CFG, cell=cell, input_feeding=feeding, decoder_layers=1 if feeding else 2)
+    model = tiny_model(cfg=cfg).float()
+    int8 = decoding_model(tiny_model(cfg=cfg).float(), "int8", torch.device("cpu"))
+    src, src_lengths = padded_batch([5, 3, 4])  # a padded batch: the encoder packs it
+    limits = max_lengths(src_lengths, 1.0, 2)
+    for hyps in beam_search(int8, src, src_lengths, 3, max_lengths=limits):
+        assert set(hyps[0].tokens) <= set(OUTPUT_TOKENS) and hyps[0].attention is not None
+    enc, enc8 = model.encode(src, src_lengths), int8.encode(src, src_lengths)
+    prev = torch.full((3,), BOS)
+    log_probs, _, _ = model.step(prev, model.start(enc), enc)
+    log_probs8, _, _ = int8.step(prev, int8.start(enc8), enc8)
+    torch.testing.assert_close(log_probs8, log_probs, atol=0.1, rtol=0.05)
+
+
+def test_int8_decoding_runs_on_the_cpu_only():
+    with pytest.raises(RecipeError, match="CPU only"):
+        decoding_model(tiny_model().float(), "int8", torch.device("meta"))

@@ -73,7 +73,7 @@ def decode(
         None, "--batch-sentences", min=1, help="Valid sentences translated in batches (default: all)."
     ),
     precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
     ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: recipe's)."),

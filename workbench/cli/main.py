@@ -124,7 +124,7 @@ def decode(
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
     ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
@@ -169,7 +169,7 @@ def evaluate(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 (default: the recipe's decoding.precision)."
+        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
     ),
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:

@@ -126,9 +126,11 @@ class DecodingConfig:
     valid_beam_size: int = 1
     valid_sentences: int = 0  # decode this many valid sentences for BLEU; 0: all
     probes: list[str] = field(default_factory=list)
-    # fp32, or bf16: decode, eval and the workbench's decode panel use bfloat16 weights and activations,
-    # log-probs in fp32 (training and its validation stay as they are); ~1.5x faster batch translation
-    # on CPUs with bf16 instructions; scores differ slightly from fp32.
+    # fp32, bf16 or int8 for decode, eval and the workbench's decode panel (training and its validation
+    # stay as they are). bf16: bfloat16 weights and activations, log-probs in fp32; ~1.5x faster batch
+    # translation on CPUs with bf16 instructions. int8 (CPU only): int8 weights in the linear and
+    # recurrent layers, quantized inputs per product (quantization.py); ~1.9x faster single sentences.
+    # Scores differ slightly from fp32 in both.
     precision: str = "fp32"
 
 
@@ -150,7 +152,7 @@ class Recipe:
         return tomli_w.dumps(self.to_dict())
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "data.kind": DATA_KINDS,

@@ -12,6 +12,7 @@ from .checkpoint import load_weights
 from .data.batching import pad
 from .devices import resolve_device
 from .model import Seq2Seq, build_model
+from .quantization import quantize_int8
 from .recipe import PRECISIONS, DecodingConfig, RecipeError
 from .run_folder import RunFolder, RunFolderError
 from .search import beam_search, greedy_search, max_lengths
@@ -28,9 +29,17 @@ class Translation:
     attention: list[list[float]] | None = None
 
 
-def decoding_dtype(precision: str) -> torch.dtype:
-    """The model dtype for a `decoding.precision`."""
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+def decoding_model(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
+    """The model as the decode paths run it: on `device`, in eval mode, in a `decoding.precision`.
+
+    fp32 and bf16 convert the weights and keep the output projection's transposed copy (see
+    RecurrentDecoder.keep_output_transposed); int8 quantizes them (quantization.py, CPU only).
+    """
+    if precision == "int8":
+        return quantize_int8(model.to(device))
+    model = model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32).eval()
+    model.decoder.keep_output_transposed()  # after the move: the copy lives where it is used
+    return model
 
 
 class Translator:
@@ -55,7 +64,7 @@ class Translator:
     ) -> Translator:
         """Load a run's tokenizers and a checkpoint (`best` is `last` until the first validation).
 
-        precision (fp32 | bf16) overrides the recipe's `decoding.precision`.
+        precision (fp32 | bf16 | int8) overrides the recipe's `decoding.precision`.
         """
         run = run if isinstance(run, RunFolder) else RunFolder.open(run)
         recipe = run.recipe()
@@ -73,8 +82,7 @@ class Translator:
         stamp = weights.stat().st_mtime
         load_weights(run.checkpoints_dir, checkpoint, model)
         target = resolve_device(device)
-        model = model.to(target, decoding_dtype(recipe.decoding.precision)).eval()
-        model.decoder.keep_output_transposed()  # after the move: the copy lives where it is used
+        model = decoding_model(model, recipe.decoding.precision, target)
         translator = cls(model, tokenizers, recipe.decoding, target)
         translator.checkpoint_stamp = stamp
         return translator

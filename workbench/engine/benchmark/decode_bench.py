@@ -29,7 +29,7 @@ from workbench.engine.devices import describe
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
-from workbench.engine.translator import Translator, decoding_dtype
+from workbench.engine.translator import Translator, decoding_model
 
 LATENCY_SRC_TOKENS = 20
 
@@ -52,8 +52,7 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
         trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
         trainer.prepare()  # sets the recipe's thread count
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
-        model = trainer.model.to(dtype=decoding_dtype(decoding.precision)).eval()
-        model.decoder.keep_output_transposed()  # as Translator.from_run does
+        model = decoding_model(trainer.model, decoding.precision, trainer.device)  # as from_run does
         translator = Translator(model, trainer.tokenizers, decoding, trainer.device)
         sources = [src for src, _ in trainer.corpus.valid]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())

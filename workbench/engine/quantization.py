@@ -1,0 +1,47 @@
+"""int8 decoding on the CPU: torch's dynamic quantization of the linear and recurrent layers.
+
+Every nn.Linear, GRU, LSTM and recurrent cell keeps its weights as int8 (a scale per output row) and
+quantizes its input on the fly for each product (fbgemm / oneDNN kernels). Embeddings, attention
+arithmetic, softmax and the beam scores stay fp32, and so does a linear layer with one output (the
+additive attention's energy vector: quantizing its input would cost more than its weight saves).
+A decoder step then reads about a quarter of the weight bytes of fp32, which is what bounds decoding
+a few sentences at a time (docs/benchmarks.md). Scores differ slightly from fp32, so it is opt-in:
+`decoding.precision = "int8"` or `--precision int8`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from .model import Seq2Seq
+from .recipe import RecipeError
+
+INT8_LAYERS = {nn.Linear, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell, nn.RNNCell}  # nn.RNN stays fp32
+
+
+def quantize_int8(model: Seq2Seq) -> Seq2Seq:
+    """The model (on the CPU, in eval mode) with int8 weights in its linear and recurrent layers, in place."""
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    except ImportError as exc:  # torch has announced that it will move this API to torchao
+        raise RecipeError(
+            f"decoding precision int8 needs torch.ao.quantization, which torch {torch.__version__} "
+            "does not have; use fp32 or bf16"
+        ) from exc
+    if next(model.parameters()).device.type != "cpu":
+        raise RecipeError("decoding precision int8 runs on the CPU only; use --device cpu, or fp32 or bf16")
+    with warnings.catch_warnings():
+        # torch marks torch.ao.quantization and its quantized tensors deprecated in favour of torchao,
+        # whose CPU path measured slower than fp32 here (docs/benchmarks.md); this one makes int8 fast.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize", category=UserWarning)
+        spec = {
+            name: per_channel_dynamic_qconfig
+            for name, module in model.named_modules()
+            if type(module) in INT8_LAYERS
+            and not (isinstance(module, nn.Linear) and module.out_features == 1)
+        }
+        return quantize_dynamic(model.eval(), spec, dtype=torch.qint8, inplace=True)
