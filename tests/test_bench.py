@@ -147,7 +147,8 @@ def test_bench_train_prints_the_contract_and_leaves_no_files(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == [], "the temporary run folder is removed"
 
 
-def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length():
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length(precision):
     out = run_bench(
         "decode",
         "--recipe",
@@ -155,10 +156,12 @@ def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length():
         *[a for s in TINY for a in ("--set", s)],
         "--latency-sentences",
         "3",
+        "--precision",
+        precision,
         "--quiet",
     )
     assert out["weights"] == "random" and out["batch_sentences"] == 30
-    assert out["precision"] == "fp32"
+    assert out["precision"] == precision
     for search in ("greedy", "beam5"):
         assert 0 < out[f"{search}_latency_ms_p50"] <= out[f"{search}_latency_ms_p95"]
         assert out[f"{search}_sentences_per_s"] > 0

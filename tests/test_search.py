@@ -155,10 +155,15 @@ def test_beam_search_rejects_an_n_best_larger_than_the_beam():
         beam_search(model, src, src_lengths, 2, n_best=3)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
-@pytest.mark.parametrize("feeding", [True, False])
-def test_int8_decoding_searches_every_architecture_near_fp32(cell, feeding):
-    cfg = replace(CFG, cell=cell, input_feeding=feeding, decoder_layers=1 if feeding else 2)
+@pytest.mark.parametrize(
+    ("cell", "feeding", "tied"),
+    [(cell, feeding, False) for cell in ("gru", "lstm", "rnn") for feeding in (True, False)]
+    + [("gru", True, True)],  # tied embeddings, through the tie projection (embedding 8, hidden 10)
+)
+def test_int8_decoding_searches_every_architecture_near_fp32(cell, feeding, tied):
+    cfg = replace(
+        CFG, cell=cell, input_feeding=feeding, decoder_layers=1 if feeding else 2, tie_embeddings=tied
+    )
     model = tiny_model(cfg=cfg).float()
     int8 = decoding_model(tiny_model(cfg=cfg).float(), "int8", torch.device("cpu"))
     src, src_lengths = padded_batch([5, 3, 4])  # a padded batch: the encoder packs it
