@@ -86,6 +86,11 @@ def test_decode_in_bf16_or_int8_translates_each_line_quietly(trained_run, precis
 
 
 def test_a_wrong_precision_is_a_clear_error(trained_run):
+    for command in (["replay", str(trained_run)], ["--runs-dir", str(trained_run.parent)]):
+        wrong = s2s(*command, "--precision", "int4")
+        assert (
+            wrong.returncode == 2 and "precision must be one of fp32, bf16, int8; got 'int4'" in wrong.stderr
+        )
     bad = s2s("decode", str(trained_run), "--precision", "fp16", stdin="Jan 3, 1999\n")
     assert bad.returncode == 2
     assert "precision must be one of fp32, bf16, int8; got 'fp16'" in bad.stderr

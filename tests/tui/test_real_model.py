@@ -6,6 +6,7 @@ from textual.widgets import Input
 from workbench.engine.run_folder import RunFolder
 from workbench.tui.app import S2SBenchApp
 from workbench.tui.components.attention_grid import AttentionGrid
+from workbench.tui.live_translator import engine_translator
 
 from .driving import drive, settle, wait_until
 from .fixture_runs import PROBE
@@ -52,3 +53,13 @@ def test_beam_search_n_best_comes_sorted_by_score(trained_run):
         assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
     drive(S2SBenchApp(trained_run.parent, run=trained_run), scenario)
+
+
+def test_the_decode_panel_can_decode_in_int8(trained_run):
+    # `s2s-bench replay RUN --precision int8` hands the app this factory.
+    run = RunFolder(trained_run)
+    fp32 = engine_translator(run, "best", "cpu")
+    int8 = engine_translator(run, "best", "cpu", precision="int8")
+    assert (fp32.decoding.precision, int8.decoding.precision) == ("fp32", "int8")
+    dates = ["Saturday, November 21, 2026", "Jan 3, 1999"]
+    assert [t[0].text for t in int8.translate(dates, 5)] == [t[0].text for t in fp32.translate(dates, 5)]

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
+from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import bench_app
@@ -34,13 +34,16 @@ err = Console(stderr=True)
 
 RunsDir = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run folders.")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
+Precision = typer.Option(
+    None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
+)
 
 
 @app.callback()
-def root(ctx: typer.Context, runs_dir: Path = RunsDir) -> None:
-    """With no command: open the workbench (TUI) on the runs folder."""
+def root(ctx: typer.Context, runs_dir: Path = RunsDir, precision: str | None = Precision) -> None:
+    """With no command: open the workbench (TUI) on the runs folder; --precision is its decode panel's."""
     if ctx.invoked_subcommand is None:
-        _open_tui(runs_dir=runs_dir)
+        _open_tui(runs_dir=runs_dir, precision=precision)
 
 
 @app.command()
@@ -123,9 +126,7 @@ def decode(
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
-    precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
-    ),
+    precision: str | None = Precision,
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Translate standard input, one sentence a line, to standard output."""
@@ -168,9 +169,7 @@ def evaluate(
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
-    precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
-    ),
+    precision: str | None = Precision,
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
@@ -263,16 +262,21 @@ def control(
 
 
 @app.command()
-def replay(run: Path = typer.Argument(..., help="A run folder.")) -> None:
+def replay(run: Path = typer.Argument(..., help="A run folder."), precision: str | None = Precision) -> None:
     """Open a saved run in the workbench: curves, samples and alignments over time."""
     folder = RunFolder.open(run)
-    _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True)
+    _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True, precision=precision)
 
 
-def _open_tui(runs_dir: Path, run: Path | None = None, replay: bool = False) -> None:
+def _open_tui(
+    runs_dir: Path, run: Path | None = None, replay: bool = False, precision: str | None = None
+) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     from workbench.tui.app import run_app
 
-    run_app(runs_dir=runs_dir, recipe=DEFAULT_RECIPE if run is None else None, run=run, replay=replay)
+    recipe = DEFAULT_RECIPE if run is None else None
+    run_app(runs_dir=runs_dir, recipe=recipe, run=run, replay=replay, precision=precision)
 
 
 def main() -> None:

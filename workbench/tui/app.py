@@ -21,7 +21,7 @@ from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes
 from workbench.engine.run_folder import RunFolder, RunFolderError
 
 from .keys import APP_BINDINGS
-from .live_translator import Decoded, LiveTranslator, TranslatorFactory
+from .live_translator import Decoded, LiveTranslator, TranslatorFactory, engine_translator
 from .run_watcher import RunHistory, RunWatcher
 from .runs_index import RunSummary
 from .screens.attention import AttentionScreen
@@ -240,6 +240,16 @@ class S2SBenchApp(App):
             )
 
 
-def run_app(runs_dir: Path, recipe: str | None = None, run: Path | None = None, replay: bool = False) -> None:
-    """The CLI's entry point: the Runs screen (attaching to a live run), or `run`'s dashboard or replay."""
-    S2SBenchApp(runs_dir, recipe=recipe, run=run, replay=replay).run()
+def run_app(
+    runs_dir: Path,
+    recipe: str | None = None,
+    run: Path | None = None,
+    replay: bool = False,
+    precision: str | None = None,
+) -> None:
+    """The CLI's entry point: the Runs screen (attaching to a live run), or `run`'s dashboard or replay.
+
+    precision (fp32 | bf16 | int8) overrides the runs' decoding.precision in the decode panel.
+    """
+    factory = None if precision is None else partial(engine_translator, precision=precision)
+    S2SBenchApp(runs_dir, recipe=recipe, run=run, replay=replay, translator_factory=factory).run()

@@ -36,7 +36,9 @@ class TranslatorLike(Protocol):
 TranslatorFactory = Callable[[RunFolder, str, str], TranslatorLike]
 
 
-def engine_translator(run: RunFolder, checkpoint: str, device: str) -> TranslatorLike:
+def engine_translator(
+    run: RunFolder, checkpoint: str, device: str, precision: str | None = None
+) -> TranslatorLike:
     import torch  # imported here, in a worker thread: importing torch takes a second
 
     from workbench.engine.translator import Translator
@@ -44,7 +46,7 @@ def engine_translator(run: RunFolder, checkpoint: str, device: str) -> Translato
     # One sentence at a time decodes fastest on one thread, and a trainer on the same cores makes
     # several threads 10-20x slower (measured on 2 cores: 13 ms on one thread, 220 ms on two).
     torch.set_num_threads(1)
-    return Translator.from_run(run, checkpoint=checkpoint, device=device)
+    return Translator.from_run(run, checkpoint=checkpoint, device=device, precision=precision)
 
 
 @dataclass
