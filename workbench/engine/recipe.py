@@ -129,7 +129,7 @@ class DecodingConfig:
     # fp32, bf16 or int8 for decode, eval and the workbench's decode panel (training and its validation
     # stay as they are). bf16: bfloat16 weights and activations, log-probs in fp32; ~1.5x faster batch
     # translation on CPUs with bf16 instructions. int8 (CPU only): int8 weights in the linear and
-    # recurrent layers, quantized inputs per product (quantization.py); ~1.9x faster single sentences.
+    # recurrent layers, quantized inputs per product (quantization.py); single sentences ~1.5-1.9x faster.
     # Scores differ slightly from fp32 in both.
     precision: str = "fp32"
 
