@@ -12,7 +12,7 @@ from .driving import drive, settle, wait_until
 
 
 def test_run_app_is_the_entry_point_the_cli_calls():
-    assert list(inspect.signature(run_app).parameters) == ["runs_dir", "recipe", "run", "replay"]
+    assert list(inspect.signature(run_app).parameters) == ["runs_dir", "recipe", "run", "replay", "precision"]
 
 
 def test_navigation_keys_switch_screens_and_q_quits(make_app, finished_run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import psutil
 import torch
 
 from .errors import UserError
@@ -30,12 +31,16 @@ def cpu_threads(requested: int) -> int:
     """Intra-op threads: as asked, or with 0 one per core that is idle now (at least one).
 
     On a shared machine a thread whose core is busy stalls every parallel region of every step, so
-    two threads on two busy cores train several times slower than one.
+    two threads on two busy cores train several times slower than one. Busy cores: the larger of the
+    1-minute load average, which lags a process that has just started (a training then took two
+    threads beside a busy one and ran several times slower), and the CPU use of the last 0.2 s,
+    which misses one that has just paused.
     """
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    busy = int(os.getloadavg()[0] + 0.5)
+    now = psutil.cpu_percent(interval=0.2) / 100 * cores
+    busy = int(max(psutil.getloadavg()[0], now) + 0.5)
     return max(1, min(cores, cores - busy))
 
 
