@@ -28,8 +28,7 @@ from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
 
-from .flops import count_flops
-from .peak import measure_peak, model_gemms
+from .train_bench import batch_flops, trainer_flops, trainer_peak
 
 # Range name -> the submodule it wraps (attribute path from the model); missing ones are skipped.
 MODULE_RANGES = {
@@ -222,22 +221,14 @@ def _matmul_share(
             gemm_flops += _gemm_flops(event.name, event.input_shapes)
         elif event.name in FUSED_RNN_OPS:
             fused_us += event.self_cpu_time_total
-    flops = count_flops(
-        trainer.recipe.model, trainer.tokenizers.src.vocab_size, trainer.tokenizers.tgt.vocab_size
-    )
-    model_flops = sum(
-        flops.training(b.src_lengths.tolist(), [len(trainer.train_tgt[i]) + 1 for i in b.indices])
-        for b in batches
-    )
+    flops = trainer_flops(trainer)
+    model_flops = sum(batch_flops(trainer, flops, b) for b in batches)
     sentences = sum(len(b) for b in batches)
-    gemms = model_gemms(
-        trainer.recipe.model,
-        trainer.tokenizers.tgt.vocab_size,
-        batch=round(sentences / steps),
-        mean_src=sum(b.src.numel() for b in batches) / sentences,
-        mean_tgt=sum(b.tgt_out.numel() for b in batches) / sentences,
-    )
-    peak = measure_peak(gemms, trainer.device, torch.float32, peak_seconds).peak_flops_per_s
+    padded_src = sum(b.src.numel() for b in batches)
+    padded_tgt = sum(b.tgt_out.numel() for b in batches)
+    peak = trainer_peak(
+        trainer, steps, sentences, padded_src, padded_tgt, torch.float32, peak_seconds
+    ).peak_flops_per_s
     gemm_seconds, product_seconds = gemm_us / 1e6, (gemm_us + fused_us) / 1e6
     return {
         "ms_per_step": round(1000 * gemm_seconds / steps, 2),

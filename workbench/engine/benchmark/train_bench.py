@@ -26,8 +26,8 @@ from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
 
-from .flops import count_flops
-from .peak import measure_peak, model_gemms
+from .flops import ModelFlops, count_flops
+from .peak import PeakResult, measure_peak, model_gemms
 
 
 def bench_train(
@@ -76,7 +76,7 @@ def _timed_steps(
     say: Any,
 ) -> dict[str, Any]:
     recipe, device, progress = trainer.recipe, trainer.device, trainer.progress
-    flops = count_flops(recipe.model, trainer.tokenizers.src.vocab_size, trainer.tokenizers.tgt.vocab_size)
+    flops = trainer_flops(trainer)
     batches = _batches(trainer)
 
     say(f"warming up for {warmup_steps} steps")
@@ -102,9 +102,7 @@ def _timed_steps(
         loss_sum, _ = trainer.train_step(batch)
         step_times.append(time.perf_counter() - step_start)
         loss_total += loss_sum.detach()  # stays on the device: no host sync per step, as in the trainer
-        src_lengths = batch.src_lengths.tolist()
-        tgt_lengths = [len(trainer.train_tgt[i]) + 1 for i in batch.indices]  # + EOS: one decoder step each
-        model_flops += flops.training(src_lengths, tgt_lengths)
+        model_flops += batch_flops(trainer, flops, batch)
         n_src += batch.n_src_tokens
         n_tgt += batch.n_tgt_tokens
         n_sentences += len(batch)
@@ -124,14 +122,7 @@ def _timed_steps(
     say(f"measuring the matmul peak ({peak_seconds:g} s a shape)")
     ctx = autocast(device, recipe.training.precision)
     dtype = ctx.fast_dtype if isinstance(ctx, torch.autocast) else torch.float32
-    gemms = model_gemms(
-        recipe.model,
-        trainer.tokenizers.tgt.vocab_size,
-        batch=round(n_sentences / steps),
-        mean_src=padded_src / n_sentences,
-        mean_tgt=padded_tgt / n_sentences,
-    )
-    peak = measure_peak(gemms, device, dtype, peak_seconds)
+    peak = trainer_peak(trainer, steps, n_sentences, padded_src, padded_tgt, dtype, peak_seconds)
 
     model_flops_per_s = model_flops / step_seconds
     return {
@@ -171,6 +162,38 @@ def _timed_steps(
         "prepare_seconds": round(prepare_seconds, 2),
         "not_timed": "data loading, tokenizer training and encoding (prepare); batch building (in loop_*)",
     }
+
+
+def trainer_flops(trainer: Trainer) -> ModelFlops:
+    """The FLOP count of the trainer's model."""
+    tokenizers = trainer.tokenizers
+    return count_flops(trainer.recipe.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
+
+
+def batch_flops(trainer: Trainer, flops: ModelFlops, batch: Batch) -> int:
+    """Model FLOPs of a training step on `batch`; targets count EOS (one decoder step each)."""
+    tgt_lengths = [len(trainer.train_tgt[i]) + 1 for i in batch.indices]
+    return flops.training(batch.src_lengths.tolist(), tgt_lengths)
+
+
+def trainer_peak(
+    trainer: Trainer,
+    steps: int,
+    sentences: int,
+    padded_src: int,
+    padded_tgt: int,
+    dtype: torch.dtype,
+    seconds: float,
+) -> PeakResult:
+    """The matmul peak at the products of the trainer's model for batches of these mean shapes."""
+    gemms = model_gemms(
+        trainer.recipe.model,
+        trainer.tokenizers.tgt.vocab_size,
+        batch=round(sentences / steps),
+        mean_src=padded_src / sentences,
+        mean_tgt=padded_tgt / sentences,
+    )
+    return measure_peak(gemms, trainer.device, dtype, seconds)
 
 
 def _sync(device: torch.device) -> None:
