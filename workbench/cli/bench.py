@@ -31,6 +31,11 @@ def _progress(quiet: bool) -> Any:
     return None if quiet else (lambda message: err.print(f"[dim]bench: {message}[/]"))
 
 
+Precision = typer.Option(
+    None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
+)
+
+
 @bench_app.command("train")
 def train(
     recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),
@@ -72,9 +77,7 @@ def decode(
     batch_sentences: int | None = typer.Option(
         None, "--batch-sentences", min=1, help="Valid sentences translated in batches (default: all)."
     ),
-    precision: str | None = typer.Option(
-        None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
-    ),
+    precision: str | None = Precision,
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: recipe's)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),

@@ -15,7 +15,7 @@ from workbench.engine.errors import UserError
 from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
-from .bench import bench_app
+from .bench import Precision, bench_app
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -34,9 +34,6 @@ err = Console(stderr=True)
 
 RunsDir = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run folders.")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
-Precision = typer.Option(
-    None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
-)
 
 
 @app.callback()
