@@ -54,6 +54,10 @@ class Attention(nn.Module):
         """Project the keys (B, S, Hk) once per source; the result is passed to every `forward`."""
         return keys
 
+    def additive_layers(self) -> tuple[nn.Linear, nn.Linear] | None:
+        """(query layer, energy layer) of an additive score v · tanh(k + W_q q), else None."""
+        return None
+
     def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
         """Raw scores (B, T, S) of queries (B, T, Hq) against precomputed keys (B, S, A)."""
         raise NotImplementedError
@@ -85,6 +89,9 @@ class BahdanauAttention(Attention):
 
     def precompute(self, keys: Tensor) -> Tensor:
         return self.key_layer(keys)
+
+    def additive_layers(self) -> tuple[nn.Linear, nn.Linear]:
+        return self.query_layer, self.energy_layer
 
     def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
         # (B, 1, S, A) + (B, T, 1, A): all T queries in one broadcast, no loop.
@@ -121,6 +128,9 @@ class LuongAttention(Attention):
         if self.additive is not None:
             return self.additive.precompute(keys)
         return keys
+
+    def additive_layers(self) -> tuple[nn.Linear, nn.Linear] | None:
+        return None if self.additive is None else self.additive.additive_layers()
 
     def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
         if self.additive is not None:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from workbench.engine.attention import build_attention
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
+from workbench.engine.fused_decoder import fused_decoder_loop
 from workbench.engine.special_tokens import PAD
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
@@ -224,6 +225,13 @@ class RecurrentDecoder(nn.Module):
         if sampling_prob > 0.0:
             return self._forward_sampled(tgt_in, state, enc, sampling_prob)
         embedded = self.embed(tgt_in)
+        if self._fusable(embedded):
+            assert self.attention is not None and self.attentional_layer is not None and enc.keys is not None
+            query_layer, energy_layer = self.attention.additive_layers()  # type: ignore[misc]
+            return fused_decoder_loop(
+                embedded, state.hidden[0], enc.keys, enc.states, enc.mask, self.rnn,  # type: ignore[arg-type]
+                query_layer, energy_layer, self.attentional_layer, self.dropout.p if self.training else 0.0,
+            )  # fmt: skip
         if not self.input_feeding:
             hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
             top, _ = self.rnn(embedded, hx)
@@ -236,6 +244,19 @@ class RecurrentDecoder(nn.Module):
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
+
+    def _fusable(self, embedded: Tensor) -> bool:
+        """Whether teacher-forced training can run the loop as one node (fused_decoder.py), on the CPU."""
+        return (
+            type(self.rnn) is nn.GRUCell  # not a quantized one
+            and self.attention is not None
+            and self.attention.additive_layers() is not None
+            and torch.is_grad_enabled()
+            and self.rnn.weight_hh.requires_grad
+            and embedded.device.type == "cpu"
+            and embedded.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled("cpu")
+        )
 
     def _forward_sampled(
         self, tgt_in: Tensor, state: DecoderState, enc: EncoderOutput, sampling_prob: float

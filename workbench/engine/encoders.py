@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from workbench.engine.fused_gru import packed_gru
 from workbench.engine.special_tokens import PAD
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -81,7 +82,11 @@ class RecurrentEncoder(nn.Module):
         batch, max_len = src.shape
         lengths = src_lengths.cpu()  # pack_padded_sequence wants them on the CPU
         embedded = self.embedding_dropout(self.embedding(src))
-        if int(lengths.min()) == max_len:
+        if self._fusable(embedded):
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            outputs, final = packed_gru(self.rnn, packed)  # type: ignore[arg-type]
+            states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
+        elif int(lengths.min()) == max_len:
             # No padding (one sentence, as in interactive decoding): the unpacked kernel projects every
             # input in one matrix product instead of one per step.
             states, final = self.rnn(embedded)
@@ -98,3 +103,15 @@ class RecurrentEncoder(nn.Module):
         positions = torch.arange(max_len, device=src.device)
         mask = positions.unsqueeze(0) < lengths.to(src.device).unsqueeze(1)
         return EncoderOutput(states=states, mask=mask, final=final, final_cell=final_cell)
+
+    def _fusable(self, embedded: Tensor) -> bool:
+        """Whether training can run the GRU as one node (fused_gru.py): one layer, CPU, fp32 or fp64."""
+        return (
+            type(self.rnn) is nn.GRU  # not a quantized one
+            and self.num_layers == 1
+            and torch.is_grad_enabled()
+            and self.rnn.weight_hh_l0.requires_grad
+            and embedded.device.type == "cpu"
+            and embedded.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled("cpu")
+        )

@@ -1,0 +1,157 @@
+"""The fused training paths (fused_gru.py, fused_decoder.py) compute what torch's GRU and the decoder's step
+loop compute: the same outputs, attention, dropout masks and gradients, in float64, and training takes
+them only where they apply."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from workbench.engine import decoders, encoders
+from workbench.engine.decoders import RecurrentDecoder
+from workbench.engine.encoders import RecurrentEncoder
+from workbench.engine.fused_gru import _PackedGRU, packed_gru
+from workbench.engine.model import build_model
+from workbench.engine.recipe import ModelConfig
+from workbench.engine.special_tokens import BOS, PAD
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SRC_V, TGT_V = 23, 19
+CONFIG = ModelConfig(embedding_size=8, hidden_size=12, dropout=0.0)
+
+
+def unfused(monkeypatch) -> None:
+    monkeypatch.setattr(RecurrentEncoder, "_fusable", lambda self, embedded: False)
+    monkeypatch.setattr(RecurrentDecoder, "_fusable", lambda self, embedded: False)
+
+
+def grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("lengths", [(6, 2, 5, 6, 1), (4, 4, 4)])
+def test_the_packed_gru_equals_torch_gru(bidirectional, lengths):
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(5, 7, batch_first=True, bidirectional=bidirectional).double()
+    x = torch.randn(len(lengths), max(lengths), 5, dtype=torch.float64, requires_grad=True)
+    results = []
+    for run in (rnn, lambda p: packed_gru(rnn, p)):
+        rnn.zero_grad()
+        x.grad = None
+        packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+        out, final = run(packed)
+        g = torch.Generator().manual_seed(1)
+        loss = (out.data * torch.randn(out.data.shape, generator=g, dtype=torch.float64)).sum()
+        (loss + (final * torch.randn(final.shape, generator=g, dtype=torch.float64)).sum()).backward()
+        results.append((out.data.detach(), final.detach(), x.grad.clone(), grads(rnn)))
+    (out_a, final_a, dx_a, dw_a), (out_b, final_b, dx_b, dw_b) = results
+    torch.testing.assert_close(out_b, out_a, rtol=0, atol=1e-12)
+    torch.testing.assert_close(final_b, final_a, rtol=0, atol=1e-12)
+    torch.testing.assert_close(dx_b, dx_a, rtol=0, atol=1e-12)
+    assert dw_b.keys() == dw_a.keys() and len(dw_a) == (8 if bidirectional else 4)
+    for name in dw_a:
+        torch.testing.assert_close(dw_b[name], dw_a[name], rtol=0, atol=1e-11, msg=name)
+
+
+def test_the_packed_gru_backward_passes_gradcheck():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    shapes = [(24, 3), (24,), (12, 4), (12,), (12, 4), (12,)]  # both directions' input weights stacked
+    weights = [torch.randn(s, dtype=torch.float64, generator=g, requires_grad=True) for s in shapes]
+
+    def run(x, *weights):
+        packed = pack_padded_sequence(x, torch.tensor([4, 2, 3]), batch_first=True, enforce_sorted=False)
+        return _PackedGRU.apply(packed.data, packed.batch_sizes, *weights)
+
+    assert torch.autograd.gradcheck(run, (x, *weights))
+
+
+def model_and_batch(attention: str, dropout: float, seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = replace(CONFIG, attention=attention, dropout=dropout, embedding_dropout=dropout)
+    model = build_model(cfg, SRC_V, TGT_V).double().train()
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([7, 3, 5, 7])
+    src = torch.randint(4, SRC_V, (4, 7), generator=g)
+    src[torch.arange(7).unsqueeze(0) >= lengths.unsqueeze(1)] = PAD
+    tgt = torch.randint(4, TGT_V, (4, 6), generator=g)
+    tgt[:, 0] = BOS
+    tgt[2, 4:] = PAD
+    return model, src, lengths, tgt
+
+
+def decode(model, src, lengths, tgt):
+    """Decoder outputs and attention, and every gradient, from the same dropout draws each time."""
+    model.zero_grad()
+    torch.manual_seed(5)
+    enc = model.encode(src, lengths)
+    out, attention = model.decoder(tgt, model.decoder.init_state(enc), enc)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(6), dtype=out.dtype)
+    (out * weights).sum().backward()
+    return out.detach(), attention.detach(), grads(model)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "concat"])
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_the_fused_training_paths_equal_the_step_loop(attention, dropout, monkeypatch):
+    model, src, lengths, tgt = model_and_batch(attention, dropout)
+    out_f, att_f, grads_f = decode(model, src, lengths, tgt)
+    unfused(monkeypatch)
+    out_s, att_s, grads_s = decode(model, src, lengths, tgt)
+    assert out_f.shape == (4, 6, 12) and att_f.shape == (4, 6, 7)
+    torch.testing.assert_close(out_f, out_s, rtol=0, atol=1e-12)  # dropout masks included
+    torch.testing.assert_close(att_f, att_s, rtol=0, atol=1e-12)
+    assert torch.all(att_f[1, :, 3:] == 0)
+    assert grads_f.keys() == grads_s.keys()
+    for name in grads_s:
+        torch.testing.assert_close(grads_f[name], grads_s[name], rtol=0, atol=1e-11, msg=name)
+    if attention == "concat":
+        assert "decoder.attention.additive.query_layer.bias" in grads_f
+
+
+def test_training_steps_give_the_same_losses_fused_or_not(monkeypatch):
+    def losses() -> list[float]:
+        model, src, lengths, tgt = model_and_batch("bahdanau", 0.3, seed=2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        torch.manual_seed(7)
+        values = []
+        for _ in range(5):
+            optimizer.zero_grad()
+            loss = model.loss(src, lengths, tgt[:, :-1], tgt[:, 1:])
+            loss.backward()
+            optimizer.step()
+            values.append(loss.item())
+        return values
+
+    fused = losses()
+    unfused(monkeypatch)
+    stepped = losses()
+    assert fused[-1] < fused[0]
+    assert fused == pytest.approx(stepped, rel=1e-12)
+
+
+def test_the_fused_paths_are_taken_only_where_they_apply(monkeypatch):
+    calls: list[str] = []
+    real_gru, real_loop = encoders.packed_gru, decoders.fused_decoder_loop
+    monkeypatch.setattr(encoders, "packed_gru", lambda *a: calls.append("encoder") or real_gru(*a))
+    monkeypatch.setattr(decoders, "fused_decoder_loop", lambda *a: calls.append("decoder") or real_loop(*a))
+
+    def taken(cfg: ModelConfig, grad: bool = True, autocast: bool = False) -> list[str]:
+        calls.clear()
+        model = build_model(cfg, SRC_V, TGT_V)
+        _, src, lengths, tgt = model_and_batch("bahdanau", 0.0)
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            model.loss(src, lengths, tgt[:, :-1], tgt[:, 1:])
+        return sorted(calls)
+
+    assert taken(CONFIG) == ["decoder", "encoder"]
+    assert taken(replace(CONFIG, attention="concat")) == ["decoder", "encoder"]
+    assert taken(CONFIG, grad=False) == []  # validation and search use the step loop
+    assert taken(CONFIG, autocast=True) == []
+    assert taken(replace(CONFIG, cell="lstm")) == []
+    assert taken(replace(CONFIG, attention="general")) == ["encoder"]
+    assert taken(replace(CONFIG, input_feeding=False)) == ["encoder"]
+    assert taken(replace(CONFIG, encoder_layers=2, decoder_layers=2)) == []

@@ -1,0 +1,120 @@
+"""A one-layer (bi)directional GRU over a packed batch for training on the CPU, as one autograd node.
+
+torch's CPU GRU records every step of every direction in autograd. Its backward then zero-fills a
+gradient the size of the whole packed input for each step's slice of it, adds those up, and adds a
+64-row weight gradient into a weight-sized buffer at every step. Here forward runs the same
+recurrence into buffers laid out like the packed data, backward walks the steps back for the state
+gradients only, and the input and weight gradients are single products over all tokens.
+
+Same results and gradients as `nn.GRU` on the same PackedSequence to rounding (tests, float64). The GRU
+gate updates are shared with the decoder's fused loop (fused_decoder.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+aten = torch.ops.aten
+
+
+def gru_update(gi: Tensor, gh: Tensor, h_prev: Tensor, rz: Tensor, n: Tensor, h: Tensor) -> Tensor:
+    """h = GRU(h_prev) from the input and hidden projections gi, gh (N, 3H), biases included.
+
+    The gates go into rz (N, 2H) and n (N, H), the new state into h; returns h. torch's formula:
+    r, z = sigmoid(gi_rz + gh_rz), n = tanh(gi_n + r * gh_n), h = (1 - z) n + z h_prev.
+    """
+    size = h.size(1)
+    r_z = torch.add(gi[:, : 2 * size], gh[:, : 2 * size], out=rz).sigmoid_()
+    torch.addcmul(gi[:, 2 * size :], r_z[:, :size], gh[:, 2 * size :], out=n).tanh_()
+    return torch.lerp(n, h_prev, r_z[:, size:], out=h)
+
+
+def gru_update_backward(
+    dh: Tensor, rz: Tensor, n: Tensor, gh_n: Tensor, h_prev: Tensor, d_gi: Tensor, d_gh: Tensor
+) -> Tensor:
+    """For d loss / d h, fills d_gi and d_gh (N, 3H); returns the gradient that reaches h_prev through z.
+
+    gh_n is the hidden projection's n part (W_hn h_prev + b_hn). The other part of h_prev's gradient is
+    d_gh @ W_hh, left to the caller, who may fold it into a larger product.
+    """
+    size = dh.size(1)
+    r, z = rz[:, :size], rz[:, size:]
+    direct = dh * z
+    d_n = aten.tanh_backward(dh - direct, n)
+    d_gi[:, 2 * size :] = d_n
+    d_gi[:, :size] = aten.sigmoid_backward(d_n * gh_n, r)
+    d_gi[:, size : 2 * size] = aten.sigmoid_backward(dh * (h_prev - n), z)
+    d_gh[:, : 2 * size] = d_gi[:, : 2 * size]
+    torch.mul(d_n, r, out=d_gh[:, 2 * size :])
+    return direct
+
+
+def packed_gru(rnn: nn.GRU, packed: PackedSequence) -> tuple[PackedSequence, Tensor]:
+    """`rnn(packed)` for a one-layer GRU from a zero state: (packed outputs, final states (dirs, B, H))."""
+    dirs = 2 if rnn.bidirectional else 1
+    suffixes = ["", "_reverse"][:dirs]
+    w_ih = torch.cat([getattr(rnn, f"weight_ih_l0{s}") for s in suffixes])
+    b_ih = torch.cat([getattr(rnn, f"bias_ih_l0{s}") for s in suffixes])
+    recurrent = [getattr(rnn, f"{kind}_hh_l0{s}") for s in suffixes for kind in ("weight", "bias")]
+    out, final = _PackedGRU.apply(packed.data, packed.batch_sizes, w_ih, b_ih, *recurrent)
+    final = final if packed.unsorted_indices is None else final.index_select(1, packed.unsorted_indices)
+    return packed._replace(data=out), final
+
+
+class _PackedGRU(torch.autograd.Function):
+    """Directions run in one loop: the forward one at time i, the backward one at time S - 1 - i.
+
+    Packed data is time-major over sentences sorted longest first, so at time t the active sentences
+    are the first batch_sizes[t] rows of the state, and time t's tokens are one contiguous block.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, batch_sizes: Tensor, w_ih: Tensor, b_ih: Tensor, *recurrent: Tensor):  # type: ignore[override]
+        dirs, hid = len(recurrent) // 2, recurrent[0].size(1)
+        sizes = batch_sizes.tolist()
+        starts = [sum(sizes[:t]) for t in range(len(sizes))]
+        tokens, new = x.size(0), x.new_empty
+        gi = torch.addmm(b_ih, x, w_ih.t())  # (N, dirs * 3H): every input projection at once
+        out = new(tokens, dirs * hid)
+        gh, rz = new(dirs, tokens, 3 * hid), new(dirs, tokens, 2 * hid)
+        n, h_prev = new(dirs, tokens, hid), new(dirs, tokens, hid)
+        state = x.new_zeros(dirs, sizes[0], hid)
+        for i in range(len(sizes)):
+            for d in range(dirs):
+                t = i if d == 0 else len(sizes) - 1 - i
+                rows, size = slice(starts[t], starts[t] + sizes[t]), sizes[t]
+                h_prev[d, rows] = state[d, :size]
+                g = torch.addmm(recurrent[2 * d + 1], state[d, :size], recurrent[2 * d].t(), out=gh[d, rows])
+                h = gru_update(
+                    gi[rows, 3 * hid * d : 3 * hid * (d + 1)], g, h_prev[d, rows], rz[d, rows], n[d, rows],
+                    out[rows, hid * d : hid * (d + 1)],
+                )  # fmt: skip
+                state[d, :size] = h
+        ctx.save_for_backward(x, w_ih, gh, rz, n, h_prev, *recurrent)
+        ctx.sizes, ctx.starts = sizes, starts
+        return out, state
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_final: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, w_ih, gh, rz, n, h_prev, *recurrent = ctx.saved_tensors
+        sizes, starts = ctx.sizes, ctx.starts
+        dirs, hid = len(recurrent) // 2, recurrent[0].size(1)
+        d_gi, d_gh = d_out.new_empty(x.size(0), dirs * 3 * hid), torch.empty_like(gh)
+        d_state = d_final.clone()  # (dirs, B, H): the gradient of each sentence's current state
+        for i in range(len(sizes) - 1, -1, -1):
+            for d in range(dirs):
+                t = i if d == 0 else len(sizes) - 1 - i
+                rows, size = slice(starts[t], starts[t] + sizes[t]), sizes[t]
+                dh = d_state[d, :size].add_(d_out[rows, hid * d : hid * (d + 1)])
+                direct = gru_update_backward(
+                    dh, rz[d, rows], n[d, rows], gh[d, rows, 2 * hid :], h_prev[d, rows],
+                    d_gi[rows, 3 * hid * d : 3 * hid * (d + 1)], d_gh[d, rows],
+                )  # fmt: skip
+                torch.addmm(direct, d_gh[d, rows], recurrent[2 * d], out=d_state[d, :size])
+        d_recurrent = []
+        for d in range(dirs):
+            d_recurrent += [d_gh[d].t() @ h_prev[d], d_gh[d].sum(0)]
+        return d_gi @ w_ih, None, d_gi.t() @ x, d_gi.sum(0), *d_recurrent
