@@ -1,6 +1,6 @@
 """The fused training paths (fused_gru.py, fused_decoder.py) compute what torch's GRU and the decoder's step
-loop compute: the same outputs, attention, dropout masks and gradients, in float64, and training takes
-them only where they apply."""
+loop compute, for GRU and LSTM cells and every attention: the same outputs, attention, dropout masks and
+gradients, in float64, and training takes them only where they apply."""
 
 from dataclasses import replace
 
@@ -69,9 +69,16 @@ def test_the_packed_gru_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(run, (x, *weights))
 
 
-def model_and_batch(attention: str, dropout: float, seed: int = 0):
+def model_and_batch(attention: str, dropout: float, seed: int = 0, cell: str = "gru"):
     torch.manual_seed(seed)
-    cfg = replace(CONFIG, attention=attention, dropout=dropout, embedding_dropout=dropout)
+    cfg = replace(
+        CONFIG,
+        cell=cell,
+        attention=attention,
+        dropout=dropout,
+        embedding_dropout=dropout,
+        bidirectional=attention != "dot",  # dot compares keys and queries of one size
+    )
     model = build_model(cfg, SRC_V, TGT_V).double().train()
     g = torch.Generator().manual_seed(seed)
     lengths = torch.tensor([7, 3, 5, 7])
@@ -94,10 +101,11 @@ def decode(model, src, lengths, tgt):
     return out.detach(), attention.detach(), grads(model)
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "concat"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "concat", "dot", "general"])
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
-def test_the_fused_training_paths_equal_the_step_loop(attention, dropout, monkeypatch):
-    model, src, lengths, tgt = model_and_batch(attention, dropout)
+def test_the_fused_training_paths_equal_the_step_loop(cell, attention, dropout, monkeypatch):
+    model, src, lengths, tgt = model_and_batch(attention, dropout, cell=cell)
     out_f, att_f, grads_f = decode(model, src, lengths, tgt)
     unfused(monkeypatch)
     out_s, att_s, grads_s = decode(model, src, lengths, tgt)
@@ -112,9 +120,10 @@ def test_the_fused_training_paths_equal_the_step_loop(attention, dropout, monkey
         assert "decoder.attention.additive.query_layer.bias" in grads_f
 
 
-def test_training_steps_give_the_same_losses_fused_or_not(monkeypatch):
+@pytest.mark.parametrize(("cell", "attention"), [("gru", "bahdanau"), ("lstm", "dot")])
+def test_training_steps_give_the_same_losses_fused_or_not(cell, attention, monkeypatch):
     def losses() -> list[float]:
-        model, src, lengths, tgt = model_and_batch("bahdanau", 0.3, seed=2)
+        model, src, lengths, tgt = model_and_batch(attention, 0.3, seed=2, cell=cell)
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         torch.manual_seed(7)
         values = []
@@ -151,7 +160,8 @@ def test_the_fused_paths_are_taken_only_where_they_apply(monkeypatch):
     assert taken(replace(CONFIG, attention="concat")) == ["decoder", "encoder"]
     assert taken(CONFIG, grad=False) == []  # validation and search use the step loop
     assert taken(CONFIG, autocast=True) == []
-    assert taken(replace(CONFIG, cell="lstm")) == []
-    assert taken(replace(CONFIG, attention="general")) == ["encoder"]
+    assert taken(replace(CONFIG, attention="general")) == ["decoder", "encoder"]
+    assert taken(replace(CONFIG, cell="lstm")) == ["decoder"]  # torch's LSTM encoder is one kernel
+    assert taken(replace(CONFIG, cell="rnn")) == []
     assert taken(replace(CONFIG, input_feeding=False)) == ["encoder"]
     assert taken(replace(CONFIG, encoder_layers=2, decoder_layers=2)) == []

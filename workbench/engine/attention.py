@@ -55,7 +55,7 @@ class Attention(nn.Module):
         return keys
 
     def additive_layers(self) -> tuple[nn.Linear, nn.Linear] | None:
-        """(query layer, energy layer) of an additive score v · tanh(k + W_q q), else None."""
+        """(query layer, energy layer) of an additive score v · tanh(k + W_q q); None for q · k."""
         return None
 
     def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:

@@ -227,10 +227,10 @@ class RecurrentDecoder(nn.Module):
         embedded = self.embed(tgt_in)
         if self._fusable(embedded):
             assert self.attention is not None and self.attentional_layer is not None and enc.keys is not None
-            query_layer, energy_layer = self.attention.additive_layers()  # type: ignore[misc]
             return fused_decoder_loop(
-                embedded, state.hidden[0], enc.keys, enc.states, enc.mask, self.rnn,  # type: ignore[arg-type]
-                query_layer, energy_layer, self.attentional_layer, self.dropout.p if self.training else 0.0,
+                embedded, state.hidden[0], None if state.cell is None else state.cell[0], enc.keys,
+                enc.states, enc.mask, self.rnn, self.attention.additive_layers(),  # type: ignore[arg-type]
+                self.attentional_layer, self.dropout.p if self.training else 0.0,
             )  # fmt: skip
         if not self.input_feeding:
             hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
@@ -248,9 +248,8 @@ class RecurrentDecoder(nn.Module):
     def _fusable(self, embedded: Tensor) -> bool:
         """Whether teacher-forced training can run the loop as one node (fused_decoder.py), on the CPU."""
         return (
-            type(self.rnn) is nn.GRUCell  # not a quantized one
+            type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
             and self.attention is not None
-            and self.attention.additive_layers() is not None
             and torch.is_grad_enabled()
             and self.rnn.weight_hh.requires_grad
             and embedded.device.type == "cpu"
