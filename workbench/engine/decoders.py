@@ -8,7 +8,8 @@ and the vocabulary logits come from dropout(a_t). With attention "none" the outp
 Training speed: all target positions are embedded in one lookup, and `forward` returns the outputs of
 all steps so that the vocabulary projection runs once over them (fused with the loss, see loss.py).
 Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole target in one call
-and attention scores every step at once; with input feeding the steps are a loop.
+and attention scores every step at once; with input feeding the steps are a loop, which CPU training
+runs as one autograd node for the GRU and LSTM cells (fused_decoder.py; `step` is the reference).
 """
 
 from __future__ import annotations
