@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from workbench.engine.attention import build_attention
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
 from workbench.engine.fused_decoder import fused_decoder_loop
+from workbench.engine.fused_gru import trains_fused
 from workbench.engine.special_tokens import PAD
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
@@ -251,11 +252,7 @@ class RecurrentDecoder(nn.Module):
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
             and self.attention is not None
-            and torch.is_grad_enabled()
-            and self.rnn.weight_hh.requires_grad
-            and embedded.device.type == "cpu"
-            and embedded.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled("cpu")
+            and trains_fused(embedded, self.rnn.weight_hh)
         )
 
     def _forward_sampled(

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from workbench.engine.fused_gru import packed_gru
+from workbench.engine.fused_gru import packed_gru, trains_fused
 from workbench.engine.special_tokens import PAD
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -82,17 +82,14 @@ class RecurrentEncoder(nn.Module):
         batch, max_len = src.shape
         lengths = src_lengths.cpu()  # pack_padded_sequence wants them on the CPU
         embedded = self.embedding_dropout(self.embedding(src))
-        if self._fusable(embedded):
-            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-            outputs, final = packed_gru(self.rnn, packed)  # type: ignore[arg-type]
-            states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
-        elif int(lengths.min()) == max_len:
+        fused = self._fusable(embedded)
+        if int(lengths.min()) == max_len and not fused:
             # No padding (one sentence, as in interactive decoding): the unpacked kernel projects every
             # input in one matrix product instead of one per step.
             states, final = self.rnn(embedded)
         else:
             packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-            outputs, final = self.rnn(packed)
+            outputs, final = packed_gru(self.rnn, packed) if fused else self.rnn(packed)  # type: ignore[arg-type]
             # total_length keeps S even when the longest sentence is shorter than the padded batch.
             states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
         final_cell = None
@@ -105,13 +102,9 @@ class RecurrentEncoder(nn.Module):
         return EncoderOutput(states=states, mask=mask, final=final, final_cell=final_cell)
 
     def _fusable(self, embedded: Tensor) -> bool:
-        """Whether training can run the GRU as one node (fused_gru.py): one layer, CPU, fp32 or fp64."""
+        """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one."""
         return (
-            type(self.rnn) is nn.GRU  # not a quantized one
+            type(self.rnn) is nn.GRU
             and self.num_layers == 1
-            and torch.is_grad_enabled()
-            and self.rnn.weight_hh_l0.requires_grad
-            and embedded.device.type == "cpu"
-            and embedded.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled("cpu")
+            and trains_fused(embedded, self.rnn.weight_hh_l0)
         )
