@@ -24,8 +24,11 @@ class _BatchMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(a, b)
-        return torch.bmm(a, b)
+        out = torch.bmm(a, b)
+        # Under autocast the product ran in its dtype (bf16, fp16); backward runs outside autocast, so
+        # it gets the operands as the forward product saw them.
+        ctx.save_for_backward(a.to(out.dtype), b.to(out.dtype))
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from workbench.engine.fused_gru import packed_gru, trains_fused
 from workbench.engine.special_tokens import PAD
@@ -80,7 +80,7 @@ class RecurrentEncoder(nn.Module):
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """Encode src (B, S) of token ids; src_lengths (B,) are the real lengths, all >= 1."""
         batch, max_len = src.shape
-        lengths = src_lengths.cpu()  # pack_padded_sequence wants them on the CPU
+        lengths = src_lengths.cpu()  # packing wants them on the CPU
         embedded = self.embedding_dropout(self.embedding(src))
         fused = self._fusable(embedded)
         if int(lengths.min()) == max_len and not fused:
@@ -88,18 +88,16 @@ class RecurrentEncoder(nn.Module):
             # input in one matrix product instead of one per step.
             states, final = self.rnn(embedded)
         else:
-            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            packed = pack(embedded, lengths)
             outputs, final = packed_gru(self.rnn, packed) if fused else self.rnn(packed)  # type: ignore[arg-type]
-            # total_length keeps S even when the longest sentence is shorter than the padded batch.
-            states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=max_len)
+            states = unpack(outputs, max_len)
         final_cell = None
         if isinstance(final, tuple):
             final, final_cell = final
             final_cell = final_cell.view(self.num_layers, self.num_directions, batch, self.hidden_size)
         final = final.view(self.num_layers, self.num_directions, batch, self.hidden_size)
-        positions = torch.arange(max_len, device=src.device)
-        mask = positions.unsqueeze(0) < lengths.to(src.device).unsqueeze(1)
-        return EncoderOutput(states=states, mask=mask, final=final, final_cell=final_cell)
+        # PAD only ever follows a sentence: the mask is made on the device, with no copy from the host.
+        return EncoderOutput(states=states, mask=src != PAD, final=final, final_cell=final_cell)
 
     def _fusable(self, embedded: Tensor) -> bool:
         """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one."""
@@ -108,3 +106,25 @@ class RecurrentEncoder(nn.Module):
             and self.num_layers == 1
             and trains_fused(embedded, self.rnn.weight_hh_l0)
         )
+
+
+def pack(embedded: Tensor, lengths: Tensor) -> PackedSequence:
+    """`pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)`, the same packing,
+    without a host sync on CUDA: the sort order (made on the CPU from `lengths`) travels from pinned memory.
+    """
+    sorted_lengths, order = torch.sort(lengths, descending=True)
+    if embedded.device.type == "cuda":
+        order = order.pin_memory().to(embedded.device, non_blocking=True)
+    packed = pack_padded_sequence(embedded.index_select(0, order), sorted_lengths, batch_first=True)
+    return PackedSequence(packed.data, packed.batch_sizes, order)  # the inverse order is made on the device
+
+
+def unpack(packed: PackedSequence, total_length: int) -> Tensor:
+    """`pad_packed_sequence(packed, batch_first=True, total_length=...)[0]`, in the batch's own order.
+
+    torch's version also reorders the lengths on the host, which costs a sync on CUDA; they are not needed.
+    """
+    states, _ = pad_packed_sequence(
+        PackedSequence(packed.data, packed.batch_sizes), batch_first=True, total_length=total_length
+    )
+    return states if packed.unsorted_indices is None else states.index_select(0, packed.unsorted_indices)

@@ -1,0 +1,141 @@
+"""In-process A/B of the CUDA training step on a recipe (default: the reference, bench-gru512).
+
+One trainer, prepared once; each round times every variant on the same batches, one after the other,
+so that the GPU's clocks and the host's load hit all of them alike. Variants:
+
+- fp32, bf16: the trainer's own step at that `training.precision` (torch's cuDNN GRU encoder and the
+  decoder's step loop);
+- fp32+fused-decoder: the decoder loop as one autograd node (fused_decoder.py), which the engine takes
+  on the CPU only; here let onto the GPU to see whether it pays there too.
+
+Before timing, the fused and unfused decoders are compared on one batch without dropout (loss and
+gradient norm). Prints one JSON line per measurement, then a summary.
+Usage: python scripts/cuda_ab.py [RECIPE] [--rounds 3] [--steps 50] [--batch-sizes 64,256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.engine import decoders
+from workbench.engine.devices import describe
+from workbench.engine.recipe import load_recipe
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.training import Trainer
+
+
+def gpu_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """fused_gru.trains_fused with the device check left out (fp32/fp64, no autocast)."""
+    return (
+        torch.is_grad_enabled()
+        and weight.requires_grad
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled(x.device.type)
+    )
+
+
+ENGINE_FUSABLE = decoders.trains_fused
+VARIANTS = {
+    "fp32": ("fp32", ENGINE_FUSABLE),
+    "fp32+fused-decoder": ("fp32", gpu_fusable),
+    "bf16": ("bf16", ENGINE_FUSABLE),
+}
+
+
+def use(trainer: Trainer, variant: str) -> None:
+    precision, fusable = VARIANTS[variant]
+    trainer.recipe.training.precision = precision
+    decoders.trains_fused = fusable
+
+
+def loss_and_norm(trainer: Trainer, batch) -> tuple[float, float]:
+    """Loss per token and gradient norm of one batch in eval mode (no dropout), no optimizer step."""
+    model = trainer.model
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    loss = model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out) / batch.n_tgt_tokens
+    loss.backward()
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    model.zero_grad(set_to_none=True)
+    model.train()
+    return loss.item(), norm.item()
+
+
+def sync(trainer: Trainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+
+
+def timed(trainer: Trainer, batches: list) -> float:
+    """Seconds for train_step over the batches, the GPU's work included."""
+    sync(trainer)
+    start = time.perf_counter()
+    for batch in batches:
+        trainer.progress.step += 1
+        trainer.train_step(batch)
+    sync(trainer)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("recipe", nargs="?", default="recipes/bench-gru512.toml")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--batch-sizes", default="64,256")
+    parser.add_argument("--device", default="cuda", help="cpu: a smoke run of this script")
+    parser.add_argument("--set", action="append", default=[], help="A recipe override, section.key=value")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="s2s-cuda-ab-"))
+    try:
+        run = RunFolder.create(folder, load_recipe(args.recipe, args.set), name="ab")
+        trainer = Trainer(run, args.device)
+        trainer.prepare()
+        check = trainer.train_batch(trainer.epoch_order(0)[0])
+        for variant in ("fp32", "fp32+fused-decoder"):
+            use(trainer, variant)
+            try:
+                loss, norm = loss_and_norm(trainer, check)
+            except RuntimeError as exc:  # a path that does not run here is reported, and left out
+                print(json.dumps({"check": variant, "error": str(exc)[:500]}), flush=True)
+                del VARIANTS[variant]
+                continue
+            print(json.dumps({"check": variant, "loss": loss, "grad_norm": norm}), flush=True)
+        results: dict[tuple[str, int], list[float]] = {}
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+            trainer.recipe.training.batch_size = batch_size
+            order = trainer.epoch_order(1)
+            for variant in VARIANTS:  # warm-up: handles, autotuning, the allocator's pools
+                use(trainer, variant)
+                timed(trainer, [trainer.train_batch(i) for i in order[:3]])
+            for r in range(args.rounds):
+                chunk = order[r * args.steps : (r + 1) * args.steps]
+                batches = [trainer.train_batch(i) for i in chunk]
+                tokens = sum(b.n_tgt_tokens for b in batches)
+                for variant in VARIANTS:
+                    use(trainer, variant)
+                    seconds = timed(trainer, batches)
+                    results.setdefault((variant, batch_size), []).append(tokens / seconds)
+                    print(json.dumps({
+                        "variant": variant, "batch_size": batch_size, "round": r + 1,
+                        "steps": len(batches), "tgt_tokens_per_s": round(tokens / seconds),
+                        "step_ms": round(1000 * seconds / len(batches), 2),
+                    }), flush=True)  # fmt: skip
+        print(f"\n{describe(trainer.device)}, torch {torch.__version__}: median target tokens/s")
+        for (variant, batch_size), rates in results.items():
+            print(f"  batch {batch_size:>4}  {variant:<20} {statistics.median(rates):>10,.0f}")
+    finally:
+        decoders.trains_fused = ENGINE_FUSABLE
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

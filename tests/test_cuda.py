@@ -1,0 +1,116 @@
+"""The CUDA path: no host sync in a training step, the CPU's numbers, bf16/fp16 autocast that learns,
+and run folders that move between a GPU and a CPU machine.
+
+CI has no GPU, so these skip there (the reason says so); `scripts/gpu-check` runs them on a GPU machine.
+"""
+
+import pytest
+import torch
+
+from workbench.engine.recipe import load_recipe
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.training import Trainer
+from workbench.engine.translator import Translator
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu-check runs these on one)"
+)
+
+TINY = [
+    "data.train_size=2000",
+    "data.valid_size=40",
+    "data.test_size=0",
+    "model.embedding_size=32",
+    "model.hidden_size=64",
+    "training.batch_size=32",
+    "training.log_every=10",
+    "training.valid_every=1000",
+    "training.threads=1",
+]
+# The reference model's kind (bidirectional GRU, Bahdanau) and the reverse recipe's own (LSTM, dot).
+ARCHITECTURES = {
+    "gru-bahdanau": ["model.cell=gru", "model.bidirectional=true", "model.attention=bahdanau"],
+    "lstm-dot": [],
+}
+
+
+def prepared(tmp_path, name, device, extra=()):
+    run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, *extra]), name=name)
+    trainer = Trainer(run, device)
+    trainer.prepare()
+    return trainer
+
+
+def batches(trainer, n):
+    order = trainer.epoch_order(0)
+    return [trainer.train_batch(order[i]) for i in range(n)]
+
+
+@pytest.fixture
+def exact_fp32():
+    """fp32 products and cuDNN RNNs without TF32, so that the GPU can be held to the CPU's numbers."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_a_training_step_makes_no_host_sync(tmp_path, arch, precision):
+    trainer = prepared(tmp_path, "sync", "cuda", [*ARCHITECTURES[arch], f"training.precision={precision}"])
+    first, *rest = batches(trainer, 4)
+    trainer.train_step(first)  # the first step creates handles and optimizer state
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronizing call below raises
+    try:
+        for batch in rest:
+            loss_sum, grad_norm = trainer.train_step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert loss_sum.is_cuda and grad_norm.is_cuda
+    assert torch.isfinite(loss_sum).item()
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch, exact_fp32):
+    # No dropout: the two devices draw different random numbers; everything else is the same maths.
+    extra = [*ARCHITECTURES[arch], "model.dropout=0", "training.precision=fp32"]
+    cpu, gpu = prepared(tmp_path, "cpu", "cpu", extra), prepared(tmp_path, "gpu", "cuda", extra)
+    curves = {"cpu": [], "gpu": []}
+    for batch in batches(cpu, 8):
+        for name, trainer in (("cpu", cpu), ("gpu", gpu)):
+            trainer.progress.step += 1
+            loss_sum, grad_norm = trainer.train_step(batch.to(trainer.device))
+            curves[name].append((loss_sum.item() / batch.n_tgt_tokens, grad_norm.item()))
+    for (cpu_loss, cpu_norm), (gpu_loss, gpu_norm) in zip(curves["cpu"], curves["gpu"]):
+        assert gpu_loss == pytest.approx(cpu_loss, rel=1e-4)
+        assert gpu_norm == pytest.approx(cpu_norm, rel=1e-3)
+    assert curves["cpu"][-1][0] < curves["cpu"][0][0]  # it learned something meanwhile
+    for (name, p_cpu), p_gpu in zip(cpu.model.named_parameters(), gpu.model.parameters()):
+        assert torch.dist(p_gpu.cpu(), p_cpu) <= 1e-3 * p_cpu.norm(), name
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_training_learns_with_fp32_weights(tmp_path, precision):
+    extra = [*ARCHITECTURES["gru-bahdanau"], f"training.precision={precision}", "training.max_steps=150"]
+    trainer = prepared(tmp_path, precision, "cuda", extra)
+    assert trainer.train() == "finished"
+    losses = [r["loss"] for r in trainer.run.read_metrics()[0] if r["kind"] == "train"]
+    assert all(loss == loss for loss in losses)  # no NaN
+    assert losses[-1] < 0.5 * losses[0]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert trainer.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
+
+
+def test_a_run_trained_on_cuda_decodes_the_same_on_the_cpu(tmp_path, exact_fp32):
+    trainer = prepared(tmp_path, "moved", "cuda", ["training.max_steps=600", "training.precision=fp32"])
+    assert trainer.train() == "finished"
+    sentences = [" ".join(w) for w in ("abcdefg", "hello", "qwertyuiop", "zyx", "reverse")]
+    for beam in (1, 5):
+        on_gpu = Translator.from_run(trainer.run.path, "last", "cuda").translate(sentences, beam_size=beam)
+        on_cpu = Translator.from_run(trainer.run.path, "last", "cpu").translate(sentences, beam_size=beam)
+        for g, c in zip(on_gpu, on_cpu):
+            assert g[0].text == c[0].text
+            assert g[0].score == pytest.approx(c[0].score, abs=1e-3)
+    assert on_cpu[0][0].text == "g f e d c b a"  # and it learned the task
