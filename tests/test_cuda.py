@@ -6,6 +6,7 @@ CI has no GPU, so these skip there (the reason says so); `scripts/gpu-check` run
 
 import pytest
 import torch
+from test_fused import decode, model_and_batch, unfused
 
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
@@ -77,6 +78,7 @@ def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch, exact_fp32)
     # No dropout: the two devices draw different random numbers; everything else is the same maths.
     extra = [*ARCHITECTURES[arch], "model.dropout=0", "training.precision=fp32"]
     cpu, gpu = prepared(tmp_path, "cpu", "cpu", extra), prepared(tmp_path, "gpu", "cuda", extra)
+    start = [p.detach().clone() for p in cpu.model.parameters()]
     curves = {"cpu": [], "gpu": []}
     for batch in batches(cpu, 8):
         for name, trainer in (("cpu", cpu), ("gpu", gpu)):
@@ -86,9 +88,26 @@ def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch, exact_fp32)
     for (cpu_loss, cpu_norm), (gpu_loss, gpu_norm) in zip(curves["cpu"], curves["gpu"]):
         assert gpu_loss == pytest.approx(cpu_loss, rel=1e-4)
         assert gpu_norm == pytest.approx(cpu_norm, rel=1e-3)
-    assert curves["cpu"][-1][0] < curves["cpu"][0][0]  # it learned something meanwhile
-    for (name, p_cpu), p_gpu in zip(cpu.model.named_parameters(), gpu.model.parameters()):
+    moved = 0.0
+    for (name, p_cpu), p_gpu, p_0 in zip(cpu.model.named_parameters(), gpu.model.parameters(), start):
         assert torch.dist(p_gpu.cpu(), p_cpu) <= 1e-3 * p_cpu.norm(), name
+        moved = max(moved, (torch.dist(p_cpu, p_0) / p_0.norm()).item())
+    assert moved > 1e-2  # eight Adam steps changed the weights far beyond the tolerance above
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("attention", ["bahdanau", "dot"])
+def test_the_fused_decoder_equals_the_step_loop_on_cuda(cell, attention, monkeypatch):
+    model, src, lengths, tgt = model_and_batch(attention, 0.0, cell=cell)  # no dropout: masks differ
+    model, src, tgt = model.cuda(), src.cuda(), tgt.cuda()
+    out_f, att_f, grads_f = decode(model, src, lengths, tgt)
+    unfused(monkeypatch)
+    out_s, att_s, grads_s = decode(model, src, lengths, tgt)
+    torch.testing.assert_close(out_f, out_s, rtol=0, atol=1e-10)
+    torch.testing.assert_close(att_f, att_s, rtol=0, atol=1e-10)
+    assert grads_f.keys() == grads_s.keys()
+    for name in grads_s:
+        torch.testing.assert_close(grads_f[name], grads_s[name], rtol=0, atol=1e-9, msg=name)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

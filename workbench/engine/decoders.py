@@ -248,7 +248,7 @@ class RecurrentDecoder(nn.Module):
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
 
     def _fusable(self, embedded: Tensor) -> bool:
-        """Whether teacher-forced training can run the loop as one node (fused_decoder.py), on the CPU."""
+        """Whether teacher-forced training can run the loop as one node (fused_decoder.py)."""
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
             and self.attention is not None

@@ -100,10 +100,12 @@ class RecurrentEncoder(nn.Module):
         return EncoderOutput(states=states, mask=src != PAD, final=final, final_cell=final_cell)
 
     def _fusable(self, embedded: Tensor) -> bool:
-        """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one."""
+        """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one,
+        on the CPU (on a GPU cuDNN runs the whole packed GRU in one call)."""
         return (
             type(self.rnn) is nn.GRU
             and self.num_layers == 1
+            and embedded.device.type == "cpu"
             and trains_fused(embedded, self.rnn.weight_hh_l0)
         )
 

@@ -11,8 +11,9 @@ Here the whole loop is one `autograd.Function`:
 - backward walks the steps back for the gradients of the states only (three products a step), then
   forms every weight's gradient as one product over all B·T rows.
 
-Same function, same dropout masks (drawn in the same order and shapes as `nn.Dropout` does), and the
-same gradients to rounding (tests compare both paths in float64). Scores are additive (Bahdanau, Luong
+Same function, same dropout masks (drawn in the same order and shapes as `nn.Dropout` does on the CPU;
+on a GPU nn.Dropout's own kernel draws other masks of the same law), and the same gradients to
+rounding (tests compare both paths in float64). Scores are additive (Bahdanau, Luong
 "concat": v · tanh(k + W_q h)) or multiplicative (Luong "dot" and "general": k · h, the keys projected
 once per source as before).
 """

@@ -21,13 +21,12 @@ aten = torch.ops.aten
 
 def trains_fused(x: Tensor, weight: Tensor) -> bool:
     """Whether a recurrence on input x with this weight takes a fused training path: gradients wanted,
-    the weight trained, on the CPU, in fp32 or fp64, without autocast (which keeps torch's kernels)."""
+    the weight trained, in fp32 or fp64, without autocast (which keeps torch's kernels)."""
     return (
         torch.is_grad_enabled()
         and weight.requires_grad
-        and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
-        and not torch.is_autocast_enabled("cpu")
+        and not torch.is_autocast_enabled(x.device.type)
     )
 
 
