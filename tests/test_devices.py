@@ -1,8 +1,11 @@
-"""Threads for training on the CPU: as many as there are idle cores, judged now and over the last minute."""
+"""Threads for training on the CPU: as many as there are idle cores, judged now and over the last minute;
+and which training precisions autocast."""
 
 import pytest
+import torch
 
 from workbench.engine import devices
+from workbench.engine.devices import autocast_dtype
 
 
 @pytest.mark.parametrize(
@@ -23,3 +26,12 @@ def test_auto_threads_leave_the_busy_cores_alone(monkeypatch, percent_now, load_
 
 def test_asked_threads_are_kept():
     assert devices.cpu_threads(3) == 3
+
+
+def test_training_precision_maps_to_autocast_only_where_asked_on_cuda():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert autocast_dtype(cuda, "auto") is None  # fp32: faster for these models (docs/benchmarks.md)
+    assert autocast_dtype(cuda, "fp32") is None
+    assert autocast_dtype(cuda, "bf16") is torch.bfloat16
+    assert autocast_dtype(cuda, "fp16") is torch.float16
+    assert all(autocast_dtype(cpu, p) is None for p in ("auto", "fp32", "bf16", "fp16"))

@@ -96,7 +96,8 @@ def decode(model, src, lengths, tgt):
     torch.manual_seed(5)
     enc = model.encode(src, lengths)
     out, attention = model.decoder(tgt, model.decoder.init_state(enc), enc)
-    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(6), dtype=out.dtype)
+    g = torch.Generator().manual_seed(6)
+    weights = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
     (out * weights).sum().backward()
     return out.detach(), attention.detach(), grads(model)
 

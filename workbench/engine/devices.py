@@ -45,11 +45,14 @@ def cpu_threads(requested: int) -> int:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for a recipe's precision: bf16 where supported, else fp16; None on CPU or fp32."""
-    if device.type != "cuda" or precision == "fp32":
+    """The autocast dtype of a recipe's training precision on a device; None: plain fp32.
+
+    "auto" is fp32: on an H200 the reference model trained at 0.6-0.85x fp32's speed under bf16
+    autocast, at batches of 64 and 256 (docs/benchmarks.md). A GRU/LSTM step is bound by its many
+    small kernels, not by its products, and autocast adds casts. bf16 and fp16 are there to choose.
+    """
+    if device.type != "cuda" or precision in ("fp32", "auto"):
         return None
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
