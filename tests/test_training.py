@@ -65,7 +65,7 @@ def test_an_interrupted_and_resumed_run_follows_the_uninterrupted_curve(tmp_path
         "training.lr_schedule=plateau",
         "training.lr_patience=0",
         "training.teacher_forcing=0.8",
-        "training.dropout=0.2" if False else "model.dropout=0.2",
+        "model.dropout=0.2",
     ]
     whole, parts = make_run(tmp_path, "whole", extra), make_run(tmp_path, "parts", extra)
     Trainer(whole, "cpu").train(max_steps=30)
