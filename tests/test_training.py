@@ -178,3 +178,11 @@ def test_averaged_checkpoint_is_the_mean_of_the_last_validations(tmp_path):
     Trainer(run, "cpu").train(max_steps=40)
     assert read_state(folder, "averaged")["averaged"] == ["step-30", "step-40"]
     assert not (folder / "step-20.safetensors").exists()
+
+
+def test_the_log_names_the_precision_and_says_when_autocast_does_not_apply(tmp_path):
+    run = make_run(tmp_path, "p", ["training.precision=bf16"])
+    Trainer(run, "cpu").train(max_steps=5)
+    log = (run.path / "train.log").read_text()
+    assert "training.precision = bf16 is CUDA autocast; on the CPU: fp32" in log
+    assert "training on cpu" in log and " in fp32: " in log

@@ -84,9 +84,12 @@ class Trainer:
         self._load_vectors()
         self.model.to(self.device)
         self.optimizer = _optimizer(self.model, r)
+        dtype = autocast_dtype(self.device, r.training.precision)
+        self.precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
+        if dtype is None and r.training.precision in ("bf16", "fp16"):
+            self.run.log(f"training.precision = {r.training.precision} is CUDA autocast; on the CPU: fp32")
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
-        fp16 = autocast_dtype(self.device, r.training.precision) == torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         higher = r.training.early_stopping_metric != "loss"
         self.schedule = LearningRateSchedule(r.training, higher_is_better=higher)
         self.progress = Progress()
@@ -167,7 +170,8 @@ class Trainer:
             "running", device=describe(self.device), step=p.step, epoch=p.epoch, params=self.params
         )
         self.run.log(
-            f"training on {describe(self.device)}: {self.params:,} parameters, {len(self.train_src)} pairs"
+            f"training on {describe(self.device)} in {self.precision}: {self.params:,} parameters, "
+            f"{len(self.train_src)} pairs"
         )
         self._window_start = time.monotonic()
         # Summed on the device so that the step needs no host sync; read at log time.
