@@ -15,7 +15,7 @@ from torch import Tensor
 from workbench.engine.special_tokens import PAD
 
 CHUNK_ROWS = 256  # 256 x 8,000 fp32 logits: 8 MB, in cache
-# On a GPU there is no cache to stay in, and each chunk is a dozen more kernel launches: ~one chunk a batch.
+# On a GPU a small chunk only adds launches (a dozen kernels each): about one chunk a batch there.
 CUDA_CHUNK_ROWS = 8192
 
 
