@@ -2,7 +2,10 @@
 train and decode benches through the CLI (the JSON contract of ../shared/bench/compare). Never timed."""
 
 import json
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -233,3 +236,20 @@ def test_the_profile_counts_each_products_flops_as_torch_does(op, shapes):
     if op == "addbmm":
         assert expected == 2 * 2 * 3 * 4 * 5
     assert prof._gemm_flops(f"aten::{op}", [list(s) for s in shapes]) == expected
+
+
+def test_the_cuda_ab_script_runs_its_variants_on_the_cpu(tmp_path):
+    # scripts/cuda_ab.py is run on GPU machines only (scripts/gpu-check); this smoke keeps it working.
+    root = Path(__file__).resolve().parents[1]
+    overrides = [arg for o in TINY for arg in ("--set", o)]
+    out = subprocess.run(
+        [sys.executable, "scripts/cuda_ab.py", "reverse", "--device", "cpu", "--rounds", "1", "--steps", "2",
+         "--batch-sizes", "8", *overrides],
+        cwd=root, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    checks = {r["check"]: r for r in records if "check" in r}
+    assert checks["fp32 step-loop"]["loss"] == pytest.approx(checks["fp32 fused-decoder"]["loss"], rel=1e-6)
+    timed = {r["variant"] for r in records if "variant" in r}
+    assert timed == {"fp32 step-loop", "fp32 fused-decoder", "bf16"}
+    assert "median target tokens/s" in out
