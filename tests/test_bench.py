@@ -238,7 +238,7 @@ def test_the_profile_counts_each_products_flops_as_torch_does(op, shapes):
     assert prof._gemm_flops(f"aten::{op}", [list(s) for s in shapes]) == expected
 
 
-def test_the_cuda_ab_script_runs_its_variants_on_the_cpu(tmp_path):
+def test_the_cuda_ab_script_runs_its_variants_on_the_cpu():
     # scripts/cuda_ab.py is run on GPU machines only (scripts/gpu-check); this smoke keeps it working.
     root = Path(__file__).resolve().parents[1]
     overrides = [arg for o in TINY for arg in ("--set", o)]
