@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from workbench.engine.devices import synchronize
 from workbench.engine.recipe import ModelConfig
 
 from .flops import GATES
@@ -78,7 +79,7 @@ def measure_peak(
         b = torch.randn(gemm.k, gemm.n, device=device, dtype=dtype)
         out = torch.empty(gemm.m, gemm.n, device=device, dtype=dtype)
         torch.mm(a, b, out=out)  # warm-up: allocation, kernel choice, caches
-        _sync(device)
+        synchronize(device)
         best, spent = float("inf"), 0.0
         # On a GPU one product is microseconds: time a run of them so the clock's resolution is no issue.
         repeats = 1 if device.type == "cpu" else 20
@@ -86,14 +87,9 @@ def measure_peak(
             start = time.perf_counter()
             for _ in range(repeats):
                 torch.mm(a, b, out=out)
-            _sync(device)
+            synchronize(device)
             elapsed = time.perf_counter() - start
             best, spent = min(best, elapsed / repeats), spent + elapsed
         by_gemm[gemm.name] = {"shape": gemm.shape, "flops_per_s": gemm.flops / best}
     peak = max(float(v["flops_per_s"]) for v in by_gemm.values())
     return PeakResult(peak, str(dtype).removeprefix("torch."), by_gemm)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -24,6 +24,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from workbench.engine import model as model_module
 from workbench.engine.data.batching import Batch
+from workbench.engine.devices import synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
@@ -96,8 +97,7 @@ def _forever(trainer: Trainer) -> Iterator[list[int]]:
 def _step(trainer: Trainer, batch: Batch) -> None:
     trainer.progress.step += 1
     trainer.train_step(batch)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
+    synchronize(trainer.device)
 
 
 @contextmanager

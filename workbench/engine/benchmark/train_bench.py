@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from workbench.engine.data.batching import Batch
-from workbench.engine.devices import autocast, describe
+from workbench.engine.devices import autocast, describe, synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
@@ -84,7 +84,7 @@ def _timed_steps(
         batch, _ = next(batches)
         progress.step += 1
         trainer.train_step(batch)
-    _sync(device)
+    synchronize(device)
 
     say(f"timing training steps for {seconds:g} s")
     load_before = os.getloadavg()[0]
@@ -110,7 +110,7 @@ def _timed_steps(
         padded_tgt += batch.tgt_out.numel()
         if time.perf_counter() - loop_start >= seconds:
             break
-    _sync(device)
+    synchronize(device)
     loop_seconds = time.perf_counter() - loop_start
     load_after = os.getloadavg()[0]
     mean_loss = loss_total.item() / max(n_tgt, 1)
@@ -194,8 +194,3 @@ def trainer_peak(
         mean_tgt=padded_tgt / sentences,
     )
     return measure_peak(gemms, trainer.device, dtype, seconds)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
