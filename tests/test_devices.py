@@ -28,10 +28,11 @@ def test_asked_threads_are_kept():
     assert devices.cpu_threads(3) == 3
 
 
-def test_training_precision_maps_to_autocast_only_where_asked_on_cuda():
+def test_training_precision_maps_to_autocast_only_where_asked():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert autocast_dtype(cuda, "auto") is None  # fp32: faster for these models (docs/benchmarks.md)
     assert autocast_dtype(cuda, "fp32") is None
     assert autocast_dtype(cuda, "bf16") is torch.bfloat16
     assert autocast_dtype(cuda, "fp16") is torch.float16
-    assert all(autocast_dtype(cpu, p) is None for p in ("auto", "fp32", "bf16", "fp16"))
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16  # AMX / AVX-512 BF16 products
+    assert all(autocast_dtype(cpu, p) is None for p in ("auto", "fp32", "fp16"))

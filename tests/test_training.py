@@ -181,8 +181,11 @@ def test_averaged_checkpoint_is_the_mean_of_the_last_validations(tmp_path):
 
 
 def test_the_log_names_the_precision_and_says_when_autocast_does_not_apply(tmp_path):
-    run = make_run(tmp_path, "p", ["training.precision=bf16"])
+    run = make_run(tmp_path, "p", ["training.precision=fp16"])
     Trainer(run, "cpu").train(max_steps=5)
     log = (run.path / "train.log").read_text()
-    assert "training.precision = bf16 is CUDA autocast; on the CPU: fp32" in log
+    assert "training.precision = fp16 is CUDA autocast; on the CPU: fp32 (bf16 is the CPU's)" in log
     assert "training on cpu" in log and " in fp32: " in log
+    run = make_run(tmp_path, "b", ["training.precision=bf16"])
+    Trainer(run, "cpu").train(max_steps=5)
+    assert " in bf16 autocast: " in (run.path / "train.log").read_text()

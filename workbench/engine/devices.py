@@ -47,13 +47,22 @@ def cpu_threads(requested: int) -> int:
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype of a recipe's training precision on a device; None: plain fp32.
 
-    "auto" is fp32: on an H200 the reference model trained at 0.6-0.85x fp32's speed under bf16
-    autocast, at batches of 64 and 256 (docs/benchmarks.md). A GRU/LSTM step is bound by its many
-    small kernels, not by its products, and autocast adds casts. bf16 and fp16 are there to choose.
+    "auto" is fp32, which keeps a recipe's numbers the same on every machine; bf16 and fp16 are there
+    to choose. On an H200 the reference model trained at 0.6-0.85x fp32's speed under bf16 autocast
+    (docs/benchmarks.md): its step is bound by many small kernels, not by its products. On a CPU with
+    AMX, bf16 products run several times faster than fp32 ones and bf16 pays; fp16 is CUDA's only.
     """
-    if device.type != "cuda" or precision in ("fp32", "auto"):
+    if precision in ("fp32", "auto") or (device.type == "cpu" and precision == "fp16"):
         return None
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def fast_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX tiles or AVX-512 BF16); without, bf16 is slow."""
+    probes = [
+        getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    ]
+    return any(probe() for probe in probes if probe is not None)
 
 
 def synchronize(device: torch.device) -> None:
@@ -63,9 +72,9 @@ def synchronize(device: torch.device) -> None:
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA; plain fp32 on CPU."""
+    """The autocast region of a training precision on a device (none for fp32)."""
     dtype = autocast_dtype(device, precision)
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def describe(device: torch.device) -> str:

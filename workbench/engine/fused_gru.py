@@ -8,9 +8,17 @@ gradients only, and the input and weight gradients are single products over all 
 
 Same results and gradients as `nn.GRU` on the same PackedSequence to rounding (tests, float64). The GRU
 gate updates are shared with the decoder's fused loop (fused_decoder.py).
+
+Under CPU bf16 autocast (`training.precision = "bf16"`) both fused paths multiply in bf16, which AMX
+runs several times faster than fp32, and keep everything else in fp32: the states, the gates, the
+buffers saved for backward, the sums of products and the gradients they return. `addmm_in` and `mm_in` below
+are the products of both paths; with equal dtypes they are torch's own, so fp32 is unchanged.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -21,13 +29,48 @@ aten = torch.ops.aten
 
 def trains_fused(x: Tensor, weight: Tensor) -> bool:
     """Whether a recurrence on input x with this weight takes a fused training path: gradients wanted,
-    the weight trained, in fp32 or fp64, without autocast (which keeps torch's kernels)."""
+    the weight trained, in fp32 or fp64, without autocast or under the CPU's bf16 one (CUDA autocast
+    keeps torch's kernels)."""
+    autocast = torch.is_autocast_enabled(x.device.type)
     return (
         torch.is_grad_enabled()
         and weight.requires_grad
         and x.dtype in (torch.float32, torch.float64)
-        and not torch.is_autocast_enabled(x.device.type)
+        and (not autocast or (x.device.type == "cpu" and torch.get_autocast_dtype("cpu") == torch.bfloat16))
     )
+
+
+def product_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a fused path multiplies in: the autocast dtype inside an autocast region, else x's."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+
+
+def without_autocast(method: Callable) -> Callable:
+    """An autograd Function's forward or backward run outside autocast: it casts for its products itself
+    (and backward may be called inside an autocast region, which would otherwise recast them)."""
+
+    @functools.wraps(method)
+    def run(ctx, *args):
+        device = next(a for a in args if isinstance(a, Tensor)).device
+        with torch.autocast(device.type, enabled=False):
+            return method(ctx, *args)
+
+    return run
+
+
+def mm_in(a: Tensor, b: Tensor, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
+    """a @ b with the product in dtype, the result in a's dtype."""
+    if a.dtype == dtype and b.dtype == dtype:
+        return torch.mm(a, b, out=out)
+    product = torch.mm(a.to(dtype), b.to(dtype))
+    return product.to(a.dtype) if out is None else out.copy_(product)
+
+
+def addmm_in(bias: Tensor, a: Tensor, b: Tensor, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
+    """bias + a @ b with the product in dtype, the sum in bias's dtype."""
+    if bias.dtype == a.dtype == b.dtype == dtype:
+        return torch.addmm(bias, a, b, out=out)
+    return torch.add(bias, torch.mm(a.to(dtype), b.to(dtype)), out=out)
 
 
 def gru_update(gi: Tensor, gh: Tensor, h_prev: Tensor, rz: Tensor, n: Tensor, h: Tensor) -> Tensor:
@@ -69,7 +112,8 @@ def packed_gru(rnn: nn.GRU, packed: PackedSequence) -> tuple[PackedSequence, Ten
     w_ih = torch.cat([getattr(rnn, f"weight_ih_l0{s}") for s in suffixes])
     b_ih = torch.cat([getattr(rnn, f"bias_ih_l0{s}") for s in suffixes])
     recurrent = [getattr(rnn, f"{kind}_hh_l0{s}") for s in suffixes for kind in ("weight", "bias")]
-    out, final = _PackedGRU.apply(packed.data, packed.batch_sizes, w_ih, b_ih, *recurrent)
+    dtype = product_dtype(packed.data)
+    out, final = _PackedGRU.apply(packed.data, packed.batch_sizes, dtype, w_ih, b_ih, *recurrent)
     final = final if packed.unsorted_indices is None else final.index_select(1, packed.unsorted_indices)
     return packed._replace(data=out), final
 
@@ -82,12 +126,16 @@ class _PackedGRU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, batch_sizes: Tensor, w_ih: Tensor, b_ih: Tensor, *recurrent: Tensor):  # type: ignore[override]
+    @without_autocast
+    def forward(ctx, x, batch_sizes, dtype, w_ih, b_ih, *recurrent):  # type: ignore[override]
+        """dtype: the products' (see the module's docstring); the weights are cast to it once."""
         dirs, hid = len(recurrent) // 2, recurrent[0].size(1)
         sizes = batch_sizes.tolist()
         starts = [sum(sizes[:t]) for t in range(len(sizes))]
         tokens, new = x.size(0), x.new_empty
-        gi = torch.addmm(b_ih, x, w_ih.t())  # (N, dirs * 3H): every input projection at once
+        w_ih = w_ih.to(dtype)
+        recurrent = tuple(r.to(dtype) if i % 2 == 0 else r for i, r in enumerate(recurrent))
+        gi = addmm_in(b_ih, x, w_ih.t(), dtype)  # (N, dirs * 3H): every input projection at once
         out = new(tokens, dirs * hid)
         gh, rz = new(dirs, tokens, 3 * hid), new(dirs, tokens, 2 * hid)
         n, h_prev = new(dirs, tokens, hid), new(dirs, tokens, hid)
@@ -97,21 +145,24 @@ class _PackedGRU(torch.autograd.Function):
                 t = i if d == 0 else len(sizes) - 1 - i
                 rows, size = slice(starts[t], starts[t] + sizes[t]), sizes[t]
                 h_prev[d, rows] = state[d, :size]
-                g = torch.addmm(recurrent[2 * d + 1], state[d, :size], recurrent[2 * d].t(), out=gh[d, rows])
+                g = addmm_in(
+                    recurrent[2 * d + 1], state[d, :size], recurrent[2 * d].t(), dtype, out=gh[d, rows]
+                )
                 h = gru_update(
                     gi[rows, 3 * hid * d : 3 * hid * (d + 1)], g, h_prev[d, rows], rz[d, rows], n[d, rows],
                     out[rows, hid * d : hid * (d + 1)],
                 )  # fmt: skip
                 state[d, :size] = h
         ctx.save_for_backward(x, w_ih, gh, rz, n, h_prev, *recurrent)
-        ctx.sizes, ctx.starts = sizes, starts
+        ctx.sizes, ctx.starts, ctx.dtype = sizes, starts, dtype
         return out, state
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @without_autocast
     def backward(ctx, d_out: Tensor, d_final: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, gh, rz, n, h_prev, *recurrent = ctx.saved_tensors
-        sizes, starts = ctx.sizes, ctx.starts
+        sizes, starts, dtype = ctx.sizes, ctx.starts, ctx.dtype
         dirs, hid = len(recurrent) // 2, recurrent[0].size(1)
         d_gi, d_gh = d_out.new_empty(x.size(0), dirs * 3 * hid), torch.empty_like(gh)
         d_state = d_final.clone()  # (dirs, B, H): the gradient of each sentence's current state
@@ -124,8 +175,8 @@ class _PackedGRU(torch.autograd.Function):
                     dh, rz[d, rows], n[d, rows], gh[d, rows, 2 * hid :], h_prev[d, rows],
                     d_gi[rows, 3 * hid * d : 3 * hid * (d + 1)], d_gh[d, rows],
                 )  # fmt: skip
-                torch.addmm(direct, d_gh[d, rows], recurrent[2 * d], out=d_state[d, :size])
+                addmm_in(direct, d_gh[d, rows], recurrent[2 * d], dtype, out=d_state[d, :size])
         d_recurrent = []
         for d in range(dirs):
-            d_recurrent += [d_gh[d].t() @ h_prev[d], d_gh[d].sum(0)]
-        return d_gi @ w_ih, None, d_gi.t() @ x, d_gi.sum(0), *d_recurrent
+            d_recurrent += [mm_in(d_gh[d].t(), h_prev[d], dtype), d_gh[d].sum(0)]
+        return mm_in(d_gi, w_ih, dtype), None, None, mm_in(d_gi.t(), x, dtype), d_gi.sum(0), *d_recurrent

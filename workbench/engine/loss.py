@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from workbench.engine.fused_gru import product_dtype
 from workbench.engine.special_tokens import PAD
 
 CHUNK_ROWS = 256  # 256 x 8,000 fp32 logits: 8 MB, in cache
@@ -65,32 +66,42 @@ def _chunked(
     rows, vocab = hidden.size(0), weight.size(0)
     eps = label_smoothing
     dtype = torch.promote_types(hidden.dtype, torch.float32)  # the softmax never in bf16/fp16
+    # The products in the autocast dtype inside an autocast region (the weight cast once, not per chunk).
+    low = product_dtype(hidden)
+    weight_low = weight.to(low)
     loss = hidden.new_zeros((), dtype=dtype)
     grad_hidden = torch.empty_like(hidden) if gradients else None
-    grad_weight = torch.zeros_like(weight) if gradients else None
+    grad_weight = torch.zeros_like(weight) if gradients and low == weight.dtype else None
+    # In a lower precision the logits' gradients are kept, (N, V) in bf16, for one weight-gradient
+    # product at the end: adding each chunk's low-precision product into the fp32 gradient would round
+    # it and cost three weight-sized passes a chunk.
+    grads = hidden.new_empty(rows, vocab, dtype=low) if gradients and grad_weight is None else None
     chunk = CHUNK_ROWS if hidden.device.type == "cpu" else CUDA_CHUNK_ROWS
     for start in range(0, rows, chunk):
         h = hidden[start : start + chunk]
         y = targets[start : start + chunk].unsqueeze(1)
         real = (y != PAD).to(dtype)  # (c, 1): PAD rows count for nothing
-        log_probs = torch.log_softmax((h @ weight.t()).to(dtype), dim=-1)
+        log_probs = torch.log_softmax((h.to(low) @ weight_low.t()).to(dtype), dim=-1)
         # Label smoothing as torch defines it: (1 - eps) * NLL + eps * mean over the vocabulary of -log p.
         token_loss = -(1.0 - eps) * log_probs.gather(1, y)
         if eps:
             token_loss -= (eps / vocab) * log_probs.sum(dim=1, keepdim=True)
         loss += (token_loss * real).sum()
         if gradients:
-            assert grad_hidden is not None and grad_weight is not None
+            assert grad_hidden is not None
             # d loss / d logits = softmax - (1 - eps) * one_hot(y) - eps / V, zero on PAD rows.
             grad = log_probs.exp_()
             if eps:
                 grad.sub_(eps / vocab)
             grad.scatter_add_(1, y, torch.full_like(real, eps - 1.0))
             grad.mul_(real)
-            grad = grad.to(h.dtype)  # the GEMMs in the hidden states' dtype (bf16 under autocast)
-            grad_hidden[start : start + chunk] = grad @ weight
-            if grad_weight.dtype == h.dtype:
+            if grads is None:
+                assert grad_weight is not None
+                grad_hidden[start : start + chunk] = grad @ weight
                 grad_weight.addmm_(grad.t(), h)
             else:
-                grad_weight += grad.t() @ h
+                grad = grads[start : start + chunk].copy_(grad)
+                grad_hidden[start : start + chunk] = grad @ weight_low
+    if grads is not None:
+        grad_weight = (grads.t() @ hidden.to(low)).to(weight.dtype)
     return loss, grad_hidden, grad_weight

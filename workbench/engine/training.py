@@ -16,7 +16,7 @@ import torch
 from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
-from .devices import autocast, autocast_dtype, cpu_threads, describe, resolve_device
+from .devices import autocast, autocast_dtype, cpu_threads, describe, fast_bf16_cpu, resolve_device
 from .evaluation import score
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
@@ -86,8 +86,12 @@ class Trainer:
         self.optimizer = _optimizer(self.model, r)
         dtype = autocast_dtype(self.device, r.training.precision)
         self.precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
-        if dtype is None and r.training.precision in ("bf16", "fp16"):
-            self.run.log(f"training.precision = {r.training.precision} is CUDA autocast; on the CPU: fp32")
+        if dtype is None and r.training.precision == "fp16":
+            self.run.log("training.precision = fp16 is CUDA autocast; on the CPU: fp32 (bf16 is the CPU's)")
+        if dtype == torch.bfloat16 and self.device.type == "cpu" and not fast_bf16_cpu():
+            self.run.log(
+                "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16); slow"
+            )
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         higher = r.training.early_stopping_metric != "loss"
