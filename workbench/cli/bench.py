@@ -142,8 +142,8 @@ def profile(
         mm = result["matmul"]
         console.print(
             f"matrix products: {mm['ms_per_step']:.1f} ms a step ({mm['share_of_step']:.0%} of it) at "
-            f"{mm['flops_per_s'] / 1e9:.0f} GFLOP/s, {mm['fraction_of_peak']:.0%} of the measured fp32 "
-            f"matmul peak ({mm['peak_flops_per_s'] / 1e9:.0f} GFLOP/s).\n"
+            f"{mm['flops_per_s'] / 1e9:.0f} GFLOP/s, {mm['fraction_of_peak']:.0%} of the measured "
+            f"{mm['peak_dtype']} matmul peak ({mm['peak_flops_per_s'] / 1e9:.0f} GFLOP/s).\n"
             f"MFU {mm['mfu']:.1%} without the profiler; if nothing but the products took time it "
             f"would be at most {mm['mfu_ceiling']:.1%}."
         )

@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from workbench.engine import model as model_module
 from workbench.engine.data.batching import Batch
-from workbench.engine.devices import synchronize
+from workbench.engine.devices import autocast_dtype, synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
@@ -228,9 +228,9 @@ def _matmul_share(
     sentences = sum(len(b) for b in batches)
     padded_src = sum(b.src.numel() for b in batches)
     padded_tgt = sum(b.tgt_out.numel() for b in batches)
-    peak = trainer_peak(
-        trainer, steps, sentences, padded_src, padded_tgt, torch.float32, peak_seconds
-    ).peak_flops_per_s
+    dtype = autocast_dtype(trainer.device, trainer.recipe.training.precision) or torch.float32
+    peak = trainer_peak(trainer, steps, sentences, padded_src, padded_tgt, dtype, peak_seconds)
+    peak = peak.peak_flops_per_s
     gemm_seconds, product_seconds = gemm_us / 1e6, (gemm_us + fused_us) / 1e6
     return {
         "ms_per_step": round(1000 * gemm_seconds / steps, 2),
@@ -240,6 +240,7 @@ def _matmul_share(
         "model_flops_per_step": round(model_flops / steps),  # as counted for MFU, padding excluded
         "flops_per_s": round(gemm_flops / gemm_seconds),
         "peak_flops_per_s": round(peak),
+        "peak_dtype": str(dtype).removeprefix("torch."),
         "fraction_of_peak": round(gemm_flops / gemm_seconds / peak, 4),
         "mfu": round(model_flops / (result["step_ms_unprofiled"] * steps / 1000) / peak, 4),
         "mfu_ceiling": round(model_flops / product_seconds / peak, 4),

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from workbench.engine.data.batching import Batch
-from workbench.engine.devices import autocast, describe, synchronize
+from workbench.engine.devices import autocast_dtype, describe, synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
@@ -120,8 +120,7 @@ def _timed_steps(
     steps = len(step_times)
 
     say(f"measuring the matmul peak ({peak_seconds:g} s a shape)")
-    ctx = autocast(device, recipe.training.precision)
-    dtype = ctx.fast_dtype if isinstance(ctx, torch.autocast) else torch.float32
+    dtype = autocast_dtype(device, recipe.training.precision) or torch.float32
     peak = trainer_peak(trainer, steps, n_sentences, padded_src, padded_tgt, dtype, peak_seconds)
 
     model_flops_per_s = model_flops / step_seconds
