@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from workbench.engine import devices
 from workbench.engine.checkpoint import read_state
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
@@ -188,4 +189,15 @@ def test_the_log_names_the_precision_and_says_when_autocast_does_not_apply(tmp_p
     assert "training on cpu" in log and " in fp32: " in log
     run = make_run(tmp_path, "b", ["training.precision=bf16"])
     Trainer(run, "cpu").train(max_steps=5)
-    assert " in bf16 autocast: " in (run.path / "train.log").read_text()
+    log = (run.path / "train.log").read_text()
+    assert " in bf16 autocast: " in log
+    assert ("no bf16 instructions" in log) != devices.fast_bf16_cpu()
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_said_to_be_slow(tmp_path, monkeypatch):
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, probe, lambda: False)
+    run = make_run(tmp_path, "b", ["training.precision=bf16"])
+    Trainer(run, "cpu").train(max_steps=2)
+    log = (run.path / "train.log").read_text()
+    assert "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16); slow" in log
