@@ -58,12 +58,12 @@ def fused_decoder_loop(
     # Under autocast the states from outside (keys, the bridge's h0) may arrive in bf16: the loop's are fp32.
     hidden, keys, values = (t.to(embedded.dtype) for t in (hidden, keys, values))
     return _DecoderLoop.apply(
-            embedded, hidden, cell_state, keys, values, mask,
-            cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh,
-            None if query is None else query.weight, None if query is None else query.bias,
-            None if energy is None else energy.weight,
-            attentional_layer.weight, attentional_layer.bias, dropout, dtype,
-        )  # fmt: skip
+        embedded, hidden, cell_state, keys, values, mask,
+        cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh,
+        None if query is None else query.weight, None if query is None else query.bias,
+        None if energy is None else energy.weight,
+        attentional_layer.weight, attentional_layer.bias, dropout, dtype,
+    )  # fmt: skip
 
 
 def lstm_update(

@@ -72,7 +72,7 @@ def _chunked(
     loss = hidden.new_zeros((), dtype=dtype)
     grad_hidden = torch.empty_like(hidden) if gradients else None
     grad_weight = torch.zeros_like(weight) if gradients and low == weight.dtype else None
-    # In a lower precision the logits' gradients are kept, (N, V) in bf16, for one weight-gradient
+    # In a lower precision the logits' gradients are kept, (N, V) in it, for one weight-gradient
     # product at the end: adding each chunk's low-precision product into the fp32 gradient would round
     # it and cost three weight-sized passes a chunk.
     grads = hidden.new_empty(rows, vocab, dtype=low) if gradients and grad_weight is None else None

@@ -113,9 +113,7 @@ class TrainingConfig:
     early_stopping_metric: str = "bleu"  # loss | bleu | chrf | exact
     average_checkpoints: int = 0  # N >= 2: the `averaged` checkpoint is the mean of the last N validations'
     threads: int = 0  # CPU threads; 0: one per idle core when training starts
-    precision: str = (
-        "auto"  # auto (= fp32) | fp32 | bf16 (autocast: CUDA, CPU with AMX) | fp16 (CUDA); devices.py
-    )
+    precision: str = "auto"  # auto (= fp32) | fp32 | bf16 (CUDA, AMX CPUs) | fp16 (CUDA); devices.py
 
 
 @dataclass
