@@ -65,6 +65,12 @@ def fast_bf16_cpu() -> bool:
     return any(probe() for probe in probes if probe is not None)
 
 
+def product_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the engine's own products of x run in: the autocast dtype inside an autocast region
+    (the fused training paths and the loss cast for themselves), else x's."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU, whose operations finish as they return)."""
     if device.type == "cuda":

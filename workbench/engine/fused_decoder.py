@@ -24,14 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from workbench.engine.fused_gru import (
-    addmm_in,
-    gru_update,
-    gru_update_backward,
-    mm_in,
-    product_dtype,
-    without_autocast,
-)
+from workbench.engine.devices import product_dtype
+from workbench.engine.fused_gru import addmm_in, gru_update, gru_update_backward, mm_in, without_autocast
 
 aten = torch.ops.aten
 

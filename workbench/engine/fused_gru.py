@@ -24,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from workbench.engine.devices import product_dtype
+
 aten = torch.ops.aten
 
 
@@ -38,11 +40,6 @@ def trains_fused(x: Tensor, weight: Tensor) -> bool:
         and x.dtype in (torch.float32, torch.float64)
         and (not autocast or (x.device.type == "cpu" and torch.get_autocast_dtype("cpu") == torch.bfloat16))
     )
-
-
-def product_dtype(x: Tensor) -> torch.dtype:
-    """The dtype a fused path multiplies in: the autocast dtype inside an autocast region, else x's."""
-    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
 
 
 def without_autocast(method: Callable) -> Callable:

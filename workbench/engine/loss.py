@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from workbench.engine.fused_gru import product_dtype
+from workbench.engine.devices import product_dtype
 from workbench.engine.special_tokens import PAD
 
 CHUNK_ROWS = 256  # 256 x 8,000 fp32 logits: 8 MB, in cache
