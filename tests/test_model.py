@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine import loss as loss_module
+from workbench.engine.decode_step import search_step
 from workbench.engine.loss import projected_cross_entropy
 from workbench.engine.model import Seq2Seq, build_model
 from workbench.engine.recipe import ModelConfig
@@ -113,6 +114,70 @@ def test_stepping_reproduces_the_teacher_forced_forward(cell, attention, init, f
         torch.testing.assert_close(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
         if attention != "none":
             torch.testing.assert_close(step_attn, attn[:, t], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell,attention", itertools.product(["gru", "lstm"], ATTENTIONS[1:]))
+@pytest.mark.parametrize("lengths", [(5, 3, 4), (4, 4)], ids=["padded", "unpadded"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_the_search_step_computes_exactly_the_reference_step(cell, attention, lengths, tie):
+    torch.manual_seed(2)
+    model = build_model(tiny_config(cell, attention, "bridge", True, tie_embeddings=tie), SRC_V, TGT_V).eval()
+    src, src_lengths, tgt = batch(seed=2, lengths=lengths)
+    with torch.inference_mode():
+        fast = search_step(model)
+        assert fast != model.step  # the plain-tensor step, not the reference
+        enc = model.encode(src, src_lengths)
+        assert enc.unpadded == (min(lengths) == max(lengths))
+        ref_state = fast_state = model.start(enc)
+        for t in range(tgt.size(1)):
+            ref = model.step(tgt[:, t], ref_state, enc)
+            got = fast(tgt[:, t], fast_state, enc)
+            (ref_lp, ref_state, ref_attn), (got_lp, fast_state, got_attn) = ref, got
+            assert torch.equal(got_lp, ref_lp) and torch.equal(got_attn, ref_attn)
+            assert torch.equal(fast_state.hidden, ref_state.hidden)
+            assert torch.equal(fast_state.feed, ref_state.feed)
+            if cell == "lstm":
+                assert torch.equal(fast_state.cell, ref_state.cell)
+
+
+def test_the_search_step_of_a_bf16_model_computes_exactly_the_reference_step():
+    torch.manual_seed(3)
+    model = decoding_model(build_model(TINY, SRC_V, TGT_V), "bf16", torch.device("cpu"))
+    src, src_lengths, tgt = batch(seed=3)
+    with torch.inference_mode():
+        enc = model.encode(src, src_lengths)
+        ref_state = fast_state = model.start(enc)
+        for t in range(tgt.size(1)):
+            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
+            got_lp, fast_state, got_attn = search_step(model)(tgt[:, t], fast_state, enc)
+            assert got_lp.dtype == torch.float32 and torch.equal(got_lp, ref_lp)
+            assert torch.equal(got_attn, ref_attn) and torch.equal(fast_state.feed, ref_state.feed)
+
+
+@pytest.mark.parametrize(
+    "cell,attention,feeding,layers",
+    [
+        ("rnn", "bahdanau", True, 1),
+        ("gru", "none", False, 1),
+        ("gru", "bahdanau", False, 1),
+        ("lstm", "dot", True, 2),
+    ],
+)
+def test_the_search_step_is_the_reference_where_it_does_not_apply(cell, attention, feeding, layers):
+    model = build_model(tiny_config(cell, attention, "bridge", feeding, layers), SRC_V, TGT_V).eval()
+    with torch.inference_mode():
+        assert search_step(model) == model.step
+
+
+def test_the_search_step_is_the_reference_when_training_or_differentiating_or_quantized():
+    model = build_model(TINY, SRC_V, TGT_V)
+    with torch.inference_mode():
+        assert search_step(model.train()) == model.step
+        assert search_step(model.eval()) != model.step
+    assert search_step(model) == model.step  # gradients are on: the modules' own calls
+    int8 = decoding_model(model, "int8", torch.device("cpu"))
+    with torch.inference_mode():
+        assert search_step(int8) == int8.step
 
 
 def test_decoder_follows_the_luong_ordering_with_input_feeding():

@@ -23,6 +23,7 @@ class EncoderOutput:
     final: Tensor  # (layers, dirs, B, H) last hidden state of every layer and direction
     final_cell: Tensor | None = None  # LSTM memory cells, like `final`
     keys: Tensor | None = None  # attention keys, projected once per source (set by the model)
+    unpadded: bool = False  # True: no position is padding (the mask is all True and may be skipped)
 
     def index_select(self, idx: Tensor) -> EncoderOutput:
         """The rows `idx` of the batch (beam search reordering, dropping finished sentences)."""
@@ -32,6 +33,7 @@ class EncoderOutput:
             final=self.final.index_select(2, idx),
             final_cell=None if self.final_cell is None else self.final_cell.index_select(2, idx),
             keys=None if self.keys is None else self.keys.index_select(0, idx),
+            unpadded=self.unpadded,  # rows of an unpadded batch have no padding either
         )
 
     def repeat_interleave(self, k: int) -> EncoderOutput:
@@ -83,7 +85,8 @@ class RecurrentEncoder(nn.Module):
         lengths = src_lengths.cpu()  # packing wants them on the CPU
         embedded = self.embedding_dropout(self.embedding(src))
         fused = self._fusable(embedded)
-        if int(lengths.min()) == max_len and not fused:
+        unpadded = int(lengths.min()) == max_len
+        if unpadded and not fused:
             # No padding (one sentence, as in interactive decoding): the unpacked kernel projects every
             # input in one matrix product instead of one per step.
             states, final = self.rnn(embedded)
@@ -97,7 +100,9 @@ class RecurrentEncoder(nn.Module):
             final_cell = final_cell.view(self.num_layers, self.num_directions, batch, self.hidden_size)
         final = final.view(self.num_layers, self.num_directions, batch, self.hidden_size)
         # PAD only ever follows a sentence: the mask is made on the device, with no copy from the host.
-        return EncoderOutput(states=states, mask=src != PAD, final=final, final_cell=final_cell)
+        return EncoderOutput(
+            states=states, mask=src != PAD, final=final, final_cell=final_cell, unpadded=unpadded
+        )
 
     def _fusable(self, embedded: Tensor) -> bool:
         """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from workbench.engine.decode_step import search_step
 from workbench.engine.special_tokens import BOS, EOS, PAD
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def greedy_search(
         batch = src.size(0)
         enc = model.encode(src, src_lengths)
         state = model.start(enc)
+        step = search_step(model)
         limit = max_lengths.tolist()
         prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros(batch, dtype=torch.bool, device=src.device)
@@ -94,7 +96,7 @@ def greedy_search(
         restrict = None
         tokens, weights = [], []
         for t in range(int(max_lengths.max()) + 1):
-            step_lp, state, attn = model.step(prev, state, enc)
+            step_lp, state, attn = step(prev, state, enc)
             if restrict is None:
                 restrict = _Restriction(step_lp.size(1), step_lp.device)
             at_max = [b for b in range(batch) if limit[b] <= t]
@@ -171,6 +173,7 @@ def _beam_search(
 
     enc = model.encode(src, src_lengths).repeat_interleave(k)
     state = model.start(enc)
+    step = search_step(model)
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
     history: list[list[int]] = [[] for _ in range(batch * k)]  # each row's tokens so far
     attn_history = None
@@ -180,7 +183,7 @@ def _beam_search(
 
     for t in range(int(limits.max()) + 1):
         n = len(alive)
-        step_lp, state, attn = model.step(prev, state, enc)
+        step_lp, state, attn = step(prev, state, enc)
         vocab = step_lp.size(1)
         if beam_lp is None:
             beam_lp = torch.full((n * k,), neg_inf, dtype=step_lp.dtype, device=device)
