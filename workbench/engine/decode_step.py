@@ -3,9 +3,10 @@
 A search step reads every decoder weight once (28 MB for the reference model, for five beams). Those
 weights stream through the CPU's caches and evict the interpreter's own data, so each module call
 of the reference step (hook checks, parameter lookups through `Module.__getattr__`) costs several µs
-of cache misses: some 80 µs of a ~1 ms beam-5 step, and the attention mask's three operators another
-15 µs for a source that has no padding. Here the weights are looked up once per search, the step calls
-the same aten operators directly, and the mask is skipped where no position is padding.
+of cache misses: some 65 µs of a ~1 ms beam-5 step, and the attention mask's operators another 15 µs
+for a source that has no padding. Here the weights are looked up once per search, the step calls
+the same aten operators directly, and the mask is skipped where no position is padding: beam-5
+latency fell 8% (docs/benchmarks.md, ninth session).
 
 The same operators on the same operands, so the same numbers: tests compare every output, state and
 attention weight with the reference step's bit for bit, for GRU and LSTM cells and every attention.
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from workbench.engine.attention import BahdanauAttention, LuongAttention
 from workbench.engine.decoders import DecoderState
 from workbench.engine.encoders import EncoderOutput
 
@@ -38,7 +40,7 @@ def search_step(model: Seq2Seq) -> Step:
     plain = (
         decoder.use_cell
         and type(decoder.rnn) in (nn.GRUCell, nn.LSTMCell)
-        and decoder.attention is not None
+        and isinstance(decoder.attention, (BahdanauAttention, LuongAttention))
         and type(decoder.attentional_layer) is nn.Linear
         and all(type(layer) is nn.Linear for layer in decoder.attention.additive_layers() or ())
     )
