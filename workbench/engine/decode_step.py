@@ -1,24 +1,26 @@
-"""The decoder's step as search runs it: RecurrentDecoder.step's operations on plain tensors.
+"""The decoder's step as search runs it: RecurrentDecoder.step's operations without module calls.
 
 A search step reads every decoder weight once (28 MB for the reference model, for five beams). Those
 weights stream through the CPU's caches and evict the interpreter's own data, so each module call
 of the reference step (hook checks, parameter lookups through `Module.__getattr__`) costs several µs
 of cache misses: some 65 µs of a ~1 ms beam-5 step, and the attention mask's operators another 15 µs
-for a source that has no padding. Here the weights are looked up once per search, the step calls
-the same aten operators directly, and the mask is skipped where no position is padding: beam-5
-latency fell 8% (docs/benchmarks.md, ninth session).
+for a source that has no padding. Here each layer's forward is looked up once per search (its weights
+bound to the kernel it calls, fp32, bf16 or int8), the step calls those kernels directly, and the mask
+is skipped where no position is padding: beam-5 latency fell 8% in fp32 and 15% in int8
+(docs/benchmarks.md, ninth session).
 
-The same operators on the same operands, so the same numbers: tests compare every output, state and
-attention weight with the reference step's bit for bit, for GRU and LSTM cells and every attention.
-Used only where nothing is differentiated (search runs under inference mode), in eval mode, for the
-input-feeding decoder with a GRU or LSTM cell and attention, in fp32 or bf16 (not int8: its quantized
-modules do their own products). Everything else runs the reference step.
+The same kernels on the same operands, so the same numbers: tests compare every output, state and
+attention weight with the reference step's bit for bit, for GRU and LSTM cells, every attention and
+every decoding precision. Used only where nothing is differentiated (search runs under inference
+mode), in eval mode, for the input-feeding decoder with a GRU or LSTM cell and attention; everything
+else runs the reference step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,60 +29,71 @@ from torch import Tensor, nn
 from workbench.engine.attention import BahdanauAttention, LuongAttention
 from workbench.engine.decoders import DecoderState
 from workbench.engine.encoders import EncoderOutput
+from workbench.engine.quantization import int8_forward
 
 if TYPE_CHECKING:
     from workbench.engine.model import Seq2Seq
 
 Step = Callable[[Tensor, DecoderState, EncoderOutput], tuple[Tensor, DecoderState, Tensor | None]]
+NARROW = (torch.bfloat16, torch.float16)  # logits widened to fp32, as Seq2Seq.step does
 
 
 def search_step(model: Seq2Seq) -> Step:
     """The step function for one search: this module's where it applies, else `model.step`."""
     decoder = model.decoder
-    plain = (
+    fits = (
         decoder.use_cell
-        and type(decoder.rnn) in (nn.GRUCell, nn.LSTMCell)
+        and decoder.cell_type in ("gru", "lstm")
         and isinstance(decoder.attention, (BahdanauAttention, LuongAttention))
-        and type(decoder.attentional_layer) is nn.Linear
-        and all(type(layer) is nn.Linear for layer in decoder.attention.additive_layers() or ())
     )
-    if model.training or torch.is_grad_enabled() or not plain:
+    if model.training or torch.is_grad_enabled() or not fits:
         return model.step
     return _InputFeedingStep(model)
 
 
+def forward_of(layer: nn.Module) -> Callable[..., Any]:
+    """The layer's forward with its weights looked up once: linear layers and GRU/LSTM cells, float or
+    int8; any other module is returned as it is, to be called."""
+    kind = type(layer)
+    if kind is nn.Linear:
+        return partial(F.linear, weight=layer.weight, bias=layer.bias)
+    if kind in (nn.GRUCell, nn.LSTMCell):
+        cell = torch.gru_cell if kind is nn.GRUCell else torch.lstm_cell
+        weights = (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh)
+        return lambda x, state: cell(x, state, *weights)
+    return int8_forward(layer) or layer
+
+
 class _InputFeedingStep:
-    """One step of the input-feeding decoder in eval mode, weights taken from the modules once."""
+    """One step of the input-feeding decoder in eval mode, each layer's forward looked up once."""
 
     def __init__(self, model: Seq2Seq) -> None:
         decoder = model.decoder
         assert decoder.attention is not None and decoder.attentional_layer is not None
-        cell = decoder.rnn
         self.embedding = decoder.embedding.weight
-        self.lstm = isinstance(cell, nn.LSTMCell)
-        self.cell = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+        self.lstm = decoder.cell_type == "lstm"
+        self.cell = forward_of(decoder.rnn)
         additive = decoder.attention.additive_layers()
-        self.query = None if additive is None else (additive[0].weight, additive[0].bias)
-        self.energy = None if additive is None else additive[1].weight
-        self.attentional = (decoder.attentional_layer.weight, decoder.attentional_layer.bias)
+        self.query = None if additive is None else forward_of(additive[0])
+        self.energy = None if additive is None else forward_of(additive[1])
+        self.attentional = forward_of(decoder.attentional_layer)
         self.logits = decoder.logits
-        self.widen = decoder.output_layer.weight.dtype not in (torch.float32, torch.float64)
 
     def __call__(
         self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor]:
-        assert state.feed is not None and enc.keys is not None
+        assert state.feed is not None
         x = torch.cat([F.embedding(prev_tokens, self.embedding), state.feed], dim=-1)
         cell = None
         if self.lstm:
             assert state.cell is not None
-            top, cell = torch.lstm_cell(x, (state.hidden[0], state.cell[0]), *self.cell)
+            top, cell = self.cell(x, (state.hidden[0], state.cell[0]))
         else:
-            top = torch.gru_cell(x, state.hidden[0], *self.cell)
+            top = self.cell(x, state.hidden[0])
         context, weights = self._attend(top, enc)
-        out = F.linear(torch.cat([top, context], dim=-1), *self.attentional).tanh_()
+        out = self.attentional(torch.cat([top, context], dim=-1)).tanh_()
         logits = self.logits(out)
-        if self.widen:  # a bf16 model's beam scores sum in fp32, as Seq2Seq.step's do
+        if logits.dtype in NARROW:
             logits = logits.float()
         new_state = DecoderState(
             hidden=top.unsqueeze(0), cell=None if cell is None else cell.unsqueeze(0), feed=out
@@ -91,8 +104,9 @@ class _InputFeedingStep:
         """Context (N, Hv) and weights (N, S): attention.Attention.forward for one query per row."""
         assert enc.keys is not None
         if self.query is not None:  # additive: v · tanh(k + W_q q)
-            hidden = torch.add(enc.keys, F.linear(query, *self.query).unsqueeze(1)).tanh_()
-            scores = F.linear(hidden, self.energy).squeeze(2)
+            assert self.energy is not None
+            hidden = torch.add(enc.keys, self.query(query).unsqueeze(1)).tanh_()
+            scores = self.energy(hidden).squeeze(2)
         else:  # multiplicative: q · k, the keys projected once per source
             scores = torch.bmm(query.unsqueeze(1), enc.keys.transpose(1, 2)).squeeze(1)
         if not enc.unpadded:

@@ -12,6 +12,9 @@ a few sentences at a time (docs/benchmarks.md). Scores differ slightly from fp32
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,3 +48,23 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
             and not (isinstance(module, nn.Linear) and module.out_features == 1)
         }
         return quantize_dynamic(model.eval(), spec, dtype=torch.qint8, inplace=True)
+
+
+def int8_forward(layer: nn.Module) -> Callable[..., Any] | None:
+    """The forward of a layer quantized here (Linear, GRUCell, LSTMCell), its packed weights looked up once;
+    None for any other layer. The search step calls it at every step (decode_step.py): the same kernel
+    and arguments as the module's own forward, without a module call."""
+    if not type(layer).__module__.startswith("torch.ao.nn.quantized.dynamic"):
+        return None
+    kind = type(layer).__name__
+    if kind == "Linear" and layer._packed_params.dtype == torch.qint8:
+        reduce_range = layer.version is not None and layer.version >= 4  # as Linear.forward decides
+        return partial(
+            torch.ops.quantized.linear_dynamic, W_prepack=layer._packed_params._packed_params,
+            reduce_range=reduce_range,
+        )  # fmt: skip
+    if kind in ("GRUCell", "LSTMCell"):
+        cell = getattr(torch.ops.quantized, f"quantized_{kind.removesuffix('Cell').lower()}_cell_dynamic")
+        weights = (layer._packed_weight_ih, layer._packed_weight_hh, layer.bias_ih, layer.bias_hh)
+        return lambda x, state: cell(x, state, *weights)
+    return None
