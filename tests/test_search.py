@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from workbench.engine.decode_step import forward_of
 from workbench.engine.model import build_model
+from workbench.engine.quantization import int8_forward
 from workbench.engine.recipe import ModelConfig, RecipeError
 from workbench.engine.search import beam_search, greedy_search, length_penalty, max_lengths
 from workbench.engine.special_tokens import BOS, EOS, PAD
@@ -175,6 +177,16 @@ def test_int8_decoding_searches_every_architecture_near_fp32(cell, feeding, tied
     log_probs, _, _ = model.step(prev, model.start(enc), enc)
     log_probs8, _, _ = int8.step(prev, int8.start(enc8), enc8)
     torch.testing.assert_close(log_probs8, log_probs, atol=0.1, rtol=0.05)
+
+
+def test_an_int8_layer_the_search_step_cannot_unpack_is_called_as_a_module():
+    int8 = decoding_model(tiny_model().float(), "int8", torch.device("cpu"))
+    layer = int8.decoder.attentional_layer
+    x = torch.randn(3, layer.in_features)
+    assert torch.equal(int8_forward(layer)(x), layer(x))  # the packed kernel, as the module runs it
+    assert int8_forward(int8.decoder.attention.energy_layer) is None  # left in fp32
+    del layer._packed_params  # a torch whose modules keep their weights elsewhere
+    assert int8_forward(layer) is None and forward_of(layer) is layer
 
 
 def test_int8_decoding_runs_on_the_cpu_only():

@@ -57,14 +57,18 @@ def int8_forward(layer: nn.Module) -> Callable[..., Any] | None:
     if not type(layer).__module__.startswith("torch.ao.nn.quantized.dynamic"):
         return None
     kind = type(layer).__name__
-    if kind == "Linear" and layer._packed_params.dtype == torch.qint8:
-        reduce_range = layer.version is not None and layer.version >= 4  # as Linear.forward decides
-        return partial(
-            torch.ops.quantized.linear_dynamic, W_prepack=layer._packed_params._packed_params,
-            reduce_range=reduce_range,
-        )  # fmt: skip
-    if kind in ("GRUCell", "LSTMCell"):
-        cell = getattr(torch.ops.quantized, f"quantized_{kind.removesuffix('Cell').lower()}_cell_dynamic")
-        weights = (layer._packed_weight_ih, layer._packed_weight_hh, layer.bias_ih, layer.bias_hh)
-        return lambda x, state: cell(x, state, *weights)
+    try:  # the modules' own attributes: a torch that renames them gets the module call instead
+        if kind == "Linear" and layer._packed_params.dtype == torch.qint8:
+            reduce_range = layer.version is not None and layer.version >= 4  # as Linear.forward decides
+            return partial(
+                torch.ops.quantized.linear_dynamic, W_prepack=layer._packed_params._packed_params,
+                reduce_range=reduce_range,
+            )  # fmt: skip
+        if kind in ("GRUCell", "LSTMCell"):
+            name = f"quantized_{kind.removesuffix('Cell').lower()}_cell_dynamic"
+            cell = getattr(torch.ops.quantized, name)
+            weights = (layer._packed_weight_ih, layer._packed_weight_hh, layer.bias_ih, layer.bias_hh)
+            return lambda x, state: cell(x, state, *weights)
+    except AttributeError:
+        return None
     return None
