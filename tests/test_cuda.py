@@ -7,8 +7,8 @@ CI has no GPU, so these skip there (the reason says so); `scripts/gpu-check` run
 import pytest
 import torch
 from test_fused import decode, model_and_batch, unfused
+from test_model import assert_search_step_matches
 
-from workbench.engine.decode_step import search_step
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
@@ -116,17 +116,11 @@ def test_the_fused_decoder_equals_the_step_loop_on_cuda(cell, attention, monkeyp
 def test_the_search_step_equals_the_reference_step_on_cuda(cell, attention):
     model, src, lengths, tgt = model_and_batch(attention, 0.0, cell=cell)
     model, src, tgt = model.cuda().eval(), src.cuda(), tgt.cuda()
-    with torch.inference_mode():
-        step = search_step(model)
-        assert step != model.step
-        enc = model.encode(src, lengths)
-        ref_state = state = model.start(enc)
-        for t in range(tgt.size(1)):
-            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
-            lp, state, attn = step(tgt[:, t], state, enc)
-            torch.testing.assert_close(lp, ref_lp, rtol=0, atol=1e-12)
-            torch.testing.assert_close(attn, ref_attn, rtol=0, atol=1e-12)
-            torch.testing.assert_close(state.hidden, ref_state.hidden, rtol=0, atol=1e-12)
+
+    def close(a, b):
+        return torch.allclose(a, b, rtol=0, atol=1e-12)
+
+    assert_search_step_matches(model, src, lengths, tgt, close)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

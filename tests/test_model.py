@@ -116,6 +116,27 @@ def test_stepping_reproduces_the_teacher_forced_forward(cell, attention, init, f
             torch.testing.assert_close(step_attn, attn[:, t], atol=1e-6, rtol=1e-5)
 
 
+def assert_search_step_matches(model, src, src_lengths, tgt, same=torch.equal):
+    """Run the reference step and the search's step side by side from one encoding over the targets,
+    comparing log-probs, attention and every state with `same`; returns the encoding."""
+    with torch.inference_mode():
+        fast = search_step(model)
+        assert fast != model.step  # the search's own step, not the reference
+        enc = model.encode(src, src_lengths)
+        ref_state = fast_state = model.start(enc)
+        for t in range(tgt.size(1)):
+            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
+            got_lp, fast_state, got_attn = fast(tgt[:, t], fast_state, enc)
+            assert got_lp.dtype == ref_lp.dtype
+            pairs = [(got_lp, ref_lp), (got_attn, ref_attn), (fast_state.hidden, ref_state.hidden)]
+            pairs.append((fast_state.feed, ref_state.feed))
+            if ref_state.cell is not None:
+                pairs.append((fast_state.cell, ref_state.cell))
+            for got, ref in pairs:
+                assert same(got, ref)
+    return enc
+
+
 @pytest.mark.parametrize("cell,attention", itertools.product(["gru", "lstm"], ATTENTIONS[1:]))
 @pytest.mark.parametrize("lengths", [(5, 3, 4), (4, 4)], ids=["padded", "unpadded"])
 @pytest.mark.parametrize("tie", [False, True])
@@ -123,40 +144,15 @@ def test_the_search_step_computes_exactly_the_reference_step(cell, attention, le
     torch.manual_seed(2)
     model = build_model(tiny_config(cell, attention, "bridge", True, tie_embeddings=tie), SRC_V, TGT_V).eval()
     src, src_lengths, tgt = batch(seed=2, lengths=lengths)
-    with torch.inference_mode():
-        fast = search_step(model)
-        assert fast != model.step  # the plain-tensor step, not the reference
-        enc = model.encode(src, src_lengths)
-        assert enc.unpadded == (min(lengths) == max(lengths))
-        ref_state = fast_state = model.start(enc)
-        for t in range(tgt.size(1)):
-            ref = model.step(tgt[:, t], ref_state, enc)
-            got = fast(tgt[:, t], fast_state, enc)
-            (ref_lp, ref_state, ref_attn), (got_lp, fast_state, got_attn) = ref, got
-            assert torch.equal(got_lp, ref_lp) and torch.equal(got_attn, ref_attn)
-            assert torch.equal(fast_state.hidden, ref_state.hidden)
-            assert torch.equal(fast_state.feed, ref_state.feed)
-            if cell == "lstm":
-                assert torch.equal(fast_state.cell, ref_state.cell)
+    enc = assert_search_step_matches(model, src, src_lengths, tgt)
+    assert enc.unpadded == (min(lengths) == max(lengths))
 
 
 @pytest.mark.parametrize("precision,cell", [("bf16", "gru"), ("int8", "gru"), ("int8", "lstm")])
 def test_the_search_step_of_a_bf16_or_int8_model_computes_exactly_the_reference_step(precision, cell):
     torch.manual_seed(3)
     model = build_model(tiny_config(cell, "bahdanau", "bridge", True), SRC_V, TGT_V)
-    model = decoding_model(model, precision, torch.device("cpu"))
-    src, src_lengths, tgt = batch(seed=3)
-    with torch.inference_mode():
-        fast = search_step(model)
-        assert fast != model.step
-        enc = model.encode(src, src_lengths)
-        ref_state = fast_state = model.start(enc)
-        for t in range(tgt.size(1)):
-            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
-            got_lp, fast_state, got_attn = fast(tgt[:, t], fast_state, enc)
-            assert got_lp.dtype == torch.float32 and torch.equal(got_lp, ref_lp)
-            assert torch.equal(got_attn, ref_attn) and torch.equal(fast_state.feed, ref_state.feed)
-            assert torch.equal(fast_state.hidden, ref_state.hidden)
+    assert_search_step_matches(decoding_model(model, precision, torch.device("cpu")), *batch(seed=3))
 
 
 @pytest.mark.parametrize(
