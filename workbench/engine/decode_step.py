@@ -6,7 +6,7 @@ of the reference step (hook checks, parameter lookups through `Module.__getattr_
 of cache misses: some 65 µs of a ~1 ms beam-5 step, and the attention mask's operators another 15 µs
 for a source that has no padding. Here each layer's forward is looked up once per search (its weights
 bound to the kernel it calls, fp32, bf16 or int8), the step calls those kernels directly, and the mask
-is skipped where no position is padding: beam-5 latency fell 8% in fp32 and 15% in int8
+is skipped where no position is padding: beam-5 latency fell 8% in fp32 and 12% in int8
 (docs/benchmarks.md, ninth session).
 
 The same kernels on the same operands, so the same numbers: tests compare every output, state and
