@@ -1,6 +1,8 @@
 """Threads for training on the CPU: as many as there are idle cores, judged now and over the last minute;
 and which training precisions autocast."""
 
+import os
+
 import pytest
 import torch
 
@@ -18,10 +20,33 @@ from workbench.engine.devices import autocast_dtype
     ],
 )
 def test_auto_threads_leave_the_busy_cores_alone(monkeypatch, percent_now, load_average, threads):
-    monkeypatch.setattr(devices.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(devices.psutil, "cpu_percent", lambda interval: percent_now)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr(devices.psutil, "cpu_percent", lambda interval, percpu: [percent_now] * 4)
     monkeypatch.setattr(devices.psutil, "getloadavg", lambda: (load_average, 0.0, 0.0))
     assert devices.cpu_threads(0) == threads
+
+
+@pytest.mark.parametrize(
+    ("allowed", "threads"),
+    [
+        ([2, 3, 4, 5], 3),  # a job's 4 cores of 8 (taskset, a cluster's CPU set), one of them busy
+        ([6, 7], 2),  # two idle cores: the machine's load average is the other jobs'
+        ([4], 1),
+    ],
+)
+def test_auto_threads_count_only_the_cores_the_process_may_use(monkeypatch, allowed, threads):
+    use = [100.0, 100.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # CPUs 0-2 busy
+    monkeypatch.setattr(devices, "usable_cpus", lambda: allowed)
+    monkeypatch.setattr(devices.psutil, "cpu_percent", lambda interval, percpu: use)
+    monkeypatch.setattr(devices.psutil, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert devices.cpu_threads(0) == threads
+
+
+def test_usable_cpus_are_the_process_cpu_set():
+    cpus = devices.usable_cpus()
+    assert cpus and len(cpus) <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert cpus == sorted(os.sched_getaffinity(0))
 
 
 def test_asked_threads_are_kept():

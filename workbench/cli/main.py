@@ -16,6 +16,7 @@ from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, lo
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import Precision, bench_app
+from .openmp import release_thread_binding
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -278,6 +279,13 @@ def _open_tui(
 
 def main() -> None:
     """Entry point: user errors print one line and exit with code 2, never a traceback."""
+    dropped = release_thread_binding()  # before any command imports torch (see openmp.py)
+    if dropped:
+        err.print(
+            f"note: ignoring {', '.join(dropped)}: OpenMP thread binding puts torch's threads on one "
+            "core; s2s-bench sets its own thread count (training.threads)",
+            highlight=False,
+        )
     try:
         app()
     except UserError as exc:

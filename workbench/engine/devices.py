@@ -28,20 +28,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_threads(requested: int) -> int:
-    """Intra-op threads: as asked, or with 0 one per core that is idle now (at least one).
+    """Intra-op threads: as asked, or with 0 one per idle core among those this process may use.
 
     On a shared machine a thread whose core is busy stalls every parallel region of every step, so
     two threads on two busy cores train several times slower than one. Busy cores: the larger of the
     1-minute load average, which lags a process that has just started (a training then took two
     threads beside a busy one and ran several times slower), and the CPU use of the last 0.2 s,
-    which misses one that has just paused.
+    which misses one that has just paused. The cores are those of the process's CPU set (`taskset`,
+    a cluster job's cgroup): where that is not the whole machine, only their own use counts, since
+    the load average is the machine's and a job's neighbours load other cores.
     """
     if requested:
         return requested
-    cores = os.cpu_count() or 1
-    now = psutil.cpu_percent(interval=0.2) / 100 * cores
-    busy = int(max(psutil.getloadavg()[0], now) + 0.5)
+    allowed = usable_cpus()
+    cores = len(allowed)
+    per_cpu = psutil.cpu_percent(interval=0.2, percpu=True)
+    now = sum(per_cpu[i] for i in allowed if i < len(per_cpu)) / 100
+    whole_machine = cores >= len(per_cpu)
+    busy = int((max(psutil.getloadavg()[0], now) if whole_machine else now) + 0.5)
     return max(1, min(cores, cores - busy))
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (all of them where the platform cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
