@@ -69,6 +69,29 @@ def test_decode_reads_stdin_lines_and_writes_one_line_each(trained_run):
     assert len(out.stdout.splitlines()) == 3  # an empty line gives an empty translation
 
 
+def s2s_bytes(*args, stdin: bytes):
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "workbench", *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, env=env, timeout=300)
+
+
+def test_decode_stops_at_a_line_that_is_not_utf8_after_translating_the_lines_before(trained_run):
+    out = s2s_bytes("decode", str(trained_run), stdin=b"Jan 3, 1999\nMay 1, 2000\n\xff\xfe bad\nJune 2\n")
+    assert out.returncode == 2
+    assert b"standard input, line 3: not UTF-8 text (byte 0)" in out.stderr
+    assert b"Traceback" not in out.stderr
+    assert len(out.stdout.splitlines()) == 2
+
+
+def test_decode_reads_a_line_per_newline_whatever_the_line_ends_and_the_byte_order_mark(trained_run):
+    plain = s2s_bytes("decode", str(trained_run), stdin=b"Jan 3, 1999\nMay 1, 2000\n")
+    windows = s2s_bytes("decode", str(trained_run), stdin=b"\xef\xbb\xbfJan 3, 1999\r\nMay 1, 2000\r\n")
+    assert windows.returncode == 0 and windows.stdout == plain.stdout
+    # A Unicode line separator inside a sentence does not split it: one line in, one line out.
+    inside = s2s_bytes("decode", str(trained_run), stdin="Jan 3,\u2028 1999\n".encode())
+    assert inside.returncode == 0 and len(inside.stdout.splitlines()) == 1
+
+
 def test_decode_n_best_prints_scores_in_order(trained_run):
     out = s2s("decode", str(trained_run), "--beam", "3", "--n-best", "3", stdin="Jan 3, 1999\n")
     scores = [float(line.split("\t")[0]) for line in out.stdout.splitlines()]
@@ -156,6 +179,19 @@ def test_eval_with_mismatched_files_is_a_clear_error(trained_run, tmp_path):
     (tmp_path / "ref").write_text("a\n")
     out = s2s("eval", str(trained_run), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"))
     assert out.returncode == 2 and "2 lines" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe bad\n", None])
+def test_eval_of_a_file_that_is_not_utf8_text_or_a_folder_is_a_clear_error(trained_run, tmp_path, content):
+    src = tmp_path / "src"
+    if content is None:
+        src.mkdir()
+    else:
+        src.write_bytes(content)
+    (tmp_path / "ref").write_text("a\n")
+    out = s2s("eval", str(trained_run), "--src", str(src), "--ref", str(tmp_path / "ref"))
+    message = "line 1: not UTF-8 text (byte 0)" if content else "cannot read it (Is a directory)"
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
 def test_decode_from_a_run_without_checkpoints_is_a_clear_error(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import typer
@@ -136,15 +137,35 @@ def decode(
         raise RecipeError(f"--n-best {n_best} needs --beam of at least {n_best}")
     out = Console(highlight=False, soft_wrap=True)
     interactive = sys.stdin.isatty()
-    lines = iter(sys.stdin.readline, "") if interactive else sys.stdin.read().splitlines()
     batch: list[str] = []
-    for line in lines:
-        batch.append(line.rstrip("\n"))
-        if interactive or len(batch) == 64:
+    try:
+        for line in _stdin_lines(interactive):
+            batch.append(line)
+            if interactive or len(batch) == 64:
+                _print_translations(out, translator, batch, beam_size, n_best, attention)
+                batch = []
+    except UserError:  # the lines before a bad one are translated before its error
+        if batch:
             _print_translations(out, translator, batch, beam_size, n_best, attention)
-            batch = []
+        raise
     if batch:
         _print_translations(out, translator, batch, beam_size, n_best, attention)
+
+
+def _stdin_lines(interactive: bool) -> Iterator[str]:
+    """Standard input's lines, read as they come on a terminal and all at once from a pipe."""
+    stream = sys.stdin.buffer
+    return utf8_lines(iter(stream.readline, b"") if interactive else stream.read().splitlines(), "standard input")
+
+
+def utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
+    """Lines as UTF-8 text without their ends (and without a byte-order mark): a line that is not UTF-8
+    stops with a clear error naming it, never a traceback or a guessed character."""
+    for number, raw in enumerate(lines, 1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{where}, line {number}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _print_translations(
@@ -213,12 +234,13 @@ def translator_language(run: Path) -> str:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
+    try:  # lines end at \n, \r\n or \r only, as `wc -l` and decode's standard input count them
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:  # a folder, no permission...
+        raise UserError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return list(utf8_lines(data.splitlines(), str(path)))
 
 
 @app.command()
