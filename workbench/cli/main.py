@@ -155,7 +155,9 @@ def decode(
 def _stdin_lines(interactive: bool) -> Iterator[str]:
     """Standard input's lines, read as they come on a terminal and all at once from a pipe."""
     stream = sys.stdin.buffer
-    return utf8_lines(iter(stream.readline, b"") if interactive else stream.read().splitlines(), "standard input")
+    return utf8_lines(
+        iter(stream.readline, b"") if interactive else stream.read().splitlines(), "standard input"
+    )
 
 
 def utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
