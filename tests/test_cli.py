@@ -149,6 +149,18 @@ def test_runs_and_recipes_list(trained_run):
     assert "dates-en-zh" in s2s("recipes").stdout
 
 
+def test_options_given_before_the_command_apply_to_it(trained_run, tmp_path):
+    """`s2s-bench --runs-dir X runs` lists X, as `s2s-bench runs --runs-dir X` does (it listed ./runs)."""
+    assert "tiny" in s2s("--runs-dir", str(trained_run.parent), "runs", cwd=tmp_path).stdout
+    assert "no runs in" in s2s("runs", cwd=tmp_path).stdout
+    wrong = s2s("--precision", "int4", "decode", str(trained_run), stdin="Jan 3, 1999\n")
+    assert wrong.returncode == 2 and "got 'int4'" in wrong.stderr
+    both = s2s(
+        "--precision", "int4", "decode", str(trained_run), "--precision", "fp32", stdin="Jan 3, 1999\n"
+    )
+    assert both.returncode == 0, both.stderr  # the command's own option wins
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -34,21 +34,30 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
 
-RunsDir = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run folders.")
+RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 
 
 @app.callback()
-def root(ctx: typer.Context, runs_dir: Path = RunsDir, precision: str | None = Precision) -> None:
+def root(ctx: typer.Context, runs_dir: Path | None = RunsDir, precision: str | None = Precision) -> None:
     """With no command: open the workbench (TUI) on the runs folder; --precision is its decode panel's."""
     if ctx.invoked_subcommand is None:
-        _open_tui(runs_dir=runs_dir, precision=precision)
+        _open_tui(runs_dir=runs_dir or Path("runs"), precision=precision)
+
+
+def _option(ctx: typer.Context, name: str, value, default=None):
+    """A command's option, else the same option given before the command: `s2s-bench --runs-dir X runs`
+    and `s2s-bench runs --runs-dir X` mean the same (the command's own wins where both are given)."""
+    if value is None and ctx.parent is not None:
+        value = ctx.parent.params.get(name)
+    return default if value is None else value
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
-    runs_dir: Path = RunsDir,
+    runs_dir: Path | None = RunsDir,
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: recipe name and time)."),
     device: str = Device,
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
@@ -62,6 +71,7 @@ def train(
     from workbench.engine.data import load_corpus
     from workbench.engine.devices import resolve_device
 
+    runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     resolved = load_recipe(recipe, overrides)
     resolve_device(device)
     load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
@@ -120,6 +130,7 @@ def _train_here(
 
 @app.command()
 def decode(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder."),
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
@@ -131,7 +142,7 @@ def decode(
     """Translate standard input, one sentence a line, to standard output."""
     from workbench.engine.translator import Translator
 
-    translator = Translator.from_run(run, checkpoint, device, precision)
+    translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     if n_best > beam_size:
         raise RecipeError(f"--n-best {n_best} needs --beam of at least {n_best}")
@@ -184,6 +195,7 @@ def _print_translations(
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder."),
     src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
     ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
@@ -202,7 +214,7 @@ def evaluate(
     sources, references = _read_lines(src), _read_lines(ref)
     if len(sources) != len(references):
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
-    translator = Translator.from_run(run, checkpoint, device, precision)
+    translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
     hyps = [t[0].text for t in translator.translate(sources, beam_size)]
@@ -246,8 +258,9 @@ def _read_lines(path: Path) -> list[str]:
 
 
 @app.command()
-def runs(runs_dir: Path = RunsDir) -> None:
+def runs(ctx: typer.Context, runs_dir: Path | None = RunsDir) -> None:
     """List the runs in the runs folder."""
+    runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     found = list_runs(runs_dir)
     if not found:
         console.print(f"no runs in {runs_dir}")
@@ -284,9 +297,14 @@ def control(
 
 
 @app.command()
-def replay(run: Path = typer.Argument(..., help="A run folder."), precision: str | None = Precision) -> None:
+def replay(
+    ctx: typer.Context,
+    run: Path = typer.Argument(..., help="A run folder."),
+    precision: str | None = Precision,
+) -> None:
     """Open a saved run in the workbench: curves, samples and alignments over time."""
     folder = RunFolder.open(run)
+    precision = _option(ctx, "precision", precision)
     _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True, precision=precision)
 
 
