@@ -24,6 +24,19 @@ def test_create_writes_the_resolved_recipe_and_never_reuses_a_name(tmp_path, run
     assert [r.name for r in list_runs(tmp_path / "runs")] == ["r-2", "r"]
 
 
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "..", "", " "])
+def test_a_run_name_must_be_a_plain_folder_name(tmp_path, name):
+    with pytest.raises(RunFolderError, match="a run name is a folder name"):
+        RunFolder.create(tmp_path / "runs", load_recipe("reverse"), name=name)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_create_where_no_folder_can_be_made_is_a_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RunFolderError, match="cannot make a run folder there"):
+        RunFolder.create(tmp_path / "a-file", load_recipe("reverse"), name="r")
+
+
 def test_open_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(RunFolderError, match="no such run folder"):
         RunFolder.open(tmp_path / "missing")

@@ -72,17 +72,24 @@ class RunFolder:
     def create(cls, runs_dir: Path, recipe: Recipe, name: str | None = None) -> RunFolder:
         """Make a new run folder named `name` (or the recipe's name plus a date), never reusing one."""
         runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        if name is not None and (not name.strip() or name.startswith(".") or "/" in name or "\0" in name):
+            raise RunFolderError(f"{name!r}: a run name is a folder name (no '/', not hidden, not empty)")
         base = name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        for i in range(1, 1000):
-            path = runs_dir / (base if i == 1 else f"{base}-{i}")
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                continue
-        else:  # pragma: no cover
-            raise RunFolderError(f"{runs_dir}: could not find a free name for {base}")
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            for i in range(1, 1000):
+                path = runs_dir / (base if i == 1 else f"{base}-{i}")
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover
+                raise RunFolderError(f"{runs_dir}: could not find a free name for {base}")
+        except OSError as exc:  # a read-only disk, no permission, a file where a folder should be...
+            raise RunFolderError(
+                f"{runs_dir}: cannot make a run folder there ({exc.strerror or exc})"
+            ) from None
         run = cls(path)
         for folder in (run.tokenizer_dir, run.checkpoints_dir, run.control_dir):
             folder.mkdir()
