@@ -206,6 +206,31 @@ def test_eval_of_a_file_that_is_not_utf8_text_or_a_folder_is_a_clear_error(train
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(
+    "damaged, command",
+    [
+        ("best.safetensors", "decode"),
+        ("best.json", "decode"),
+        ("last.json", "resume"),
+        ("last.safetensors", "resume"),
+        ("last.optim.safetensors", "resume"),
+    ],
+)
+def test_a_checkpoint_cut_short_is_a_clear_error(trained_run, tmp_path, damaged, command):
+    """A run folder whose copy did not finish: one line naming the file, exit code 2, no traceback."""
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    path = run / "checkpoints" / damaged
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    args = ["decode", str(run)] if command == "decode" else ["resume", str(run), "--max-steps", "30"]
+    out = s2s(*args, stdin="Jan 3, 1999\n")
+    assert out.returncode == 2, out.stderr
+    assert f"{damaged}: not a readable checkpoint file" in " ".join(out.stderr.split())
+    assert "Traceback" not in out.stderr
+
+
 def test_decode_from_a_run_without_checkpoints_is_a_clear_error(tmp_path):
     from workbench.engine.recipe import load_recipe
     from workbench.engine.run_folder import RunFolder

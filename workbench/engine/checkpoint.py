@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .atomic_files import write_atomic_with, write_json_atomic
@@ -51,10 +51,10 @@ def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, An
     weights = folder / f"{tag}.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no such checkpoint")
+    tensors = _read_tensors(weights)
     try:
-        tensors = load_file(weights)
         model.load_state_dict(tensors)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, ValueError) as exc:
         raise CheckpointError(
             f"{weights}: does not fit this run's model ({str(exc).splitlines()[0]})"
         ) from None
@@ -70,7 +70,7 @@ def save_average(folder: Path, tag: str, sources: list[str], state: dict[str, An
     folder = Path(folder)
     total: dict[str, torch.Tensor] = {}
     for source in sources:
-        for name, tensor in load_file(folder / f"{source}.safetensors").items():
+        for name, tensor in _read_tensors(folder / f"{source}.safetensors").items():
             if name in total:
                 total[name] += tensor.double()
             else:
@@ -83,30 +83,59 @@ def save_average(folder: Path, tag: str, sources: list[str], state: dict[str, An
 
 def read_state(folder: Path, tag: str) -> dict[str, Any]:
     """The JSON state of a checkpoint ({} when it has none)."""
-    try:
-        return json.loads((Path(folder) / f"{tag}.json").read_text(encoding="utf-8")).get("state", {})
-    except FileNotFoundError:
-        return {}
+    path = Path(folder) / f"{tag}.json"
+    return _read_meta(path).get("state", {}) if path.is_file() else {}
 
 
 def load_checkpoint(folder: Path, tag: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Restore weights, optimizer and RNG states; returns the checkpoint's JSON state."""
     folder = Path(folder)
     state = load_weights(folder, tag, model)
-    meta = json.loads((folder / f"{tag}.json").read_text(encoding="utf-8"))
+    meta = _read_meta(folder / f"{tag}.json")
     for name in (f"{tag}.safetensors", f"{tag}.optim.safetensors"):
-        with safe_open(folder / name, framework="pt") as f:
-            if (f.metadata() or {}).get("stamp") != meta.get("stamp"):
-                raise CheckpointError(
-                    f"{folder / tag}: incomplete checkpoint (its files are from different saves)"
-                )
-    tensors = load_file(folder / f"{tag}.optim.safetensors")
+        if _stamp(folder / name) != meta.get("stamp"):
+            raise CheckpointError(
+                f"{folder / tag}: incomplete checkpoint (its files are from different saves)"
+            )
+    tensors = _read_tensors(folder / f"{tag}.optim.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     cuda_rng = tensors.pop("rng.cuda", None)
     if cuda_rng is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(cuda_rng)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     return state
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a clear error for a file that is missing, damaged or cut short (a copy
+    of a run folder that did not finish, say)."""
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint file ({_first_line(exc)})") from None
+
+
+def _stamp(path: Path) -> str | None:
+    """The save stamp in a safetensors file's header."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("stamp")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint file ({_first_line(exc)})") from None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # missing, unreadable, not UTF-8, not JSON
+        raise CheckpointError(f"{path}: not a readable checkpoint file ({_first_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a readable checkpoint file (not a JSON object)")
+    return meta
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
