@@ -165,6 +165,27 @@ def test_a_run_without_checkpoint_says_so(make_app, runs_dir):
     drive(make_app(run=path), scenario)
 
 
+def test_a_checkpoint_that_will_not_load_is_shown_whole_in_the_grid(make_app, finished_run):
+    from workbench.engine.checkpoint import CheckpointError
+
+    message = f"{finished_run}/checkpoints/best.safetensors: not a readable checkpoint file (cut short)"
+
+    def broken(run, checkpoint, device):
+        raise CheckpointError(message)
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen.query_one(Input).value = DATE
+        await wait_until(pilot, lambda: screen.message == message)  # the message itself, no class name
+        await pilot.pause()
+        grid = screen.query_one(AttentionGrid)
+        width = grid.scrollable_content_region.width
+        shown = " ".join(grid.render_line(y).text.strip() for y in range(4))
+        assert len(message) > width and "".join(message.split()) in "".join(shown.split())
+
+    drive(make_app(run=finished_run, translator_factory=broken), scenario)
+
+
 def test_a_new_validation_redecodes_with_the_new_checkpoint(make_app, live_run):
     factory = RecordingFactory()
 

@@ -17,6 +17,7 @@ from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
 from .devices import autocast, autocast_dtype, cpu_threads, describe, fast_bf16_cpu, resolve_device
+from .errors import error_message
 from .evaluation import score
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
@@ -153,8 +154,8 @@ class Trainer:
                 return "stopped"
             return self._stop("interrupted")
         except Exception as exc:
-            self.run.log(f"failed: {type(exc).__name__}: {exc}")
-            self.run.write_status("failed", reason=f"{type(exc).__name__}: {exc}")
+            self.run.log(f"failed: {error_message(exc)}")
+            self.run.write_status("failed", reason=error_message(exc))
             raise
         finally:
             lock.close()

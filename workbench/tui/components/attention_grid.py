@@ -7,6 +7,7 @@ glyphs carry it instead. The weight under the cursor is shown in the border subt
 
 from __future__ import annotations
 
+import textwrap
 from itertools import accumulate
 
 from rich.segment import Segment
@@ -142,8 +143,9 @@ class AttentionGrid(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        if not self.src:
-            text = self.empty_message if y == 0 else ""
+        if not self.src:  # the message, wrapped to the width (an error names a long path)
+            lines = textwrap.wrap(self.empty_message, max(width, 1), break_on_hyphens=False) or [""]
+            text = lines[y] if y < len(lines) else ""
             return Strip([Segment(text[:width].ljust(width), Style(dim=True))])
         scroll_x, scroll_y = self.scroll_offset
         body_width = max(width - self._label_width, 0)

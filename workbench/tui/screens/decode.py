@@ -9,6 +9,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import get_current_worker
 
+from workbench.engine.errors import error_message
+
 from ..components.attention_grid import AttentionGrid
 from ..components.nbest_list import NBestList
 from ..components.run_bar import RunBar
@@ -106,7 +108,7 @@ class DecodeScreen(RunScreen):
         try:
             decoded: Decoded | str = live.decode(text, beam, n_best, checkpoint)
         except Exception as exc:  # shown to the user: a missing checkpoint, a model that will not load
-            decoded = f"{type(exc).__name__}: {exc}" if not isinstance(exc, FileNotFoundError) else str(exc)
+            decoded = error_message(exc)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._decoded, request, decoded)
 
@@ -153,8 +155,8 @@ class DecodeScreen(RunScreen):
     def _show_choice(self, index: int) -> None:
         grid = self.query_one(AttentionGrid)
         translations = self.decoded.translations if self.decoded else []
-        if not translations:
-            grid.clear("type a sentence above to see its translation and attention")
+        if not translations:  # an error has the grid's room to be read whole
+            grid.clear(self.message or "type a sentence above to see its translation and attention")
             return
         index = min(index, len(translations) - 1)
         chosen = translations[index]
