@@ -231,6 +231,35 @@ def test_a_checkpoint_cut_short_is_a_clear_error(trained_run, tmp_path, damaged,
     assert "Traceback" not in out.stderr
 
 
+def test_a_model_too_large_for_memory_is_a_clear_error_in_the_terminal_and_the_run_status(tmp_path):
+    """torch's allocator error (here raised in place of a 149 GiB allocation, which a machine that
+    overcommits memory would grant) becomes one line naming the recipe keys to lower, exit code 2."""
+    message = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 160000000000 bytes."
+    script = "\n".join(
+        [
+            "import sys, workbench.engine.training as t",
+            "def build(*a, **k):",
+            f"    raise RuntimeError({message!r})",
+            "t.build_model = build",
+            "from workbench.cli.main import main",
+            "sys.argv = ['s2s-bench', 'train', 'reverse', '--headless', '--runs-dir', sys.argv[1]]",
+            "sys.argv += ['--name', 'big']",
+            "main()",
+        ]
+    )
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "300"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 2, out.stderr
+    assert (
+        "out of memory (it tried to allocate 149.0 GiB)" in out.stderr and "model.hidden_size" in out.stderr
+    )
+    assert "Traceback" not in out.stderr
+    status = json.loads((tmp_path / "big" / "status.json").read_text())
+    assert status["state"] == "failed" and status["reason"].startswith("out of memory (it tried")
+
+
 def test_decode_from_a_run_without_checkpoints_is_a_clear_error(tmp_path):
     from workbench.engine.recipe import load_recipe
     from workbench.engine.run_folder import RunFolder

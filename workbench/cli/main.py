@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from workbench.engine.errors import UserError
+from workbench.engine.errors import UserError, out_of_memory, out_of_memory_message
 from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
@@ -332,6 +332,11 @@ def main() -> None:
         app()
     except UserError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise  # a bug: its traceback is what a report needs
+        err.print(f"[bold red]error:[/] {escape(out_of_memory_message(exc))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

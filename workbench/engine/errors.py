@@ -1,5 +1,7 @@
 """The base of every error a user can cause (bad recipe, corpus, run folder...): shown as one line, exit 2."""
 
+import re
+
 
 class UserError(ValueError):
     """Input that cannot be used; the message names the file, key or value at fault."""
@@ -10,4 +12,29 @@ def error_message(exc: BaseException) -> str:
     type and message (a bug or a system error, where the type is the clue)."""
     if isinstance(exc, (UserError, FileNotFoundError)):
         return str(exc)
+    if out_of_memory(exc):
+        return out_of_memory_message(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether an error is the machine running out of memory (host or GPU), as torch reports it."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def out_of_memory_message(exc: BaseException) -> str:
+    """What to tell a person whose model or batch did not fit in memory."""
+    found = re.search(r"tried to allocate ([\d.]+) ?(bytes|[KMGT]i?B)", str(exc), re.IGNORECASE)
+    if found and found.group(2) == "bytes":
+        size = f" (it tried to allocate {int(found.group(1)) / 2**30:.1f} GiB)"
+    elif found:
+        size = f" (it tried to allocate {found.group(1)} {found.group(2)})"
+    else:
+        size = ""
+    return (
+        f"out of memory{size}: the model or a batch is too large for this machine; lower "
+        "model.hidden_size, model.embedding_size, tokenizer.vocab_size or training.batch_size"
+    )
