@@ -95,6 +95,13 @@ def test_missing_folder_is_an_error_naming_it(tmp_path):
         load_corpus(DataConfig(kind="folder", dir=str(tmp_path / "nowhere")), seed=1)
 
 
+def test_a_missing_relative_folder_says_where_it_was_looked_for_and_names_s2s_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("S2S_DATA", raising=False)
+    with pytest.raises(CorpusError, match=r"data/multi30k: no such folder \(data.dir, under .*\$S2S_DATA"):
+        load_corpus(DataConfig(kind="folder", dir="data/multi30k"), seed=1)
+
+
 def test_different_line_counts_name_both_files_and_both_counts(tmp_path):
     files = {**GOOD, "train_fr": "Bonjour.\nMerci.\n"}
     with pytest.raises(CorpusError, match=r"train\.en has 3 lines but .*train\.fr has 2"):

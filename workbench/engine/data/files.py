@@ -7,6 +7,7 @@ side or a side longer than `max_chars` characters is dropped and counted in `Cor
 from __future__ import annotations
 
 import codecs
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,11 @@ def read_folder(cfg: DataConfig) -> Corpus:
     """`dir/train.SRC`, `train.TGT`, `valid.SRC`, `valid.TGT`, and `test.*` when both are present."""
     folder = Path(cfg.dir).expanduser()
     if not folder.is_dir():
-        raise CorpusError(f"{folder}: no such folder (data.dir)")
+        where = "" if folder.is_absolute() else f", under {Path.cwd()}"
+        hint = (
+            "" if "S2S_DATA" in os.environ else "; the built-in recipes find their corpora through $S2S_DATA"
+        )
+        raise CorpusError(f"{folder}: no such folder (data.dir{where}){hint}")
 
     def split(name: str) -> tuple[Path, Path]:
         return folder / f"{name}.{cfg.src}", folder / f"{name}.{cfg.tgt}"
