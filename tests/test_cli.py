@@ -120,6 +120,13 @@ def test_a_wrong_precision_is_a_clear_error(trained_run):
     assert "Traceback" not in bad.stderr
 
 
+def test_the_workbench_without_a_terminal_says_so_instead_of_painting_into_a_pipe(trained_run):
+    for command in (["--runs-dir", str(trained_run.parent)], ["replay", str(trained_run)]):
+        out = s2s(*command, stdin="")
+        assert out.returncode == 2 and "the workbench needs a terminal" in out.stderr
+        assert "\x1b[" not in out.stdout  # no screen painted
+
+
 def test_decode_attention_prints_a_grid_with_the_source_pieces(trained_run):
     out = s2s("decode", str(trained_run), "--attention", stdin="Jan 3, 1999\n")
     assert out.returncode == 0

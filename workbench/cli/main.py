@@ -313,6 +313,11 @@ def _open_tui(
 ) -> None:
     if precision is not None and precision not in PRECISIONS:
         raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file and wait
+        raise UserError(
+            "the workbench needs a terminal, and standard input or output is not one; without one use "
+            "`s2s-bench runs`, `train --headless`, `decode` or `eval`"
+        )
     from workbench.tui.app import run_app
 
     recipe = DEFAULT_RECIPE if run is None else None
