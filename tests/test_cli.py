@@ -198,6 +198,9 @@ def test_eval_with_mismatched_files_is_a_clear_error(trained_run, tmp_path):
     (tmp_path / "ref").write_text("a\n")
     out = s2s("eval", str(trained_run), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref"))
     assert out.returncode == 2 and "2 lines" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "empty").write_text("")
+    out = s2s("eval", str(trained_run), "--src", str(tmp_path / "empty"), "--ref", str(tmp_path / "empty"))
+    assert out.returncode == 2 and "no sentences to score" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe bad\n", None])

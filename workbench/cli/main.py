@@ -214,6 +214,8 @@ def evaluate(
     sources, references = _read_lines(src), _read_lines(ref)
     if len(sources) != len(references):
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
+    if not sources:
+        raise UserError(f"{src}: no sentences to score (the file is empty)")
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
