@@ -98,7 +98,7 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
     folder = RunFolder.open(run)
-    if not headless and sys.stdout.isatty():
+    if not headless and sys.stdout.isatty() and sys.stdin.isatty():  # else progress here, as train does
         from workbench.engine.launch import start_training
 
         start_training(folder, device, max_steps, max_minutes)
@@ -166,12 +166,12 @@ def decode(
 def _stdin_lines(interactive: bool) -> Iterator[str]:
     """Standard input's lines, read as they come on a terminal and all at once from a pipe."""
     stream = sys.stdin.buffer
-    return utf8_lines(
+    return _utf8_lines(
         iter(stream.readline, b"") if interactive else stream.read().splitlines(), "standard input"
     )
 
 
-def utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
+def _utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
     """Lines as UTF-8 text without their ends (and without a byte-order mark): a line that is not UTF-8
     stops with a clear error naming it, never a traceback or a guessed character."""
     for number, raw in enumerate(lines, 1):
@@ -256,7 +256,7 @@ def _read_lines(path: Path) -> list[str]:
         raise UserError(f"{path}: no such file") from None
     except OSError as exc:  # a folder, no permission...
         raise UserError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    return list(utf8_lines(data.splitlines(), str(path)))
+    return list(_utf8_lines(data.splitlines(), str(path)))
 
 
 @app.command()

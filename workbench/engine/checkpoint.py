@@ -55,9 +55,7 @@ def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, An
     try:
         model.load_state_dict(tensors)
     except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{weights}: does not fit this run's model ({str(exc).splitlines()[0]})"
-        ) from None
+        raise CheckpointError(f"{weights}: does not fit this run's model ({_first_line(exc)})") from None
     return read_state(folder, tag)
 
 
