@@ -37,6 +37,17 @@ def test_create_where_no_folder_can_be_made_is_a_clear_error(tmp_path):
         RunFolder.create(tmp_path / "a-file", load_recipe("reverse"), name="r")
 
 
+def test_the_run_keeps_its_data_paths_absolute_so_it_resumes_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("reverse", ["data.kind=folder", "data.dir=corpus", "data.train_tsv=~/pairs.tsv"])
+    run = RunFolder.create(tmp_path / "runs", recipe, name="r")
+    monkeypatch.chdir("/")
+    stored = run.recipe().data
+    assert stored.dir == str(tmp_path / "corpus")
+    assert stored.train_tsv == os.path.expanduser("~/pairs.tsv")
+    assert stored.valid_tsv == ""  # empty paths stay empty
+
+
 def test_open_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(RunFolderError, match="no such run folder"):
         RunFolder.open(tmp_path / "missing")

@@ -151,6 +151,20 @@ class Recipe:
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
+    def with_absolute_paths(self) -> Recipe:
+        """The same recipe with its data paths absolute (`~` expanded, relative ones taken from the current
+        folder), as a run folder keeps it: `resume` and the workbench then find the corpus from any folder."""
+        data = self.data
+        paths = {
+            name: os.path.abspath(os.path.expanduser(value))
+            for name in DATA_PATHS
+            if (value := getattr(data, name))
+        }
+        return dataclasses.replace(self, data=dataclasses.replace(data, **paths))
+
+
+DATA_PATHS = ("dir", "train_src", "train_tgt", "valid_src", "valid_tgt", "train_tsv", "valid_tsv")
+
 
 PRECISIONS = ("fp32", "bf16", "int8")
 

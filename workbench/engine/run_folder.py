@@ -93,7 +93,7 @@ class RunFolder:
         run = cls(path)
         for folder in (run.tokenizer_dir, run.checkpoints_dir, run.control_dir):
             folder.mkdir()
-        write_atomic(run.recipe_path, recipe.to_toml())
+        write_atomic(run.recipe_path, recipe.with_absolute_paths().to_toml())
         return run
 
     @classmethod
