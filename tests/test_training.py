@@ -190,14 +190,18 @@ def test_the_log_names_the_precision_and_says_when_autocast_does_not_apply(tmp_p
     run = make_run(tmp_path, "b", ["training.precision=bf16"])
     Trainer(run, "cpu").train(max_steps=5)
     log = (run.path / "train.log").read_text()
-    assert " in bf16 autocast: " in log
+    assert (" in bf16 autocast: " in log) == devices.fast_bf16_cpu()
     assert ("no bf16 instructions" in log) != devices.fast_bf16_cpu()
 
 
-def test_bf16_on_a_cpu_without_bf16_instructions_is_said_to_be_slow(tmp_path, monkeypatch):
+def test_bf16_on_a_cpu_without_bf16_instructions_trains_in_fp32_and_says_so(tmp_path, monkeypatch):
     for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.setattr(torch.cpu, probe, lambda: False)
-    run = make_run(tmp_path, "b", ["training.precision=bf16"])
+    run = make_run(tmp_path, "b", ["training.precision=bf16", "model.cell=lstm"])
     Trainer(run, "cpu").train(max_steps=2)
     log = (run.path / "train.log").read_text()
-    assert "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16); slow" in log
+    assert (
+        "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16), so it trains"
+        in log
+    )
+    assert " in fp32: " in log

@@ -36,6 +36,13 @@ err = Console(stderr=True)
 
 RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
+# Several processes (torchrun); the multi-node options are torchrun's own, passed through.
+Nproc = typer.Option(1, "--nproc", min=1, help="Processes on this machine: one per GPU, or N on the CPU.")
+Nnodes = typer.Option(1, "--nnodes", min=1, help="Machines taking part (torchrun --nnodes).")
+NodeRank = typer.Option(0, "--node-rank", min=0, help="This machine's rank among them (torchrun).")
+MasterAddr = typer.Option(None, "--master-addr", help="Address of the node of rank 0 (torchrun).")
+MasterPort = typer.Option(None, "--master-port", help="A free port on that node (torchrun).")
+RdzvEndpoint = typer.Option(None, "--rdzv-endpoint", help="host:port of a c10d rendezvous (torchrun).")
 
 
 @app.callback()
@@ -66,23 +73,66 @@ def train(
         None, "--max-minutes", min=0.01, help="Train at most this long."
     ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
+    nproc: int = Nproc,
+    nnodes: int = Nnodes,
+    node_rank: int = NodeRank,
+    master_addr: str | None = MasterAddr,
+    master_port: int | None = MasterPort,
+    rdzv_endpoint: str | None = RdzvEndpoint,
 ) -> None:
     """Start a run from a recipe."""
     from workbench.engine.data import load_corpus
     from workbench.engine.devices import resolve_device
+    from workbench.engine.launch import Rendezvous
 
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     resolved = load_recipe(recipe, overrides)
     resolve_device(device)
+    rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
+    if nnodes > 1 and not name:
+        raise UserError(
+            "--nnodes: give the run a --name, the same on every node, so that they share its folder"
+        )
     load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
-    run = RunFolder.create(runs_dir, resolved, name)
-    if not headless and sys.stdout.isatty() and sys.stdin.isatty():
+    run = _distributed_run_folder(runs_dir, resolved, name, rendezvous, device)
+    if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(run, device, max_steps, max_minutes)
+        start_training(run, device, max_steps, max_minutes, nproc=nproc)
         _open_tui(runs_dir=runs_dir, run=run.path)
         return
-    _train_here(run, device, max_steps, max_minutes, quiet=False)
+    _train(run, device, max_steps, max_minutes, False, nproc, rendezvous)
+
+
+def _distributed_run_folder(runs_dir: Path, recipe, name: str | None, rendezvous, device: str) -> RunFolder:
+    """A new run folder, made once for all the processes of a run wherever they were started."""
+    from workbench.engine.distributed import Team, topology_from_environment
+
+    topology = topology_from_environment()
+    if rendezvous.node_rank > 0:  # node 0 makes it; the runs folder must be one that every node mounts
+        return _wait_for_run(runs_dir / name)
+    if not topology.distributed:
+        return RunFolder.create(runs_dir, recipe, name)
+    # Started by the user's own torchrun or srun line: rank 0 makes the folder and tells the others.
+    from workbench.engine.devices import resolve_device
+
+    team = Team(topology, resolve_device(device), recipe.training.collective_timeout)
+    path = team.share(str(RunFolder.create(runs_dir, recipe, name).path) if team.main else None)
+    return _wait_for_run(Path(path))
+
+
+def _wait_for_run(path: Path, seconds: float = 120.0) -> RunFolder:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (path / "recipe.toml").is_file():
+        if time.monotonic() > deadline:
+            raise RunFolderError(
+                f"{path}: the run folder did not appear on this machine within {seconds:g} s; training on "
+                "several machines needs the runs folder on a filesystem they all mount"
+            )
+        time.sleep(0.5)
+    return RunFolder.open(path)
 
 
 @app.command()
@@ -95,25 +145,62 @@ def resume(
     ),
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
+    nproc: int = Nproc,
+    nnodes: int = Nnodes,
+    node_rank: int = NodeRank,
+    master_addr: str | None = MasterAddr,
+    master_port: int | None = MasterPort,
+    rdzv_endpoint: str | None = RdzvEndpoint,
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
+    from workbench.engine.launch import Rendezvous
+
     folder = RunFolder.open(run)
-    if not headless and sys.stdout.isatty() and sys.stdin.isatty():  # else progress here, as train does
+    rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
+    if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(folder, device, max_steps, max_minutes)
+        start_training(folder, device, max_steps, max_minutes, nproc=nproc)
         _open_tui(runs_dir=folder.path.parent, run=folder.path)
         return
-    _train_here(folder, device, max_steps, max_minutes, quiet)
+    _train(folder, device, max_steps, max_minutes, quiet, nproc, rendezvous)
+
+
+def _train(
+    run: RunFolder,
+    device: str,
+    max_steps: int | None,
+    max_minutes: float | None,
+    quiet: bool,
+    nproc: int,
+    rendezvous,
+) -> None:
+    """Train here, or launch torchrun's processes (which then each train here)."""
+    if nproc == 1 and rendezvous.nnodes == 1:
+        _train_here(run, device, max_steps, max_minutes, quiet)
+        return
+    from workbench.engine.launch import train_distributed
+
+    state = train_distributed(run, nproc, device, max_steps, max_minutes, rendezvous, quiet)
+    status = run.status()
+    if state == "failed":
+        err.print(
+            f"[bold red]error:[/] {escape(str(status.get('reason', 'a process failed')))}", highlight=False
+        )
+        raise typer.Exit(1)
+    if state == "stopped":  # rank 0 has said how far it got
+        raise typer.Exit(130)
 
 
 def _train_here(
     run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool
 ) -> None:
+    from workbench.engine.distributed import topology_from_environment
     from workbench.engine.training import Trainer
 
     from .display import TrainingDisplay
 
+    quiet = quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
     recipe = run.recipe()
     total = max_steps or recipe.training.max_steps or None
     start = run.status().get("step", 0)

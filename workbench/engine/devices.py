@@ -62,9 +62,13 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     "auto" is fp32, which keeps a recipe's numbers the same on every machine; bf16 and fp16 are there
     to choose. On an H200 the reference model trained at 0.6-0.85x fp32's speed under bf16 autocast
     (docs/benchmarks.md): its step is bound by many small kernels, not by its products. On a CPU with
-    AMX, bf16 products run several times faster than fp32 ones and bf16 pays; fp16 is CUDA's only.
+    AMX, bf16 products run several times faster than fp32 ones and bf16 pays; fp16 is CUDA's only. A CPU
+    without bf16 instructions trains in fp32: there bf16 is emulated, slower, and torch's LSTM has no
+    bf16 kernel at all (oneDNN cannot create the primitive).
     """
     if precision in ("fp32", "auto") or (device.type == "cpu" and precision == "fp16"):
+        return None
+    if device.type == "cpu" and not fast_bf16_cpu():
         return None
     return torch.bfloat16 if precision == "bf16" else torch.float16
 

@@ -92,8 +92,9 @@ class TrainingConfig:
     lr: float = 1e-3
     momentum: float = 0.0
     weight_decay: float = 0.0
-    batch_size: int = 64
+    batch_size: int = 64  # per process; the global batch is batch_size x processes x accumulate
     batch_unit: str = "sentences"  # sentences | tokens (target tokens)
+    accumulate: int = 1  # gradient accumulation: batches summed into each optimizer step
     clip_grad: float = 1.0  # 0 disables clipping
     label_smoothing: float = 0.0
     teacher_forcing: float = 1.0
@@ -114,6 +115,9 @@ class TrainingConfig:
     average_checkpoints: int = 0  # N >= 2: the `averaged` checkpoint is the mean of the last N validations'
     threads: int = 0  # CPU threads; 0: one per idle core when training starts
     precision: str = "auto"  # auto (= fp32) | fp32 | bf16 (CUDA, AMX CPUs) | fp16 (CUDA); devices.py
+    # Several processes (torchrun): seconds a process waits in a collective operation (on another
+    # process's step, or rank 0's validation) before it gives up and says which one stalled.
+    collective_timeout: float = 1800.0
 
 
 @dataclass
@@ -204,6 +208,8 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("training.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("training.weight_decay", lambda v: v >= 0, ">= 0"),
     ("training.batch_size", lambda v: v > 0, "> 0"),
+    ("training.accumulate", lambda v: v >= 1, ">= 1"),
+    ("training.collective_timeout", lambda v: v > 0, "> 0"),
     ("training.clip_grad", lambda v: v >= 0, ">= 0"),
     ("training.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("training.teacher_forcing", lambda v: 0 <= v <= 1, "in [0, 1]"),

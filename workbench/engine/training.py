@@ -6,7 +6,9 @@ import math
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,23 @@ import torch
 from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
-from .devices import autocast, autocast_dtype, cpu_threads, describe, fast_bf16_cpu, resolve_device
+from .devices import (
+    autocast,
+    autocast_dtype,
+    cpu_threads,
+    describe,
+    fast_bf16_cpu,
+    resolve_device,
+    usable_cpus,
+)
+from .distributed import (
+    PeerError,
+    Team,
+    is_peer_failure,
+    peer_error,
+    record_failure,
+    topology_from_environment,
+)
 from .errors import error_message
 from .evaluation import score
 from .model import Seq2Seq, build_model
@@ -28,6 +46,8 @@ from .translator import Translator
 from .vectors import load_vectors
 
 SAMPLES_PER_VALIDATION = 3
+# What rank 0's validation decides, for every process: the best so far and early stopping's count.
+SHARED_PROGRESS = ("best", "best_step", "scheduled_best", "bad_validations", "last_valid_step", "valid")
 Event = Callable[[str, dict[str, Any]], None]
 
 
@@ -49,6 +69,20 @@ class Progress:
     window_src_tokens: int = 0
     schedule: dict[str, Any] = field(default_factory=dict)
     valid: dict[str, Any] = field(default_factory=dict)
+    processes: int = 1  # the processes that trained it: the global batch, so the data order, depends on it
+
+
+class TrainingLoss(torch.nn.Module):
+    """The model's summed training loss as a module's forward, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, label_smoothing: float, sampling: float) -> torch.Tensor:
+        return self.model.loss(
+            batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing, sampling
+        )
 
 
 class Trainer:
@@ -57,26 +91,45 @@ class Trainer:
     def __init__(self, run: RunFolder, device: str = "auto", on_event: Event | None = None):
         self.run = run
         self.recipe: Recipe = run.recipe()
+        self.topology = topology_from_environment()
+        self.main = self.topology.main  # rank 0 alone writes the run folder
         self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.topology.distributed:
+            self.device = torch.device("cuda", self.topology.local_rank)  # one GPU per process
+            torch.cuda.set_device(self.device)
         self.on_event = on_event or (lambda kind, record: None)
         self._stop_requested = False
+        self._pending: deque[str] = deque()  # control commands read, not yet acted on
+
+    def _log(self, message: str) -> None:
+        if self.main:
+            self.run.log(message)
+
+    def _status(self, state: str, **fields: Any) -> None:
+        if self.main:
+            self.run.write_status(state, **fields)
 
     # Set-up -------------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Load data, tokenizers (trained on first use), model, optimizer and the last checkpoint."""
-        r = self.recipe
+        r, topology = self.recipe, self.topology
+        self.team = Team(topology, self.device, r.training.collective_timeout)
         if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads(r.training.threads))
+            threads = r.training.threads
+            if topology.distributed and not threads:  # the process's cores, divided between its peers
+                threads = max(1, len(usable_cpus()) // topology.local_world_size)
+            torch.set_num_threads(cpu_threads(threads))
         torch.manual_seed(r.seed)
         self.corpus: Corpus = load_corpus(r.data, r.seed)
         for split, reasons in self.corpus.filtered.items():
             for reason, count in reasons.items():
                 if count:
-                    self.run.log(f"data: dropped {count} {split} pairs ({reason})")
-        if (self.run.tokenizer_dir / "tokenizer.json").is_file():
-            self.tokenizers: TokenizerPair = load_tokenizers(self.run.tokenizer_dir)
-        else:
-            self.tokenizers = train_tokenizers(r.tokenizer, self.corpus.train, self.run.tokenizer_dir, r.seed)
+                    self._log(f"data: dropped {count} {split} pairs ({reason})")
+        has_tokenizer = (self.run.tokenizer_dir / "tokenizer.json").is_file()
+        if not has_tokenizer and self.main:
+            train_tokenizers(r.tokenizer, self.corpus.train, self.run.tokenizer_dir, r.seed)
+        self.team.wait_for_all()  # the others read what rank 0 trained (the runs folder is shared)
+        self.tokenizers: TokenizerPair = load_tokenizers(self.run.tokenizer_dir)
         self.train_src, self.train_tgt = self._encode(self.corpus.train, "train")
         self.valid_src, self.valid_tgt = self._encode(self.corpus.valid, "valid")
         self.model: Seq2Seq = build_model(
@@ -88,23 +141,50 @@ class Trainer:
         dtype = autocast_dtype(self.device, r.training.precision)
         self.precision = {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
         if dtype is None and r.training.precision == "fp16":
-            self.run.log("training.precision = fp16 is CUDA autocast; on the CPU: fp32 (bf16 is the CPU's)")
-        if dtype == torch.bfloat16 and self.device.type == "cpu" and not fast_bf16_cpu():
-            self.run.log(
-                "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16); slow"
+            self._log("training.precision = fp16 is CUDA autocast; on the CPU: fp32 (bf16 is the CPU's)")
+        if r.training.precision == "bf16" and self.device.type == "cpu" and not fast_bf16_cpu():
+            self._log(
+                "training.precision = bf16: this CPU has no bf16 instructions (AMX, AVX-512 BF16), so it "
+                "trains in fp32 (emulated bf16 is slower, and has no LSTM kernel)"
             )
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
         self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         higher = r.training.early_stopping_metric != "loss"
         self.schedule = LearningRateSchedule(r.training, higher_is_better=higher)
-        self.progress = Progress()
+        self.progress = Progress(processes=topology.world_size)
         if self.run.has_checkpoint("last"):
             state = load_checkpoint(self.run.checkpoints_dir, "last", self.model, self.optimizer)
             self.progress = Progress(**state["progress"])
             self.schedule.load_state_dict(self.progress.schedule)
-        self.run.forget_after(self.progress.step)
+            self._rescale_epoch_position()
+        if self.main:
+            self.run.forget_after(self.progress.step)
         self.translator = Translator(self.model, self.tokenizers, r.decoding, self.device)
         self.params = sum(p.numel() for p in self.model.parameters())
+        self.loss_module: torch.nn.Module = TrainingLoss(self.model)
+        if topology.distributed:
+            self.loss_module = torch.nn.parallel.DistributedDataParallel(
+                self.loss_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
+
+    def _rescale_epoch_position(self) -> None:
+        """A run resumed on another number of processes has other global batches: keep its place in the
+        epoch as a fraction, and say that the data order changed."""
+        p, processes = self.progress, self.topology.world_size
+        if p.processes == processes:
+            return
+        before, after = len(self.epoch_order(p.epoch, p.processes)), len(self.epoch_order(p.epoch))
+        self._log(
+            f"resumed on {processes} process(es) after {p.processes}: the global batch is now "
+            f"{self.global_batch()}, so the data order from step {p.step} on differs from the run's so far"
+        )
+        p.batch_in_epoch = min(after, round(p.batch_in_epoch * after / max(before, 1)))
+        p.processes = processes
+
+    def global_batch(self) -> str:
+        t = self.recipe.training
+        return f"{t.batch_size * t.accumulate * self.topology.world_size} {t.batch_unit}"
 
     def _encode(self, pairs: list[tuple[str, str]], split: str) -> tuple[list[list[int]], list[list[int]]]:
         src_tok, tgt_tok = self.tokenizers.src, self.tokenizers.tgt
@@ -140,25 +220,40 @@ class Trainer:
         """Train until a limit, early stopping or a stop message; the run folder records everything."""
         # SIGTERM and SIGHUP (a closed SSH session) stop cleanly with a checkpoint; only the main thread
         # may install handlers, so a trainer run from another thread relies on the control channel.
+        # Several processes stop together: Ctrl-C, too, only asks, and every process agrees on the step.
         in_main = threading.current_thread() is threading.main_thread()
         signals = (signal.SIGTERM, signal.SIGHUP) if in_main else ()
-        lock = self.run.lock()  # one trainer per run; readers tell a live run by this lock
+        if in_main and self.topology.distributed:
+            signals += (signal.SIGINT,)
+        lock = self.run.lock() if self.main else None  # one trainer per run; readers tell a live run by it
         previous = {s: signal.signal(s, self._request_stop) for s in signals}
-        self.run.write_status("running", device=str(self.device), reason="preparing data and model")
+        self._status("running", device=str(self.device), reason="preparing data and model")
         try:
             self.prepare()
             return self._loop(max_steps, max_minutes)
         except KeyboardInterrupt:
             if not hasattr(self, "_window_loss"):  # interrupted before the first step: nothing to keep
-                self.run.write_status("stopped", reason="interrupted while preparing")
+                self._status("stopped", reason="interrupted while preparing")
                 return "stopped"
             return self._stop("interrupted")
         except Exception as exc:
-            self.run.log(f"failed: {error_message(exc)}")
-            self.run.write_status("failed", reason=error_message(exc))
+            peer = self.topology.distributed and is_peer_failure(exc)
+            if peer and not isinstance(exc, PeerError):  # raised by torch's own collectives (DDP's)
+                exc = peer_error(exc, self.recipe.training.collective_timeout)
+            message = error_message(exc)
+            if self.topology.distributed:
+                message = f"rank {self.topology.rank}: {message}"
+                record_failure(message, peer=peer)
+            self._log(f"failed: {message}")
+            self._status("failed", reason=message)
+            if peer:
+                raise exc from None  # another process's fault: one line, not this one's traceback
             raise
         finally:
-            lock.close()
+            if hasattr(self, "team"):
+                self.team.close()
+            if lock is not None:
+                lock.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
@@ -171,32 +266,46 @@ class Trainer:
         max_minutes = max_minutes if max_minutes is not None else t.max_minutes
         self.session_start = time.monotonic()
         self.wall_at_start = p.wall
-        self.run.write_status(
-            "running", device=describe(self.device), step=p.step, epoch=p.epoch, params=self.params
+        n = self.topology.world_size
+        self._status(
+            "running",
+            device=describe(self.device),
+            step=p.step,
+            epoch=p.epoch,
+            params=self.params,
+            processes=n,
+            global_batch=self.global_batch(),
         )
-        self.run.log(
-            f"training on {describe(self.device)} in {self.precision}: {self.params:,} parameters, "
-            f"{len(self.train_src)} pairs"
+        on = f"{n} processes, each on {describe(self.device)}" if n > 1 else describe(self.device)
+        self._log(
+            f"training on {on} in {self.precision}: {self.params:,} parameters, "
+            f"{len(self.train_src)} pairs, global batch {self.global_batch()}"
         )
         self._window_start = time.monotonic()
         # Summed on the device so that the step needs no host sync; read at log time.
-        self._window_loss = torch.tensor(p.window_loss, dtype=torch.float64, device=self.device)
+        # (A checkpoint holds the whole window's loss, gathered on rank 0: the others start from none.)
+        window = p.window_loss if self.main else 0.0
+        self._window_loss = torch.tensor(window, dtype=torch.float64, device=self.device)
         while True:
             reason = self._limit_reached(max_steps, max_minutes)
             if reason:
                 return self._finish(reason)
             order = self.epoch_order(p.epoch)
             while p.batch_in_epoch < len(order):
-                command = self._handle_controls()
+                command = self._handle_controls(max_minutes)
                 if command == "stop":
                     return self._stop("stopped from the control channel")
-                batch = self.train_batch(order[p.batch_in_epoch])
+                if command == "signal":
+                    return self._stop("stopped by a signal")
+                if command == "time":
+                    return self._finish(f"reached the time limit ({max_minutes:g} min)")
+                indices = order[p.batch_in_epoch]
                 p.step += 1
                 p.batch_in_epoch += 1
-                loss_sum, grad_norm = self.train_step(batch)
+                loss_sum, grad_norm = self.train_step(self.shards(indices), self._tokens(indices, "tgt"))
                 self._window_loss += loss_sum.detach()
-                p.window_tokens += batch.n_tgt_tokens
-                p.window_src_tokens += batch.n_src_tokens
+                p.window_tokens += self._tokens(indices, "tgt")
+                p.window_src_tokens += self._tokens(indices, "src")
                 if p.step % t.log_every == 0:
                     self._log_window(grad_norm.item())
                 if p.step % t.valid_every == 0:
@@ -205,54 +314,90 @@ class Trainer:
                             f"early stopping: no improvement in {t.early_stopping} validations"
                         )
                     self._window_start = time.monotonic()
-                reason = self._limit_reached(max_steps, max_minutes) or (
-                    "stop" if self._stop_requested else ""
-                )
-                if reason == "stop":
-                    return self._stop("stopped by a signal")
+                reason = self._limit_reached(max_steps, max_minutes)
                 if reason:
                     return self._finish(reason)
             p.epoch += 1
             p.batch_in_epoch = 0
 
-    def epoch_order(self, epoch: int) -> list[list[int]]:
-        """The batches of one epoch, as lists of training-pair indices (seeded: resumable)."""
+    def epoch_order(self, epoch: int, processes: int | None = None) -> list[list[int]]:
+        """The global batches of one epoch, as lists of training-pair indices (seeded: resumable).
+
+        A global batch holds batch_size x processes x accumulate sentences (or tokens), bucketed by length
+        as one batch would be, so N processes of B sentences take the same steps as one process of N x B.
+        """
         t = self.recipe.training
+        processes = processes or self.topology.world_size
         return batch_indices(
             [len(s) for s in self.train_src],
             [len(x) + 1 for x in self.train_tgt],
-            t.batch_size,
+            t.batch_size * processes * t.accumulate,
             t.batch_unit,
             seed=self.recipe.seed * 100_003 + epoch,
         )
+
+    def shards(self, indices: list[int]) -> list[tuple[Batch, float]]:
+        """This process's part of a global batch: `accumulate` batches, each with its loss weight.
+
+        Shard j of the global batch is every (processes x accumulate)-th sentence from the j-th; this
+        process takes shards rank, rank + processes, ... A global batch too small to give every shard a
+        sentence gives the empty ones a copy of its first sentence with weight 0, so that every process
+        still takes part in the gradient's all-reduce.
+        """
+        t, n = self.recipe.training, self.topology.world_size
+        parts = n * t.accumulate
+        mine = [indices[k * n + self.topology.rank :: parts] for k in range(t.accumulate)]
+        return [(self.train_batch(part or indices[:1]), 1.0 if part else 0.0) for part in mine]
+
+    def _tokens(self, indices: list[int], side: str) -> int:
+        """Non-pad tokens of a global batch (targets with their EOS), as every process can count them."""
+        if side == "tgt":
+            return sum(len(self.train_tgt[i]) + 1 for i in indices)
+        return sum(len(self.train_src[i]) for i in indices)
 
     def train_batch(self, indices: list[int]) -> Batch:
         """The padded batch of the given training pairs, on the training device."""
         src, tgt = [self.train_src[i] for i in indices], [self.train_tgt[i] for i in indices]
         return collate(src, tgt, indices).to(self.device, non_blocking=True)
 
-    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step on `batch`; returns the summed token loss and the gradient norm (on device)."""
+    def train_step(
+        self, batches: Batch | list[tuple[Batch, float]], n_tgt_tokens: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch, or on this process's weighted shards of a global batch of
+        `n_tgt_tokens` target tokens; returns the summed token loss and the gradient norm (on device).
+
+        The loss is normalised by the global batch's tokens, so the summed gradient is the same whether
+        the batch was taken whole, accumulated in parts, or split across processes (DDP averages the
+        processes' gradients, hence the factor of their number).
+        """
         t, p = self.recipe.training, self.progress
+        if isinstance(batches, Batch):
+            batches, n_tgt_tokens = [(batches, 1.0)], batches.n_tgt_tokens
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(p.step)
+        if self.topology.distributed:  # each process its own dropout masks, the same on a resume
+            torch.manual_seed((self.recipe.seed * 1_000_003 + p.step) * 1_009 + self.topology.rank)
         sampling = 1.0 - teacher_forcing_ratio(t, p.step)
-        with autocast(self.device, t.precision):
-            loss_sum = self.model.loss(
-                batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, t.label_smoothing, sampling
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_sum / batch.n_tgt_tokens).backward()
+        total = torch.zeros((), device=self.device)
+        for k, (batch, weight) in enumerate(batches):
+            last = k == len(batches) - 1
+            sync = self.loss_module.no_sync() if not last and self.topology.distributed else nullcontext()
+            with sync:
+                with autocast(self.device, t.precision):
+                    loss_sum = self.loss_module(batch, t.label_smoothing, sampling)
+                self.scaler.scale(loss_sum * (weight * self.topology.world_size) / n_tgt_tokens).backward()
+            total = total + loss_sum.detach().float() * weight
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss_sum.float(), grad_norm
+        return total, grad_norm
 
     def _log_window(self, grad_norm: float) -> None:
         p = self.progress
         elapsed = max(time.monotonic() - self._window_start, 1e-9)
-        loss = self._window_loss.item() / max(p.window_tokens, 1)
+        loss = self.team.sum(self._window_loss.clone()).item() / max(p.window_tokens, 1)
         record = {
             "kind": "train",
             "step": p.step,
@@ -265,9 +410,10 @@ class Trainer:
             "src_tokens_per_s": round(p.window_src_tokens / elapsed, 1),
             "wall": round(self._wall(), 2),
         }
-        self.run.append_metrics(record)
-        self.run.write_status("running", step=p.step, epoch=p.epoch)
-        self.on_event("train", record)
+        if self.main:
+            self.run.append_metrics(record)
+            self.run.write_status("running", step=p.step, epoch=p.epoch)
+            self.on_event("train", record)
         self._window_loss.zero_()
         p.window_tokens, p.window_src_tokens = 0, 0
         self._window_start = time.monotonic()
@@ -281,50 +427,84 @@ class Trainer:
             return f"reached {max_steps} steps"
         if t.max_epochs and p.epoch >= t.max_epochs:
             return f"reached {t.max_epochs} epochs"
-        if max_minutes and time.monotonic() - self.session_start >= max_minutes * 60:
-            return f"reached the time limit ({max_minutes:g} min)"
+        if max_minutes and self._time_up(max_minutes) and not self.topology.distributed:
+            return f"reached the time limit ({max_minutes:g} min)"  # else rank 0's clock, via the controls
         return ""
 
+    def _time_up(self, max_minutes: float | None) -> bool:
+        return bool(max_minutes) and time.monotonic() - self.session_start >= max_minutes * 60
+
     # Control channel ----------------------------------------------------------------------------
-    def _handle_controls(self) -> str:
-        for command in self.run.take_controls():
+    def _handle_controls(self, max_minutes: float | None = None) -> str:
+        """Act on what was asked since the last step: "stop", "signal" or "time" end the training.
+
+        Rank 0 reads the control folder and the clock; with several processes one command a step is
+        shared with the others, together with any process's stop signal (`Team.agree`).
+        """
+        if self.main:
+            self._pending.extend(self.run.take_controls())
+        while True:
+            command = self._pending.popleft() if self._pending else ""
+            signalled, command, time_up = self.team.agree(
+                self._stop_requested, command, self.main and self._time_up(max_minutes)
+            )
+            if signalled:
+                return "signal"
+            if time_up and self.topology.distributed:
+                return "time"
             if command == "checkpoint":
+                self._gather_window()
                 self._save("last")
-                self.run.log(f"checkpoint saved at step {self.progress.step} on request")
+                self._log(f"checkpoint saved at step {self.progress.step} on request")
             elif command == "stop":
                 return "stop"
             elif command == "pause":
                 if self._pause() == "stop":
                     return "stop"
-        return ""
+            if not self._pending or self.topology.distributed:
+                return ""
 
     def _pause(self) -> str:
+        self._gather_window()
         self._save("last")  # so a paused run can be decoded from where it is
-        self.run.write_status("paused", step=self.progress.step, epoch=self.progress.epoch)
-        self.run.log(f"paused at step {self.progress.step}")
+        self._status("paused", step=self.progress.step, epoch=self.progress.epoch)
+        self._log(f"paused at step {self.progress.step}")
         paused_at = time.monotonic()
-        while not self._stop_requested:
-            commands = self.run.take_controls()
-            if "stop" in commands:
+        while True:
+            commands = self.run.take_controls() if self.main else []
+            command = "stop" if "stop" in commands else "resume" if "resume" in commands else ""
+            signalled, command, _ = self.team.agree(self._stop_requested, command)
+            if signalled or command == "stop":
                 return "stop"
-            if "resume" in commands:
+            if command == "resume":
                 break
             time.sleep(0.2)
         # time spent paused is not training time
         self.session_start += time.monotonic() - paused_at
         self._window_start = time.monotonic()
-        self.run.write_status("running", step=self.progress.step, epoch=self.progress.epoch)
-        self.run.log("resumed")
-        return "stop" if self._stop_requested else ""
+        self._status("running", step=self.progress.step, epoch=self.progress.epoch)
+        self._log("resumed")
+        return ""
+
+    def _gather_window(self) -> None:
+        """The loss summed since the last log, from every process onto rank 0 (the others keep none), so
+        that a checkpoint holds all of it. Every process calls it at the same step, before a save."""
+        if self.topology.distributed:
+            total = self.team.sum(self._window_loss.clone())
+            self._window_loss.copy_(total if self.main else torch.zeros_like(total))
 
     def _stop(self, reason: str) -> str:
+        self._gather_window()
         self._save("last")
-        self.run.write_status("stopped", reason=reason, step=self.progress.step, epoch=self.progress.epoch)
-        self.run.log(f"{reason} at step {self.progress.step}")
+        self._status("stopped", reason=reason, step=self.progress.step, epoch=self.progress.epoch)
+        self._log(f"{reason} at step {self.progress.step}")
         return "stopped"
 
     def _finish(self, reason: str) -> str:
         p = self.progress
+        self._gather_window()
+        if not self.main:
+            return "finished"
         if p.last_valid_step != p.step:
             self._validate()  # saves `last` too
         else:
@@ -339,14 +519,23 @@ class Trainer:
         """Validate; feed the schedule and early stopping. True when training should stop."""
         # Only scheduled validations steer training, so that a run stopped and resumed at any step
         # follows the same curve as one that never stopped.
+        # With several processes rank 0 validates alone and the others take its decisions.
         t, p = self.recipe.training, self.progress
-        value = self._validate()[t.early_stopping_metric]
-        if self.schedule.on_validation(value):
-            self.run.log(f"learning rate decayed to {self.schedule.lr(p.step + 1):.3g}")
-        if p.scheduled_best is None or _better(value, p.scheduled_best, t.early_stopping_metric):
-            p.scheduled_best, p.bad_validations = value, 0
-        else:
-            p.bad_validations += 1
+        self._gather_window()
+        if self.main:
+            value = self._validate()[t.early_stopping_metric]
+            if self.schedule.on_validation(value):
+                self.run.log(f"learning rate decayed to {self.schedule.lr(p.step + 1):.3g}")
+            if p.scheduled_best is None or _better(value, p.scheduled_best, t.early_stopping_metric):
+                p.scheduled_best, p.bad_validations = value, 0
+            else:
+                p.bad_validations += 1
+        decided = self.team.share(
+            {"schedule": self.schedule.state_dict(), "progress": {k: getattr(p, k) for k in SHARED_PROGRESS}}
+        )
+        self.schedule.load_state_dict(decided["schedule"])
+        for key, value in decided["progress"].items():
+            setattr(p, key, value)
         return bool(t.early_stopping) and p.bad_validations >= t.early_stopping
 
     def _validate(self) -> dict[str, Any]:
@@ -432,6 +621,8 @@ class Trainer:
         self.run.append_samples({"step": self.progress.step, "samples": samples})
 
     def _save(self, tag: str, with_optimizer: bool = True) -> None:
+        if not self.main:
+            return
         p = self.progress
         p.wall = self._wall()
         p.window_loss = self._window_loss.item()

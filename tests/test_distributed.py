@@ -1,0 +1,280 @@
+"""One run over several processes: real torchrun launches, 2 CPU processes on gloo.
+
+The maths (N processes x B sentences take the same steps as 1 x N.B, and as accumulating), one run folder
+written by rank 0 alone, faults (a killed rank, a stalled one, SIGTERM), and resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.engine.distributed import DistributedError, Topology, topology_from_environment
+from workbench.engine.run_folder import RunFolder
+
+TINY = [
+    "data.train_size=600",
+    "data.valid_size=40",
+    "model.hidden_size=32",
+    "model.embedding_size=16",
+    "training.valid_every=20",
+    "training.log_every=5",
+    "training.threads=1",
+]
+
+
+def s2s(*args: str, runs: Path | None = None, sets=(), timeout: float = 300) -> subprocess.CompletedProcess:
+    """`s2s-bench train ...` with the tiny recipe keys (given `runs`), or any other command as it is."""
+    command = [sys.executable, "-m", "workbench", *args]
+    if runs is not None:
+        command += ["--runs-dir", str(runs)]
+        for s in [*TINY, *sets]:
+            command += ["--set", s]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def train_losses(run: Path) -> list[tuple[int, float]]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in records if r["kind"] == "train"]
+
+
+def start(*args: str, runs: Path, sets=()) -> subprocess.Popen:
+    command = [sys.executable, "-m", "workbench", *args, "--runs-dir", str(runs)]
+    for s in [*TINY, *sets]:
+        command += ["--set", s]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def workers(run: Path) -> dict[int, int]:
+    """rank -> pid of the training processes of a run (read from their environment)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = dict(
+                v.split(b"=", 1) for v in (entry / "environ").read_bytes().split(b"\0") if b"=" in v
+            )
+        except OSError:
+            continue
+        if str(run).encode() in cmdline and b"RANK" in environ:
+            found[int(environ[b"RANK"])] = int(entry.name)
+    return found
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_two_processes_take_the_same_steps_as_one_with_the_global_batch_and_as_accumulating(tmp_path):
+    one = s2s(
+        "train",
+        "reverse",
+        "--headless",
+        "--max-steps",
+        "40",
+        "--name",
+        "one",
+        runs=tmp_path,
+        sets=["training.batch_size=32"],
+    )
+    two = s2s(
+        "train",
+        "reverse",
+        "--headless",
+        "--max-steps",
+        "40",
+        "--name",
+        "two",
+        "--nproc",
+        "2",
+        runs=tmp_path,
+        sets=["training.batch_size=16"],
+    )
+    acc = s2s(
+        "train",
+        "reverse",
+        "--headless",
+        "--max-steps",
+        "40",
+        "--name",
+        "acc",
+        runs=tmp_path,
+        sets=["training.batch_size=16", "training.accumulate=2"],
+    )
+    assert one.returncode == two.returncode == acc.returncode == 0, two.stdout + two.stderr
+    a, b, c = (train_losses(tmp_path / n) for n in ("one", "two", "acc"))
+    assert [s for s, _ in a] == [s for s, _ in b] == [s for s, _ in c] == list(range(5, 41, 5))
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-4
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, c)) < 1e-4
+    assert a[-1][1] < a[0][1]  # it learns
+    status = RunFolder(tmp_path / "two").status()
+    assert status["processes"] == 2 and status["global_batch"] == "32 sentences"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc", "one", "two"]  # one folder a run
+    log = (tmp_path / "two" / "train.log").read_text()
+    assert log.count("training on 2 processes") == 1  # rank 0 alone writes
+
+
+@pytest.mark.slow
+def test_killing_one_rank_ends_the_other_with_that_ranks_message_and_leaves_no_process(tmp_path):
+    launcher = start(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "100000",
+        "--name",
+        "k",
+        runs=tmp_path,
+        sets=["training.batch_size=16"],
+    )
+    run = tmp_path / "k"
+    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    os.kill(workers(run)[1], signal.SIGKILL)
+    killed = time.monotonic()
+    out, _ = launcher.communicate(timeout=60)
+    assert time.monotonic() - killed < 15
+    assert launcher.returncode == 1
+    assert "rank 1: the process was killed by signal SIGKILL" in out
+    assert "Traceback" not in out
+    assert workers(run) == {}
+    status = RunFolder(run).status()
+    assert (
+        status["state"] == "failed" and status["reason"] == "rank 1: the process was killed by signal SIGKILL"
+    )
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_times_out_with_a_message_instead_of_hanging(tmp_path):
+    launcher = start(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "100000",
+        "--name",
+        "s",
+        runs=tmp_path,
+        sets=["training.batch_size=16", "training.collective_timeout=4"],
+    )
+    run = tmp_path / "s"
+    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    os.kill(workers(run)[1], signal.SIGSTOP)
+    out, _ = launcher.communicate(timeout=90)
+    assert launcher.returncode == 1
+    assert "timed out after 4 s: another process stalled or cannot be reached" in out
+    assert workers(run) == {}
+    assert "timed out" in RunFolder(run).status()["reason"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_process_and_the_run_resumes_on_the_uninterrupted_curve(tmp_path):
+    sets = ["training.batch_size=16"]
+    whole = s2s(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "60",
+        "--name",
+        "whole",
+        runs=tmp_path,
+        sets=sets,
+    )
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    launcher = start(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "60",
+        "--name",
+        "cut",
+        runs=tmp_path,
+        sets=sets,
+    )
+    run = tmp_path / "cut"
+    wait_until(lambda: len(train_losses(run) if (run / "metrics.jsonl").is_file() else []) >= 3, 120, "steps")
+    launcher.send_signal(signal.SIGTERM)
+    launcher.communicate(timeout=60)
+    assert workers(run) == {}
+    status = RunFolder(run).status()
+    assert status["state"] == "stopped", status
+    assert status["step"] < 60
+    resumed = s2s("resume", str(run), "--headless", "--nproc", "2", "--max-steps", "60")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert train_losses(run) == train_losses(tmp_path / "whole")  # no step missing or doubled, same values
+
+
+@pytest.mark.slow
+def test_resuming_on_another_number_of_processes_continues_and_says_the_data_order_changed(tmp_path):
+    first = s2s(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "20",
+        "--name",
+        "r",
+        runs=tmp_path,
+        sets=["training.batch_size=16"],
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = s2s("resume", str(tmp_path / "r"), "--headless", "--max-steps", "40")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [s for s, _ in train_losses(tmp_path / "r")] == list(range(5, 41, 5))
+    log = (tmp_path / "r" / "train.log").read_text()
+    assert "resumed on 1 process(es) after 2: the global batch is now 16 sentences" in log
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, Topology()),
+        ({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}, Topology(1, 4, 1, 2)),
+        (
+            {
+                "SLURM_PROCID": "3",
+                "SLURM_NTASKS": "4",
+                "SLURM_LOCALID": "1",
+                "SLURM_NTASKS_PER_NODE": "2(x2)",
+                "MASTER_ADDR": "node1",
+                "MASTER_PORT": "29500",
+            },
+            Topology(3, 4, 1, 2),
+        ),
+        ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, Topology()),  # a one-task job trains alone
+    ],
+)
+def test_the_topology_comes_from_torchrun_or_slurm_variables(env, expected):
+    assert topology_from_environment(env) == expected
+
+
+def test_a_slurm_job_without_a_rendezvous_address_is_a_clear_error():
+    with pytest.raises(DistributedError, match="needs MASTER_ADDR set"):
+        topology_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})

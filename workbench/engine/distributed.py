@@ -1,0 +1,185 @@
+"""Several training processes on one run: torch.distributed set-up, shared decisions, failure reports.
+
+torchrun (or `srun`) starts one process per GPU, or N on a CPU; each reads its rank from the usual
+environment variables. Gradients travel through DistributedDataParallel on the training backend (nccl
+on CUDA, gloo on a CPU); the decisions every process must take together (stop, pause, checkpoint,
+early stopping, the learning rate) travel over a second, gloo group on the CPU, so that they never
+wait on a GPU stream. Rank 0 alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import UserError
+
+# Control codes rank 0 sends with every step's flags (see `Team.agree`).
+COMMANDS = ("", "checkpoint", "pause", "resume", "stop")
+
+
+class DistributedError(UserError):
+    """A distributed set-up that cannot work (missing variables, a rank that lost its peers...)."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where this process stands among the processes of one run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def topology_from_environment(env: dict[str, str] | None = None) -> Topology:
+    """torchrun's RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE, else SLURM's SLURM_PROCID /
+    SLURM_NTASKS / SLURM_LOCALID (a plain `srun` line; MASTER_ADDR and MASTER_PORT set), else one process."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+    elif "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        keys = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE")
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if name not in env:
+                raise DistributedError(
+                    f"a SLURM job of several tasks needs {name} set (the first node's address and a free "
+                    "port), or start each node with torchrun (README: Several GPUs, several machines)"
+                )
+    else:
+        return Topology()
+    try:
+        rank, world = int(env[keys[0]]), int(env[keys[1]])
+        local_rank = int(env.get(keys[2], "0"))
+        local_world = int(env.get(keys[3], "1").split("(")[0].split(",")[0])
+    except ValueError as exc:
+        raise DistributedError(f"{', '.join(keys)}: not whole numbers ({exc})") from None
+    if not 0 <= rank < world:
+        raise DistributedError(f"{keys[0]}={rank} is not a rank of {keys[1]}={world}")
+    return Topology(rank, world, local_rank, max(local_world, 1))
+
+
+class Team:
+    """The process group of one run, seen from one of its processes."""
+
+    def __init__(self, topology: Topology, device: torch.device, timeout_s: float):
+        self.topology = topology
+        self.timeout_s = timeout_s
+        if not topology.distributed:
+            self.control = None
+            return
+        os.environ.setdefault("RANK", str(topology.rank))
+        os.environ.setdefault("WORLD_SIZE", str(topology.world_size))
+        timeout = datetime.timedelta(seconds=timeout_s)
+        cuda = device.type == "cuda"
+        if not dist.is_initialized():
+            dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timeout)
+        self.control = dist.new_group(backend="gloo", timeout=timeout) if cuda else None
+
+    @property
+    def main(self) -> bool:
+        return self.topology.main
+
+    @property
+    def size(self) -> int:
+        return self.topology.world_size
+
+    def agree(self, stop_here: bool, command: str = "", limit: bool = False) -> tuple[bool, str, bool]:
+        """Every process's stop request, rank 0's control command and rank 0's time limit, for all.
+
+        One small all-reduce (maximum) on the CPU group: any process's signal stops every process at
+        the same step; what only rank 0 reads (the control folder, the clock) is rank 0's to say.
+        """
+        if self.topology.world_size == 1:
+            return stop_here, command, limit
+        flags = torch.tensor(
+            [int(stop_here), COMMANDS.index(command) if self.main else 0, int(limit) if self.main else 0]
+        )
+        self._collective(dist.all_reduce, flags, op=dist.ReduceOp.MAX, group=self.control)
+        return bool(flags[0]), COMMANDS[int(flags[1])], bool(flags[2])
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's value (any JSON-able object), on every process."""
+        if self.topology.world_size == 1:
+            return value
+        box = [value if self.main else None]
+        self._collective(dist.broadcast_object_list, box, src=0, group=self.control)
+        return box[0]
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of a tensor over every process (on the training backend)."""
+        if self.topology.world_size > 1:
+            self._collective(dist.all_reduce, value)
+        return value
+
+    def wait_for_all(self) -> None:
+        if self.topology.world_size > 1:
+            self._collective(dist.barrier, group=self.control)
+
+    def _collective(self, operation, *args: Any, **kwargs: Any) -> None:
+        try:
+            operation(*args, **kwargs)
+        except (RuntimeError, dist.DistBackendError) as exc:
+            raise peer_error(exc, self.timeout_s) from None
+
+    def close(self) -> None:
+        if self.topology.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class PeerError(DistributedError):
+    """A collective that failed because another process died, stalled or cannot be reached."""
+
+
+def peer_error(exc: BaseException, timeout_s: float) -> PeerError:
+    """A collective's failure in words: another process died, or it stalled past the timeout."""
+    text = str(exc)
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return PeerError(
+            f"a collective operation timed out after {timeout_s:g} s: another process stalled or cannot be "
+            "reached (training.collective_timeout)"
+        )
+    found = re.search(r"[Cc]onnection (closed|reset) by peer", text)
+    why = found.group(0).lower() if found else text.splitlines()[0][:160]
+    return PeerError(f"lost contact with another training process ({why})")
+
+
+PEER_CLUES = ("connection closed by peer", "connection reset", "timed out", "gloo", "nccl", "processgroup")
+
+
+def is_peer_failure(exc: BaseException) -> bool:
+    """Whether an error came from a collective (another process's fault, not this one's)."""
+    if isinstance(exc, PeerError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, dist.DistBackendError)) and any(clue in text for clue in PEER_CLUES)
+
+
+def record_failure(message: str, peer: bool) -> None:
+    """Leave this process's failure where torchrun's agent reads it (TORCHELASTIC_ERROR_FILE), so that the
+    launcher can say which rank failed and why; `peer` marks a failure caused by another rank's."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    data = {"message": message, "timestamp": int(time.time()), "peer": peer}
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+    except OSError:
+        pass  # the agent then reports the exit code alone
