@@ -278,3 +278,41 @@ def test_the_topology_comes_from_torchrun_or_slurm_variables(env, expected):
 def test_a_slurm_job_without_a_rendezvous_address_is_a_clear_error():
     with pytest.raises(DistributedError, match="needs MASTER_ADDR set"):
         topology_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+
+
+@pytest.mark.slow
+def test_control_messages_reach_every_rank_and_ctrl_c_stops_every_process(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--name",
+        "c",
+    ]
+    command += ["--runs-dir", str(tmp_path), "--max-steps", "100000"]
+    for s in [*TINY, "training.batch_size=16"]:
+        command += ["--set", s]
+    launcher = subprocess.Popen(  # its own process group, as a terminal's foreground job
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    run = RunFolder(tmp_path / "c")
+    wait_until(lambda: run.metrics_path.is_file() and len(workers(run.path)) == 2, 120, "training")
+    assert s2s("control", str(run.path), "pause").returncode == 0
+    wait_until(lambda: run.status()["state"] == "paused", 30, "the pause")
+    paused_at = run.status()["step"]
+    time.sleep(1.5)
+    assert len(workers(run.path)) == 2 and run.status()["step"] == paused_at  # both wait, neither trains
+    assert s2s("control", str(run.path), "resume").returncode == 0
+    wait_until(lambda: run.status().get("step", 0) > paused_at, 30, "training to go on")
+    os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C reaches the launcher and every process
+    out, _ = launcher.communicate(timeout=60)
+    assert workers(run.path) == {}
+    status = run.status()
+    assert status["state"] == "stopped", (status, out)
+    assert "Traceback" not in out
+    assert run.has_checkpoint("last")

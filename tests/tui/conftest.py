@@ -59,9 +59,11 @@ class FakeLauncher:
 
     def __init__(self):
         self.launched: list[tuple[RunFolder, str]] = []
+        self.processes: list[int] = []
 
-    def __call__(self, run: RunFolder, device: str):
+    def __call__(self, run: RunFolder, device: str, nproc: int = 1):
         self.launched.append((run, device))
+        self.processes.append(nproc)
         status = {"state": "running", "pid": 1, "host": "fixture-host", "step": 0, "started": STARTED + 7200}
         run.status_path.write_text(json.dumps(status))
         return None

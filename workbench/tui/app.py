@@ -34,14 +34,14 @@ DEFAULT_RECIPE = "dates-en-fr"
 POLL_INTERVAL_S = 0.5
 STYLES = Path(__file__).parent / "styles"
 
-# (run, device) -> the trainer's process; tests pass a fake one so that nothing trains in-process.
-Launcher = Callable[[RunFolder, str], Any]
+# (run, device, nproc=) -> the trainer's process; tests pass a fake one so that nothing trains in-process.
+Launcher = Callable[..., Any]
 
 
-def engine_launcher(run: RunFolder, device: str) -> subprocess.Popen:
+def engine_launcher(run: RunFolder, device: str, nproc: int = 1) -> subprocess.Popen:
     from workbench.engine.launch import start_training
 
-    return start_training(run, device=device)
+    return start_training(run, device=device, nproc=nproc)
 
 
 class S2SBenchApp(App):
@@ -155,18 +155,20 @@ class S2SBenchApp(App):
             self.screen.sync()
 
     # Starting, resuming and steering trainers ---------------------------------------------------
-    def start_run(self, recipe: Recipe, device: str = "auto") -> None:
-        """Create a run folder from a resolved recipe, launch its trainer and open its dashboard."""
-        self._launch(None, recipe, device)
+    def start_run(self, recipe: Recipe, device: str = "auto", nproc: int = 1) -> None:
+        """Create a run folder from a resolved recipe, launch its trainer(s) and open its dashboard."""
+        self._launch(None, recipe, device, nproc)
 
     def resume_run(self, path: Path, device: str = "auto") -> None:
-        self._launch(Path(path), None, device)
+        """Resume a run on as many processes as it trained on (its data order depends on that)."""
+        processes = RunFolder(Path(path)).read_status_file().get("processes", 1)
+        self._launch(Path(path), None, device, processes if isinstance(processes, int) else 1)
 
     @work(thread=True, group="launch")
-    def _launch(self, path: Path | None, recipe: Recipe | None, device: str) -> None:
+    def _launch(self, path: Path | None, recipe: Recipe | None, device: str, nproc: int = 1) -> None:
         try:
             run = RunFolder.open(path) if path is not None else RunFolder.create(self.runs_dir, recipe)
-            process = self.launcher(run, device)
+            process = self.launcher(run, device, nproc=nproc)
         except Exception as exc:  # shown to the user: a bad device, a folder we cannot write
             self.call_from_thread(
                 self.notify, f"Could not start training: {exc}", severity="error", timeout=10

@@ -33,7 +33,7 @@ class StatsPanel(Static):
             ("best", f"{metric(name, best[0])} @{count(best[1])}" if best else "—"),
             ("ETA", duration(history.eta_seconds())),
             ("time", duration(last.get("wall"))),
-            ("on", str(status.get("device") or "—")),
+            ("on", on_what(status)),
             ("memory", f"{history.memory_mb:.0f} MB" if history.memory_mb else "—"),
             ("params", count(status.get("params")) if status.get("params") else "—"),
         ]
@@ -55,3 +55,10 @@ def _loss(record: dict) -> str:
         return "—"
     ppl = record.get("ppl")
     return f"{record['loss']:.3f}" + (f" ppl {ppl:.3g}" if isinstance(ppl, (int, float)) else "")
+
+
+def on_what(status: dict) -> str:
+    """The device, and how many processes share the run ("2 processes × cpu (1 thread)")."""
+    device = str(status.get("device") or "—")
+    processes = status.get("processes")
+    return f"{processes} processes × {device}" if isinstance(processes, int) and processes > 1 else device

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
@@ -30,6 +31,7 @@ class NewRunRequest:
     recipe: Recipe
     overrides: list[str] = field(default_factory=list)
     device: str = "auto"
+    nproc: int = 1  # training processes (torchrun): one per GPU, or N sharing the CPU's cores
 
 
 class NewRunScreen(ModalScreen[NewRunRequest | None]):
@@ -70,6 +72,8 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
                 yield Select(
                     [(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device"
                 )
+                yield Label("processes")
+                yield Input("1", compact=True, type="integer", id="nproc")
             yield Static("", id="form-error")
             with Horizontal(classes="buttons"):
                 yield Button("Start", variant="primary", id="start")
@@ -120,10 +124,14 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
         try:
             overrides = self.overrides()
             recipe = load_recipe(self.recipes[self.recipe_name], overrides)
+            nproc = int(self.query_one("#nproc", Input).value.strip() or "1")
+            if nproc < 1:
+                raise ValueError(f"processes must be at least 1; got {nproc}")
         except (RecipeError, ValueError, KeyError) as exc:
-            error.update(f"[red]{exc}[/red]")
+            error.update(f"[red]{escape(str(exc))}[/red]")
             return
-        self.dismiss(NewRunRequest(recipe, overrides, str(self.query_one("#device", Select).value)))
+        device = str(self.query_one("#device", Select).value)
+        self.dismiss(NewRunRequest(recipe, overrides, device, nproc))
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

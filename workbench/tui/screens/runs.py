@@ -109,7 +109,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
         def started(request: NewRunRequest | None) -> None:
             if request is not None:
-                self.bench.start_run(request.recipe, request.device)
+                self.bench.start_run(request.recipe, request.device, request.nproc)
 
         self.app.push_screen(NewRunScreen(self.bench.recipes, name), started)
 
