@@ -117,15 +117,22 @@ def test_two_processes_take_the_same_steps_as_one_with_the_global_batch_and_as_a
         runs=tmp_path,
         sets=["training.batch_size=16", "training.accumulate=2"],
     )
-    assert one.returncode == two.returncode == acc.returncode == 0, two.stdout + two.stderr
-    a, b, c = (train_losses(tmp_path / n) for n in ("one", "two", "acc"))
+    single = s2s(  # a process group of one, through torchrun: the same as no group at all
+        "train", "reverse", "--headless", "--max-steps", "40", "--name", "single", "--nproc", "1",
+        runs=tmp_path, sets=["training.batch_size=32"],
+    )  # fmt: skip
+    assert one.returncode == two.returncode == acc.returncode == single.returncode == 0, (
+        two.stdout + two.stderr
+    )
+    a, b, c, d = (train_losses(tmp_path / n) for n in ("one", "two", "acc", "single"))
     assert [s for s, _ in a] == [s for s, _ in b] == [s for s, _ in c] == list(range(5, 41, 5))
     assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-4
     assert max(abs(x - y) for (_, x), (_, y) in zip(a, c)) < 1e-4
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, d)) < 1e-4
     assert a[-1][1] < a[0][1]  # it learns
     status = RunFolder(tmp_path / "two").status()
     assert status["processes"] == 2 and status["global_batch"] == "32 sentences"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc", "one", "two"]  # one folder a run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc", "one", "single", "two"]  # one folder a run
     log = (tmp_path / "two" / "train.log").read_text()
     assert log.count("training on 2 processes") == 1  # rank 0 alone writes
 
@@ -256,7 +263,10 @@ def test_resuming_on_another_number_of_processes_continues_and_says_the_data_ord
     ("env", "expected"),
     [
         ({}, Topology()),
-        ({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}, Topology(1, 4, 1, 2)),
+        (
+            {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"},
+            Topology(1, 4, 1, 2, launched=True),
+        ),
         (
             {
                 "SLURM_PROCID": "3",
@@ -266,7 +276,7 @@ def test_resuming_on_another_number_of_processes_continues_and_says_the_data_ord
                 "MASTER_ADDR": "node1",
                 "MASTER_PORT": "29500",
             },
-            Topology(3, 4, 1, 2),
+            Topology(3, 4, 1, 2, launched=True),
         ),
         ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, Topology()),  # a one-task job trains alone
     ],

@@ -37,7 +37,9 @@ err = Console(stderr=True)
 RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 # Several processes (torchrun); the multi-node options are torchrun's own, passed through.
-Nproc = typer.Option(1, "--nproc", min=1, help="Processes on this machine: one per GPU, or N on the CPU.")
+Nproc = typer.Option(
+    None, "--nproc", min=1, help="Processes on this machine, through torchrun: one per GPU, or N on the CPU."
+)
 Nnodes = typer.Option(1, "--nnodes", min=1, help="Machines taking part (torchrun --nnodes).")
 NodeRank = typer.Option(0, "--node-rank", min=0, help="This machine's rank among them (torchrun).")
 MasterAddr = typer.Option(None, "--master-addr", help="Address of the node of rank 0 (torchrun).")
@@ -73,7 +75,7 @@ def train(
         None, "--max-minutes", min=0.01, help="Train at most this long."
     ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
-    nproc: int = Nproc,
+    nproc: int | None = Nproc,
     nnodes: int = Nnodes,
     node_rank: int = NodeRank,
     master_addr: str | None = MasterAddr,
@@ -145,7 +147,7 @@ def resume(
     ),
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
-    nproc: int = Nproc,
+    nproc: int | None = Nproc,
     nnodes: int = Nnodes,
     node_rank: int = NodeRank,
     master_addr: str | None = MasterAddr,
@@ -172,16 +174,16 @@ def _train(
     max_steps: int | None,
     max_minutes: float | None,
     quiet: bool,
-    nproc: int,
+    nproc: int | None,
     rendezvous,
 ) -> None:
     """Train here, or launch torchrun's processes (which then each train here)."""
-    if nproc == 1 and rendezvous.nnodes == 1:
+    if nproc is None and rendezvous.nnodes == 1:
         _train_here(run, device, max_steps, max_minutes, quiet)
         return
     from workbench.engine.launch import train_distributed
 
-    state = train_distributed(run, nproc, device, max_steps, max_minutes, rendezvous, quiet)
+    state = train_distributed(run, nproc or 1, device, max_steps, max_minutes, rendezvous, quiet)
     status = run.status()
     if state == "failed":
         err.print(

@@ -38,10 +38,11 @@ class Topology:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    launched: bool = False  # started by torchrun or srun: a process group, even of one process
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
     @property
     def main(self) -> bool:
@@ -72,7 +73,7 @@ def topology_from_environment(env: dict[str, str] | None = None) -> Topology:
         raise DistributedError(f"{', '.join(keys)}: not whole numbers ({exc})") from None
     if not 0 <= rank < world:
         raise DistributedError(f"{keys[0]}={rank} is not a rank of {keys[1]}={world}")
-    return Topology(rank, world, local_rank, max(local_world, 1))
+    return Topology(rank, world, local_rank, max(local_world, 1), launched=True)
 
 
 class Team:
@@ -106,7 +107,7 @@ class Team:
         One small all-reduce (maximum) on the CPU group: any process's signal stops every process at
         the same step; what only rank 0 reads (the control folder, the clock) is rank 0's to say.
         """
-        if self.topology.world_size == 1:
+        if not self.topology.distributed:
             return stop_here, command, limit
         flags = torch.tensor(
             [int(stop_here), COMMANDS.index(command) if self.main else 0, int(limit) if self.main else 0]
@@ -116,7 +117,7 @@ class Team:
 
     def share(self, value: Any) -> Any:
         """Rank 0's value (any JSON-able object), on every process."""
-        if self.topology.world_size == 1:
+        if not self.topology.distributed:
             return value
         box = [value if self.main else None]
         self._collective(dist.broadcast_object_list, box, src=0, group=self.control)
@@ -124,12 +125,12 @@ class Team:
 
     def sum(self, value: torch.Tensor) -> torch.Tensor:
         """The element-wise sum of a tensor over every process (on the training backend)."""
-        if self.topology.world_size > 1:
+        if self.topology.distributed:
             self._collective(dist.all_reduce, value)
         return value
 
     def wait_for_all(self) -> None:
-        if self.topology.world_size > 1:
+        if self.topology.distributed:
             self._collective(dist.barrier, group=self.control)
 
     def _collective(self, operation, *args: Any, **kwargs: Any) -> None:

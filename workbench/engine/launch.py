@@ -17,13 +17,13 @@ def start_training(
     device: str = "auto",
     max_steps: int | None = None,
     max_minutes: float | None = None,
-    nproc: int = 1,
+    nproc: int | None = None,
 ) -> subprocess.Popen:
     """Train `run` in a background process in a new session (closing the TUI or SSH does not stop it);
-    with nproc > 1 that process launches torchrun's processes."""
+    with nproc, that process launches torchrun's processes."""
     command = [sys.executable, "-m", "workbench", "resume", str(run.path), "--headless", "--quiet"]
     command += ["--device", device]
-    if nproc > 1:
+    if nproc is not None:
         command += ["--nproc", str(nproc)]
     if max_steps is not None:
         command += ["--max-steps", str(max_steps)]

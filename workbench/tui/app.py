@@ -41,7 +41,7 @@ Launcher = Callable[..., Any]
 def engine_launcher(run: RunFolder, device: str, nproc: int = 1) -> subprocess.Popen:
     from workbench.engine.launch import start_training
 
-    return start_training(run, device=device, nproc=nproc)
+    return start_training(run, device=device, nproc=nproc if nproc > 1 else None)
 
 
 class S2SBenchApp(App):
