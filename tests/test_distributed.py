@@ -326,3 +326,29 @@ def test_control_messages_reach_every_rank_and_ctrl_c_stops_every_process(tmp_pa
     assert status["state"] == "stopped", (status, out)
     assert "Traceback" not in out
     assert run.has_checkpoint("last")
+
+
+@pytest.mark.slow
+def test_a_users_own_torchrun_line_makes_one_run_folder_trained_by_every_process(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command += ["-m", "workbench", "train", "reverse", "--headless", "--max-steps", "10"]
+    command += ["--runs-dir", str(tmp_path)]
+    for s in [*TINY, "training.batch_size=16"]:
+        command += ["--set", s]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run,) = tmp_path.iterdir()  # rank 0 made it and told the other where it is
+    assert RunFolder(run).status()["processes"] == 2
+    assert [s for s, _ in train_losses(run)] == [5, 10]
+
+
+@pytest.mark.slow
+def test_early_stopping_decided_by_rank_0_stops_every_process_at_the_same_step(tmp_path):
+    out = s2s("train", "reverse", "--headless", "--nproc", "2", "--name", "e", "--max-steps", "100000",
+              runs=tmp_path, sets=["training.batch_size=16", "training.early_stopping=1"])  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    status = RunFolder(tmp_path / "e").status()
+    # exact match stays 0 this early: the second validation is no better, and both processes stop there
+    assert (status["state"], status["step"]) == ("finished", 40)
+    assert status["reason"] == "early stopping: no improvement in 1 validations"
+    assert workers(tmp_path / "e") == {}
