@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -42,9 +43,14 @@ def append_json_line(path: Path, obj: Any) -> None:
     """Append one JSON object as one whole line with a single write, then flush it to disk."""
     line = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    size = os.fstat(fd).st_size
     try:
-        os.write(fd, line)
+        if os.write(fd, line) != len(line):  # a full disk: a short write, or an error (below)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, size)  # no torn line for the next append to be glued to
+        raise
     finally:
         os.close(fd)
 

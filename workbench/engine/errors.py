@@ -1,6 +1,8 @@
 """The base of every error a user can cause (bad recipe, corpus, run folder...): shown as one line, exit 2."""
 
+import errno
 import re
+from pathlib import Path
 
 
 class UserError(ValueError):
@@ -38,3 +40,20 @@ def out_of_memory_message(exc: BaseException) -> str:
         f"out of memory{size}: the model or a batch is too large for this machine; lower "
         "model.hidden_size, model.embedding_size, tokenizer.vocab_size or training.batch_size"
     )
+
+
+DISK_ERRORS = {
+    errno.ENOSPC: "no space left on the disk of {where}: free space or move the runs folder (--runs-dir)",
+    errno.EDQUOT: "the disk quota is used up on {where}: free space or move the runs folder (--runs-dir)",
+    errno.EROFS: "{where} is on a read-only file system: move the runs folder (--runs-dir)",
+    errno.EACCES: "no permission to write in {where}: fix its permissions or move the runs folder",
+    errno.EPERM: "no permission to write in {where}: fix its permissions or move the runs folder",
+}
+
+
+def disk_error(exc: BaseException, where: Path) -> UserError | None:
+    """A write that the disk refused (full, quota, read-only, permission), as a user error naming the
+    folder; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRORS:
+        return None
+    return UserError(DISK_ERRORS[exc.errno].format(where=exc.filename or where))

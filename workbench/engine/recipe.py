@@ -96,6 +96,9 @@ class TrainingConfig:
     batch_unit: str = "sentences"  # sentences | tokens (target tokens)
     accumulate: int = 1  # gradient accumulation: batches summed into each optimizer step
     clip_grad: float = 1.0  # 0 disables clipping
+    # A step whose gradient is not finite (NaN, inf) is never applied; the run stops there, or skips up to
+    # this many such batches in a row first.
+    skip_nonfinite: int = 0
     label_smoothing: float = 0.0
     teacher_forcing: float = 1.0
     scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid
@@ -211,6 +214,7 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("training.accumulate", lambda v: v >= 1, ">= 1"),
     ("training.collective_timeout", lambda v: v > 0, "> 0"),
     ("training.clip_grad", lambda v: v >= 0, ">= 0"),
+    ("training.skip_nonfinite", lambda v: v >= 0, ">= 0"),
     ("training.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("training.teacher_forcing", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("training.scheduled_sampling_k", lambda v: v > 0, "> 0"),

@@ -35,7 +35,7 @@ from .distributed import (
     record_failure,
     topology_from_environment,
 )
-from .errors import error_message
+from .errors import UserError, disk_error, error_message
 from .evaluation import score
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
@@ -46,6 +46,7 @@ from .translator import Translator
 from .vectors import load_vectors
 
 SAMPLES_PER_VALIDATION = 3
+RESERVE, RESERVE_BYTES = ".reserve", 64 * 1024  # freed on a full disk, for the status and the log
 # What rank 0's validation decides, for every process: the best so far and early stopping's count.
 SHARED_PROGRESS = ("best", "best_step", "scheduled_best", "bad_validations", "last_valid_step", "valid")
 Event = Callable[[str, dict[str, Any]], None]
@@ -70,6 +71,12 @@ class Progress:
     schedule: dict[str, Any] = field(default_factory=dict)
     valid: dict[str, Any] = field(default_factory=dict)
     processes: int = 1  # the processes that trained it: the global batch, so the data order, depends on it
+    nonfinite_in_a_row: int = 0  # batches skipped for a non-finite gradient, lately and in all
+    nonfinite_skipped: int = 0
+
+
+class DivergedError(UserError):
+    """Training produced a loss or gradient that is not finite: the weights would be lost to NaN."""
 
 
 class TrainingLoss(torch.nn.Module):
@@ -100,6 +107,8 @@ class Trainer:
         self.on_event = on_event or (lambda kind, record: None)
         self._stop_requested = False
         self._pending: deque[str] = deque()  # control commands read, not yet acted on
+        self.nonfinite = False  # whether the last step's gradient was not finite (and not applied)
+        self.saved_step = 0
 
     def _log(self, message: str) -> None:
         if self.main:
@@ -157,6 +166,7 @@ class Trainer:
             self.progress = Progress(**state["progress"])
             self.schedule.load_state_dict(self.progress.schedule)
             self._rescale_epoch_position()
+            self.saved_step = self.progress.step
         if self.main:
             self.run.forget_after(self.progress.step)
         self.translator = Translator(self.model, self.tokenizers, r.decoding, self.device)
@@ -226,6 +236,8 @@ class Trainer:
         if in_main and self.topology.distributed:
             signals += (signal.SIGINT,)
         lock = self.run.lock() if self.main else None  # one trainer per run; readers tell a live run by it
+        if self.main:
+            _reserve(self.run.path / RESERVE)
         previous = {s: signal.signal(s, self._request_stop) for s in signals}
         self._status("running", device=str(self.device), reason="preparing data and model")
         try:
@@ -240,14 +252,20 @@ class Trainer:
             peer = self.topology.distributed and is_peer_failure(exc)
             if peer and not isinstance(exc, PeerError):  # raised by torch's own collectives (DDP's)
                 exc = peer_error(exc, self.recipe.training.collective_timeout)
-            message = error_message(exc)
+            disk = disk_error(exc, self.run.path)
+            message = error_message(disk or exc)
             if self.topology.distributed:
                 message = f"rank {self.topology.rank}: {message}"
                 record_failure(message, peer=peer)
-            self._log(f"failed: {message}")
-            self._status("failed", reason=message)
-            if peer:
-                raise exc from None  # another process's fault: one line, not this one's traceback
+            if disk is not None and self.main:
+                (self.run.path / RESERVE).unlink(missing_ok=True)  # room to say why in the run folder
+            try:  # on a full disk this may still fail: the message reaches the terminal all the same
+                self._log(f"failed: {message}")
+                self._status("failed", reason=message)
+            except OSError:
+                pass
+            if peer or disk:
+                raise (disk or exc) from None  # one line: not this process's bug, and no traceback
             raise
         finally:
             if hasattr(self, "team"):
@@ -303,6 +321,10 @@ class Trainer:
                 p.step += 1
                 p.batch_in_epoch += 1
                 loss_sum, grad_norm = self.train_step(self.shards(indices), self._tokens(indices, "tgt"))
+                if self.nonfinite:
+                    self._skip_nonfinite()
+                    continue
+                p.nonfinite_in_a_row = 0
                 self._window_loss += loss_sum.detach()
                 p.window_tokens += self._tokens(indices, "tgt")
                 p.window_src_tokens += self._tokens(indices, "src")
@@ -390,9 +412,38 @@ class Trainer:
             total = total + loss_sum.detach().float() * weight
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad or math.inf)
+        # A non-finite gradient is never applied (fp16's scaler skips those steps itself, and lowers its
+        # scale). The norm is the same on every process, so they all decide alike. Reading it waits for
+        # the step to finish: on a GPU the next batch is then built after the step, not during it.
+        self.nonfinite = not self.scaler.is_enabled() and not bool(torch.isfinite(grad_norm))
+        if self.nonfinite:
+            self.optimizer.zero_grad(set_to_none=True)
+            return total, grad_norm
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return total, grad_norm
+
+    def _skip_nonfinite(self) -> None:
+        """Count a batch whose gradient was not finite; stop with a clear reason when the recipe allows no
+        more in a row. The weights and every checkpoint stay as they were before it."""
+        p, t = self.progress, self.recipe.training
+        p.nonfinite_in_a_row += 1
+        p.nonfinite_skipped += 1
+        if p.nonfinite_in_a_row > t.skip_nonfinite:
+            saved = (
+                f"the checkpoints hold step {self.saved_step}'s weights"
+                if self.saved_step
+                else "no checkpoint"
+            )
+            raise DivergedError(
+                f"step {p.step}: the loss or its gradient is not finite (NaN or inf), {p.nonfinite_in_a_row} "
+                f"batch(es) in a row; training stopped ({saved}): lower training.lr or clip gradients "
+                "(training.clip_grad), in the run's recipe.toml to resume it, or for a new run"
+            )
+        self._log(
+            f"step {p.step}: the gradient is not finite; batch skipped ({p.nonfinite_in_a_row} in a row, "
+            f"{p.nonfinite_skipped} in all, training.skip_nonfinite = {t.skip_nonfinite})"
+        )
 
     def _log_window(self, grad_norm: float) -> None:
         p = self.progress
@@ -623,6 +674,10 @@ class Trainer:
     def _save(self, tag: str, with_optimizer: bool = True) -> None:
         if not self.main:
             return
+        if not all(bool(torch.isfinite(w).all()) for w in self.model.parameters()):
+            raise DivergedError(
+                f"step {self.progress.step}: the weights are not finite; not saved as {tag!r}"
+            )
         p = self.progress
         p.wall = self._wall()
         p.window_loss = self._window_loss.item()
@@ -631,6 +686,7 @@ class Trainer:
         save_checkpoint(
             self.run.checkpoints_dir, tag, self.model, self.optimizer if with_optimizer else None, state
         )
+        self.saved_step = p.step
 
     def _save_average(self, n: int) -> None:
         """Keep the weights of the last n validations as `step-N` and write their mean as `averaged`."""
@@ -643,6 +699,15 @@ class Trainer:
             for path in folder.glob(f"step-{step}.*"):
                 path.unlink(missing_ok=True)
         save_average(folder, "averaged", [f"step-{s}" for s in kept], {"step": p.step})
+
+
+def _reserve(path: Path) -> None:
+    """Hold a little disk space that a full disk gives back, so that the run can still say why it failed."""
+    try:
+        if not path.is_file():
+            path.write_bytes(b"\0" * RESERVE_BYTES)
+    except OSError:
+        path.unlink(missing_ok=True)  # the disk is already full: the run will say so when it writes
 
 
 def _better(value: float, best: float, metric: str) -> bool:

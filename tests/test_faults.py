@@ -1,0 +1,155 @@
+"""Faults during training: a diverging run, a full disk. Each is caught, said in words, and leaves the run
+folder loadable and resumable (real trainer processes; the full disk is a real, small tmpfs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workbench.engine.run_folder import RunFolder
+
+TINY = [
+    "data.train_size=400",
+    "data.valid_size=30",
+    "model.hidden_size=32",
+    "model.embedding_size=16",
+    "training.valid_every=10",
+    "training.log_every=5",
+    "training.threads=1",
+    "training.batch_size=16",
+]
+
+
+# Weights of ~1e37 after a step or two: the logits overflow to inf, and the loss to NaN. (Adam's steps
+# are bounded by its learning rate, and saturating gates and a stable softmax keep even lr = 1e30 finite.)
+DIVERGING = ["training.optimizer=sgd", "training.lr=1e38", "training.clip_grad=0", "training.valid_every=2"]
+
+
+def command(*args: str, sets=()) -> list[str]:
+    out = [sys.executable, "-m", "workbench", *args]
+    for s in sets:
+        out += ["--set", s]
+    return out
+
+
+def run_cli(*args: str, sets=()) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        command(*args, sets=sets), input="abc\n", capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def steps(run: Path, kind: str = "train") -> list[int]:
+    return [r["step"] for r in RunFolder(run).read_metrics()[0] if r["kind"] == kind]
+
+
+def finite_checkpoints(run: Path) -> list[str]:
+    """The checkpoints whose every weight is finite (all there are, if the run kept its promise)."""
+    found = []
+    for path in sorted((run / "checkpoints").glob("*.safetensors")):
+        if all(bool(torch.isfinite(t).all()) for t in load_file(path).values() if t.is_floating_point()):
+            found.append(path.name)
+    return found
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite_checkpoint(tmp_path):
+    sets = [*TINY, *DIVERGING]
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "nan",
+                  "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
+    run = tmp_path / "nan"
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    status = RunFolder(run).status()
+    assert status["state"] == "failed"
+    assert "the loss or its gradient is not finite (NaN or inf)" in status["reason"]
+    assert "lower training.lr or clip gradients (training.clip_grad)" in status["reason"]
+    assert "not finite" in out.stderr
+    step = int(status["reason"].split(":")[0].removeprefix("step "))
+    assert step < 200
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("*.safetensors"))
+    assert "last.safetensors" in checkpoints and finite_checkpoints(run) == checkpoints  # none holds a NaN
+    assert run_cli("decode", str(run), "--checkpoint", "last").returncode == 0
+    assert all(s < step for s in steps(run))  # nothing logged from the diverged step on
+
+
+@pytest.mark.slow
+def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(tmp_path):
+    sets = [*TINY, *DIVERGING, "training.skip_nonfinite=2"]
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "skip",
+                  "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    log = (tmp_path / "skip" / "train.log").read_text()
+    assert "batch skipped (1 in a row" in log and "batch skipped (2 in a row" in log
+    assert "3 batch(es) in a row" in RunFolder(tmp_path / "skip").status()["reason"]
+    assert finite_checkpoints(tmp_path / "skip") == sorted(
+        p.name for p in (tmp_path / "skip" / "checkpoints").glob("*.safetensors")
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MiB file system (tmpfs), for filling up; skipped where this user may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); CI runs as root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the disk is full; returns it (delete it to give the space back)."""
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_works_once_space_is_back(
+    small_disk, tmp_path
+):
+    runs = small_disk / "runs"
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    args = command("train", "reverse", "--headless", "--max-steps", "60", "--name", "full", "--runs-dir",
+                   str(runs), sets=TINY)  # fmt: skip
+    trainer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    run = RunFolder(runs / "full")
+    deadline = time.monotonic() + 120
+    while not (run.has_checkpoint("last") and steps(run.path)):
+        assert time.monotonic() < deadline and trainer.poll() is None, trainer.communicate()
+        time.sleep(0.1)
+    filler = fill(small_disk)
+    out, err = trainer.communicate(timeout=120)
+    assert trainer.returncode == 2, out + err
+    assert "no space left on the disk of" in err and "free space or move the runs folder" in err
+    assert "Traceback" not in err
+    status = run.status()
+    assert status["state"] == "failed" and "no space left on the disk of" in status["reason"]
+    failed_at = max(steps(run.path))
+    assert failed_at < 60
+    assert finite_checkpoints(run.path)  # the checkpoint from before the disk filled still loads
+    decoded = run_cli("decode", str(run.path), "--checkpoint", "last")
+    assert decoded.returncode == 0, decoded.stderr
+    filler.unlink()
+    resumed = run_cli("resume", str(run.path), "--max-steps", "60")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == list(range(5, 61, 5))  # no step missing or doubled
+    assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
