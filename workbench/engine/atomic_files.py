@@ -55,6 +55,23 @@ def append_json_line(path: Path, obj: Any) -> None:
         os.close(fd)
 
 
+# status.json, checkpoint metadata, vocabularies: all far smaller. A larger file is not one of ours.
+MAX_JSON_BYTES = 16 * 2**20
+
+
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file's value; ValueError for a file too large, not UTF-8, not JSON or nested too deeply (a run
+    folder from elsewhere may hold anything), OSError for one that cannot be read."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes:,} bytes")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def read_json_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:
     """Complete JSON lines from byte `offset` on, and the offset after the last complete line."""
     try:

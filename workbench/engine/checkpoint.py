@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic_files import write_atomic_with, write_json_atomic
+from .atomic_files import read_json, write_atomic_with, write_json_atomic
 from .errors import UserError
 
 
@@ -52,11 +51,30 @@ def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, An
     if not weights.is_file():
         raise CheckpointError(f"{weights}: no such checkpoint")
     tensors = _read_tensors(weights)
+    mismatch = _mismatch(tensors, model.state_dict())
+    if mismatch:
+        raise CheckpointError(f"{weights}: does not fit this run's model: {mismatch}")
     try:
         model.load_state_dict(tensors)
     except (RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{weights}: does not fit this run's model ({_first_line(exc)})") from None
     return read_state(folder, tag)
+
+
+def _mismatch(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
+    """The first way a file's tensors differ from the model's, in words ("" when they fit)."""
+    for name, want in expected.items():
+        got = tensors.get(name)
+        if got is None:
+            return f"tensor {name!r} is missing"
+        if got.shape != want.shape:
+            return f"tensor {name!r} has shape {list(got.shape)}, the model's is {list(want.shape)}"
+        if got.dtype != want.dtype:
+            return f"tensor {name!r} is {str(got.dtype).removeprefix('torch.')}, the model's is " + str(
+                want.dtype
+            ).removeprefix("torch.")
+    extra = sorted(set(tensors) - set(expected))
+    return f"tensor {extra[0]!r} is not one of the model's" if extra else ""
 
 
 def save_average(folder: Path, tag: str, sources: list[str], state: dict[str, Any]) -> None:
@@ -124,7 +142,7 @@ def _stamp(path: Path) -> str | None:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = read_json(path)
     except (OSError, ValueError) as exc:  # missing, unreadable, not UTF-8, not JSON
         raise CheckpointError(f"{path}: not a readable checkpoint file ({_first_line(exc)})") from None
     if not isinstance(meta, dict):

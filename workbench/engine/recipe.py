@@ -170,6 +170,7 @@ class Recipe:
         return dataclasses.replace(self, data=dataclasses.replace(data, **paths))
 
 
+MAX_RECIPE_BYTES = 2**20  # a recipe is a few kilobytes; a run folder from elsewhere may hold anything
 DATA_PATHS = ("dir", "train_src", "train_tgt", "valid_src", "valid_tgt", "train_tsv", "valid_tsv")
 
 
@@ -281,11 +282,19 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """Load a recipe by built-in name or path and apply `section.key=value` overrides."""
     path = find_recipe(str(name_or_path))
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+        if len(data) > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{path}: larger than {MAX_RECIPE_BYTES:,} bytes: not a recipe")
+        raw = tomllib.loads(data.decode("utf-8"))
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise RecipeError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply: not a recipe") from None
     raw.setdefault("name", path.stem)
     for override in overrides:
         _apply_override(raw, override)

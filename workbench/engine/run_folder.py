@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import append_json_line, read_json_lines, write_atomic, write_json_atomic
+from .atomic_files import append_json_line, read_json, read_json_lines, write_atomic, write_json_atomic
 from .errors import UserError
 from .recipe import Recipe, RecipeError, load_recipe
 
@@ -154,9 +154,10 @@ class RunFolder:
 
     def read_status_file(self) -> dict[str, Any]:
         try:
-            return json.loads(self.status_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            status = read_json(self.status_path)
+        except (OSError, ValueError):  # none yet, or damaged: readers see a run without a state
             return {}
+        return status if isinstance(status, dict) else {}
 
     def status(self) -> dict[str, Any]:
         """status.json as readers should see it: a live state whose process is gone reads as failed."""

@@ -21,6 +21,7 @@ from workbench.engine.data import Pair
 from workbench.engine.recipe import TokenizerConfig
 from workbench.engine.special_tokens import BOS, EOS, PAD, SPECIAL_PIECES, UNK
 
+from .atomic_files import read_json
 from .errors import UserError
 
 TOKENIZER_KINDS = ("sentencepiece", "char", "word")
@@ -214,11 +215,13 @@ def load_tokenizers(folder: Path) -> TokenizerPair:
     """Read the tokenizers `train_tokenizers` wrote into `folder`."""
     meta_path = folder / "tokenizer.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path)
     except FileNotFoundError:
         raise TokenizerError(f"{meta_path}: no such file") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise TokenizerError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise TokenizerError(f"{meta_path}: not a JSON object")
     if meta.get("special_ids") != SPECIAL_IDS:
         raise TokenizerError(f"{meta_path}: special ids {meta.get('special_ids')} differ from {SPECIAL_IDS}")
     kind = meta.get("kind")
@@ -245,10 +248,10 @@ def _load_side(folder: Path, side: str, kind: str) -> Tokenizer:
             raise TokenizerError(f"{path}: not a sentencepiece model ({exc})") from None
     path = folder / f"{side}.vocab.json"
     try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
+        vocab = read_json(path)
     except FileNotFoundError:
         raise TokenizerError(f"{path}: no such file") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(vocab, list) or not all(isinstance(piece, str) for piece in vocab):
         raise TokenizerError(f"{path}: expected a JSON list of strings")

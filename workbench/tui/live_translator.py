@@ -5,7 +5,6 @@ Loading and decoding block (torch), so every method here runs in a worker thread
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from workbench.engine.atomic_files import read_json
 from workbench.engine.run_folder import RunFolder
 
 
@@ -119,8 +119,8 @@ def _mtime(path: Path) -> float | None:
 
 def _checkpoint_step(run: RunFolder, tag: str) -> int | None:
     try:
-        meta = json.loads((run.checkpoints_dir / f"{tag}.json").read_text(encoding="utf-8"))
+        meta = read_json(run.checkpoints_dir / f"{tag}.json")
     except (OSError, ValueError):
         return None
-    step = meta.get("state", {}).get("step")
+    step = meta.get("state", {}).get("step") if isinstance(meta, dict) else None
     return step if isinstance(step, int) else None
