@@ -153,3 +153,93 @@ def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_work
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert steps(run.path) == list(range(5, 61, 5))  # no step missing or doubled
     assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
+
+
+def samples_steps(run: Path) -> list[int]:
+    return [r["step"] for r in RunFolder(run).read_samples()[0]]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterrupted_curve(tmp_path):
+    """Validations every 4 steps, each writing last, best, step-N and averaged, and metrics every 2: a
+    kill lands between steps, in a validation, in a checkpoint write or in an append. After each one the
+    run loads and every checkpoint it has decodes; after the last resume its curve is the whole run's."""
+    import random
+
+    from workbench.engine.translator import Translator
+
+    sets = [*TINY, "training.valid_every=4", "training.log_every=2", "training.average_checkpoints=2"]
+    sets += ["training.max_steps=40"]
+    whole = run_cli(
+        "train", "reverse", "--headless", "--name", "whole", "--runs-dir", str(tmp_path), sets=sets
+    )
+    assert whole.returncode == 0, whole.stderr
+    env = {**os.environ, "NO_COLOR": "1"}
+    first = command("train", "reverse", "--headless", "--name", "cut", "--runs-dir", str(tmp_path), sets=sets)
+    again = command("resume", str(tmp_path / "cut"))
+    run = RunFolder(tmp_path / "cut")
+    rng = random.Random(7)
+    kills = 0
+    for attempt in range(40):
+        trainer = subprocess.Popen(first if attempt == 0 else again, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        # Once this trainer has logged a step of its own (torch's import and the data take seconds first),
+        # a random moment in the next second.
+        grown = len(steps(run.path)) if run.metrics_path.is_file() else 0
+        while trainer.poll() is None and (len(steps(run.path)) if run.metrics_path.is_file() else 0) <= grown:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.0))
+        if trainer.poll() is not None:
+            break  # it finished before this kill
+        trainer.kill()
+        trainer.wait()
+        kills += 1
+        assert run.recipe() and run.status()["state"] in ("failed", "running", "new")
+        for tag in ("last", "best", "averaged"):
+            if run.has_checkpoint(tag):
+                Translator.from_run(run.path, tag).translate(["a b c"], 1)
+    assert kills >= 5
+    assert run.status()["state"] == "finished"
+    assert [(s, r) for s, r in zip(steps(run.path), steps(tmp_path / "whole"))] and steps(run.path) == list(
+        range(2, 41, 2)
+    )
+    cut_losses = [(r["step"], r["loss"]) for r in run.read_metrics()[0] if r["kind"] == "train"]
+    whole_losses = [
+        (r["step"], r["loss"])
+        for r in RunFolder(tmp_path / "whole").read_metrics()[0]
+        if r["kind"] == "train"
+    ]
+    assert cut_losses == whole_losses
+    assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 41, 4))
+    assert not list(run.path.glob("**/.*.tmp"))  # a cut-short write's temporary file is cleared on resume
+
+
+def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(tmp_path):
+    from workbench.engine.checkpoint import load_checkpoint, recover, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    save_checkpoint(tmp_path, "last", model, optimizer, {"step": 1})
+    old = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    save_checkpoint(tmp_path, "next", model, optimizer, {"step": 2})  # the files a save of step 2 writes
+    files = ("safetensors", "optim.safetensors", "json")
+
+    def crash_after(written: tuple[str, ...], renamed: tuple[str, ...]) -> None:
+        """The state a save of step 2 over `last` leaves when the process dies at that point."""
+        for ext in written:
+            (tmp_path / f".last.{ext}.pending").write_bytes((tmp_path / f"next.{ext}").read_bytes())
+        for ext in renamed:
+            (tmp_path / f".last.{ext}.pending").replace(tmp_path / f"last.{ext}")
+
+    def loaded_step() -> int:
+        fresh = torch.nn.Linear(3, 2)
+        return load_checkpoint(tmp_path, "last", fresh, torch.optim.Adam(fresh.parameters()))["step"]
+
+    crash_after(files[:2], ())  # before the commit record
+    assert recover(tmp_path) == [] and loaded_step() == 1
+    assert not list(tmp_path.glob(".*.pending"))
+    crash_after(files, files[:1])  # after it, amid the renames
+    assert recover(tmp_path) == ["last"] and loaded_step() == 2
+    assert torch.equal(load_file(tmp_path / "last.safetensors")["weight"], old["weight"] + 1.0)

@@ -31,7 +31,7 @@ def write_atomic_with(path: Path, writer: Callable[[str], Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -91,7 +91,8 @@ def read_json_lines(path: Path, offset: int = 0) -> tuple[list[Any], int]:
     return records, offset + end
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in a folder durable (best effort: some file systems cannot)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

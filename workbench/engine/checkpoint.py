@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic_files import read_json, write_atomic_with, write_json_atomic
+from .atomic_files import fsync_dir, read_json, write_atomic_with, write_json_atomic
 from .errors import UserError
 
 
@@ -27,21 +28,55 @@ def save_checkpoint(
 ) -> None:
     """Write `tag.safetensors` (weights), `tag.optim.safetensors` (optimizer, RNG) and `tag.json` (the rest).
 
-    The JSON file is renamed into place last, so a complete `tag.json` means a complete checkpoint.
+    All or nothing, whenever the process dies: each file is first written whole under a pending name
+    (`.tag.json.pending` last, the commit record), then the three are renamed into place; `recover`
+    finishes the renames of a committed checkpoint and drops the files of one that was not.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # A stamp shared by the three files tells a complete checkpoint from one cut short by a crash.
     stamp = {"stamp": str(time.time_ns())}
-    _save_tensors(folder / f"{tag}.safetensors", model.state_dict(), stamp)
+    _save_tensors(_pending(folder, f"{tag}.safetensors"), model.state_dict(), stamp)
     meta: dict[str, Any] = {"state": state or {}, **stamp}
     if optimizer is not None:
         tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        _save_tensors(folder / f"{tag}.optim.safetensors", tensors, stamp)
-    write_json_atomic(folder / f"{tag}.json", meta)
+        _save_tensors(_pending(folder, f"{tag}.optim.safetensors"), tensors, stamp)
+    write_json_atomic(_pending(folder, f"{tag}.json"), meta)
+    _commit(folder, tag)
+
+
+CHECKPOINT_FILES = ("{tag}.safetensors", "{tag}.optim.safetensors", "{tag}.json")  # the commit record last
+
+
+def _pending(folder: Path, name: str) -> Path:
+    return folder / f".{name}.pending"
+
+
+def _commit(folder: Path, tag: str) -> None:
+    """Rename a checkpoint's pending files into place (again, after a crash: what is left of them)."""
+    for pattern in CHECKPOINT_FILES:
+        name = pattern.format(tag=tag)
+        if _pending(folder, name).is_file():
+            os.replace(_pending(folder, name), folder / name)
+    fsync_dir(folder)
+
+
+def recover(folder: Path) -> list[str]:
+    """Finish the checkpoints whose writing a crash interrupted after their commit record, and delete the
+    pending files of those it interrupted before (their previous versions are whole). Call it holding the
+    run's lock; returns the tags finished."""
+    folder = Path(folder)
+    finished = []
+    for record in folder.glob(".*.json.pending"):
+        tag = record.name[1 : -len(".json.pending")]
+        _commit(folder, tag)
+        finished.append(tag)
+    for leftover in folder.glob(".*.pending"):
+        leftover.unlink(missing_ok=True)
+    return sorted(finished)
 
 
 def load_weights(folder: Path, tag: str, model: torch.nn.Module) -> dict[str, Any]:
@@ -93,8 +128,9 @@ def save_average(folder: Path, tag: str, sources: list[str], state: dict[str, An
                 total[name] = tensor.double()
     stamp = {"stamp": str(time.time_ns())}
     averaged = {name: (t / len(sources)).float() for name, t in total.items()}
-    _save_tensors(folder / f"{tag}.safetensors", averaged, stamp)
-    write_json_atomic(folder / f"{tag}.json", {"state": {**state, "averaged": sources}, **stamp})
+    _save_tensors(_pending(folder, f"{tag}.safetensors"), averaged, stamp)
+    write_json_atomic(_pending(folder, f"{tag}.json"), {"state": {**state, "averaged": sources}, **stamp})
+    _commit(folder, tag)
 
 
 def read_state(folder: Path, tag: str) -> dict[str, Any]:

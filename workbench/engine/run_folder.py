@@ -192,6 +192,14 @@ class RunFolder:
                 lines = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in kept)
                 write_atomic(path, lines)
 
+    def remove_temporaries(self) -> int:
+        """Delete the temporary files of writes a crash cut short (`.NAME.*.tmp`); the trainer calls it
+        holding the run's lock, so no write of its own is under way. Returns how many there were."""
+        found = [p for folder in (self.path, self.checkpoints_dir) for p in folder.glob(".*.tmp")]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
+
     def log(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with open(self.log_path, "a", encoding="utf-8") as f:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint, save_average, save_checkpoint
+from .checkpoint import recover as recover_checkpoints
 from .data import Corpus, load_corpus
 from .data.batching import Batch, batch_indices, collate
 from .devices import (
@@ -161,6 +162,10 @@ class Trainer:
         higher = r.training.early_stopping_metric != "loss"
         self.schedule = LearningRateSchedule(r.training, higher_is_better=higher)
         self.progress = Progress(processes=topology.world_size)
+        if self.main:  # a save that a crash interrupted: finished if it was committed, else dropped
+            for tag in recover_checkpoints(self.run.checkpoints_dir):
+                self._log(f"checkpoint {tag!r}: finished the save that a crash interrupted")
+        self.team.wait_for_all()
         if self.run.has_checkpoint("last"):
             state = load_checkpoint(self.run.checkpoints_dir, "last", self.model, self.optimizer)
             self.progress = Progress(**state["progress"])
@@ -169,6 +174,8 @@ class Trainer:
             self.saved_step = self.progress.step
         if self.main:
             self.run.forget_after(self.progress.step)
+            if removed := self.run.remove_temporaries():
+                self._log(f"removed {removed} temporary file(s) left by a write that a crash cut short")
         self.translator = Translator(self.model, self.tokenizers, r.decoding, self.device)
         self.params = sum(p.numel() for p in self.model.parameters())
         self.loss_module: torch.nn.Module = TrainingLoss(self.model)
