@@ -36,6 +36,12 @@ err = Console(stderr=True)
 
 RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
+Threads = typer.Option(
+    None,
+    "--threads",
+    min=1,
+    help="CPU threads for this process (overrides training.threads, not recipe.toml).",
+)
 
 
 @app.callback()
@@ -66,6 +72,7 @@ def train(
         None, "--max-minutes", min=0.01, help="Train at most this long."
     ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
+    threads: int | None = Threads,
 ) -> None:
     """Start a run from a recipe."""
     from workbench.engine.data import load_corpus
@@ -79,10 +86,10 @@ def train(
     if not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(run, device, max_steps, max_minutes)
+        start_training(run, device, max_steps, max_minutes, threads)
         _open_tui(runs_dir=runs_dir, run=run.path)
         return
-    _train_here(run, device, max_steps, max_minutes, quiet=False)
+    _train_here(run, device, max_steps, max_minutes, quiet=False, threads=threads)
 
 
 @app.command()
@@ -95,20 +102,26 @@ def resume(
     ),
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
+    threads: int | None = Threads,
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
     folder = RunFolder.open(run)
     if not headless and sys.stdout.isatty() and sys.stdin.isatty():  # else progress here, as train does
         from workbench.engine.launch import start_training
 
-        start_training(folder, device, max_steps, max_minutes)
+        start_training(folder, device, max_steps, max_minutes, threads)
         _open_tui(runs_dir=folder.path.parent, run=folder.path)
         return
-    _train_here(folder, device, max_steps, max_minutes, quiet)
+    _train_here(folder, device, max_steps, max_minutes, quiet, threads)
 
 
 def _train_here(
-    run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool
+    run: RunFolder,
+    device: str,
+    max_steps: int | None,
+    max_minutes: float | None,
+    quiet: bool,
+    threads: int | None = None,
 ) -> None:
     from workbench.engine.training import Trainer
 
@@ -118,7 +131,7 @@ def _train_here(
     total = max_steps or recipe.training.max_steps or None
     start = run.status().get("step", 0)
     with TrainingDisplay(console, total, start, quiet) as display:
-        trainer = Trainer(run, device, on_event=display.event)
+        trainer = Trainer(run, device, on_event=display.event, threads=threads)
         state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
     status = run.status()
     if not quiet:

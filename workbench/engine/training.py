@@ -21,7 +21,7 @@ from .errors import error_message
 from .evaluation import score
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
-from .run_folder import RunFolder
+from .run_folder import STOPPED_BY_USER, RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
 from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers
 from .translator import Translator
@@ -54,10 +54,15 @@ class Progress:
 class Trainer:
     """Trains the model of one run folder; `train()` returns the final state (finished, stopped...)."""
 
-    def __init__(self, run: RunFolder, device: str = "auto", on_event: Event | None = None):
+    def __init__(
+        self, run: RunFolder, device: str = "auto", on_event: Event | None = None, threads: int | None = None
+    ):
         self.run = run
         self.recipe: Recipe = run.recipe()
         self.device = resolve_device(device)
+        self.threads = (
+            threads or self.recipe.training.threads
+        )  # a sweep's share of the cores, else the recipe's
         self.on_event = on_event or (lambda kind, record: None)
         self._stop_requested = False
 
@@ -66,7 +71,7 @@ class Trainer:
         """Load data, tokenizers (trained on first use), model, optimizer and the last checkpoint."""
         r = self.recipe
         if self.device.type == "cpu":
-            torch.set_num_threads(cpu_threads(r.training.threads))
+            torch.set_num_threads(cpu_threads(self.threads))
         torch.manual_seed(r.seed)
         self.corpus: Corpus = load_corpus(r.data, r.seed)
         for split, reasons in self.corpus.filtered.items():
@@ -189,7 +194,7 @@ class Trainer:
             while p.batch_in_epoch < len(order):
                 command = self._handle_controls()
                 if command == "stop":
-                    return self._stop("stopped from the control channel")
+                    return self._stop(STOPPED_BY_USER)
                 batch = self.train_batch(order[p.batch_in_epoch])
                 p.step += 1
                 p.batch_in_epoch += 1
