@@ -18,6 +18,7 @@ from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderEr
 
 from .bench import Precision, bench_app
 from .openmp import release_thread_binding
+from .sweep import compare, sweep, sweep_runner
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -298,17 +299,33 @@ def recipes() -> None:
 
 @app.command()
 def control(
-    run: Path = typer.Argument(..., help="A run folder whose trainer is running."),
-    command: str = typer.Argument(..., help="pause | resume | stop | checkpoint"),
+    run: Path = typer.Argument(..., help="A run folder: its trainer is running, or it is queued in a sweep."),
+    command: str = typer.Argument(..., help="pause | resume | stop | checkpoint | cancel (a queued run)"),
 ) -> None:
-    """Send a control message to a running trainer."""
+    """Send a control message to a running trainer, or cancel a sweep's queued run."""
     folder = RunFolder.open(run)
+    if command == "cancel":
+        info = folder.sweep_info()
+        if info is None:
+            raise RunFolderError(f"{run}: not a run of a sweep (cancel takes a queued run out of its sweep)")
+        from workbench.engine.sweep_queue import SweepQueue
+
+        SweepQueue.open(folder.path.parent, info["sweep"]).cancel(folder.name)
+        console.print(f"cancelled {run}")
+        return
     if command not in CONTROL_COMMANDS:
-        raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}")
+        raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}, cancel")
     if not folder.trainer_alive():
-        raise RunFolderError(f"{run}: no trainer is running this run (state: {folder.status()['state']})")
+        state = folder.status()["state"]
+        hint = f"; cancel it with: s2s-bench control {run} cancel" if state == "queued" else ""
+        raise RunFolderError(f"{run}: no trainer is running this run (state: {state}){hint}")
     folder.send_control(command)
     console.print(f"sent {command} to {run}")
+
+
+app.command()(sweep)
+app.command()(compare)
+app.command("sweep-runner", hidden=True)(sweep_runner)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .devices import usable_cpus
+from .errors import UserError
 from .launch import start_training
 from .run_folder import RunFolder
 from .sweep_queue import SweepQueue, outcome
@@ -49,12 +50,11 @@ def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
     lock = queue.claim_runner()
     try:
         settings = queue.read()
-        slots = plan_slots(settings.get("parallel"), settings.get("devices"))
+        runner = QueueRunner(queue, plan_slots(settings.get("parallel"), settings.get("devices")))
+        slots = runner.slots
         threads = f", {slots.threads} CPU thread(s) each" if slots.threads else ""
         queue.log(f"runner {os.getpid()}: {slots.parallel} at a time on {', '.join(slots.devices)}{threads}")
-        children: dict[str, tuple[subprocess.Popen, str]] = {}
-        starts: Counter[str] = Counter()
-        while _step(queue, slots, children, starts):
+        while runner.step():
             time.sleep(poll_s)
         p = queue.progress()
         queue.log(
@@ -65,41 +65,63 @@ def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
         lock.close()
 
 
-def _step(
-    queue: SweepQueue, slots: Slots, children: dict[str, tuple[subprocess.Popen, str]], starts: Counter[str]
-) -> bool:
-    """Start what the free slots allow; False when nothing is left to start or to wait for."""
-    for name, (process, _) in list(children.items()):
-        if process.poll() is not None:
-            del children[name]
-            queue.log(
-                f"{name}: trainer exited ({process.returncode}): {RunFolder(queue.runs_dir / name).status()}"
-            )
-    with queue.locked():  # a cancel waits until the runs started here hold their locks
-        runs = queue.runs()
-        kinds = {run.name: outcome(run.status()) for run in runs}
-        busy = [run for run in runs if kinds[run.name] == "running" or run.name in children]
-        todo = [
-            run for run in runs if kinds[run.name] in ("queued", "interrupted") and run.name not in children
-        ]
-        if not busy and not todo:
+class QueueRunner:
+    """One poll at a time: note the runs that ended, start what the free slots allow."""
+
+    def __init__(self, queue: SweepQueue, slots: Slots):
+        self.queue, self.slots = queue, slots
+        self.children: dict[str, tuple[subprocess.Popen, str]] = {}  # run name -> (trainer, device)
+        self.starts: Counter[str] = Counter()
+        self.live: set[str] = set()  # runs seen training, ours or a previous runner's
+
+    def step(self) -> bool:
+        """False when nothing is left to start or to wait for."""
+        for name, (process, _) in list(self.children.items()):
+            if process.poll() is not None:
+                del self.children[name]
+        with self.queue.locked():  # a cancel waits until the runs started here hold their locks
+            runs = self.queue.runs()
+            statuses = {run.name: run.status() for run in runs}
+            kinds = {name: outcome(status) for name, status in statuses.items()}
+            for name in [n for n in self.live if kinds[n] != "running" and n not in self.children]:
+                self.live.discard(name)
+                s = statuses[name]
+                self.queue.log(f"{name}: {s.get('state')} at step {s.get('step', 0)} ({s.get('reason', '')})")
+            self.live |= {name for name, kind in kinds.items() if kind == "running"}
+            busy = [run for run in runs if kinds[run.name] == "running" or run.name in self.children]
+            todo = [
+                r for r in runs if kinds[r.name] in ("queued", "interrupted") and r.name not in self.children
+            ]
+            if not busy and not todo:
+                return False
+            started = [
+                run
+                for run in todo[: max(0, self.slots.parallel - len(busy))]
+                if self._start(run, resumed=kinds[run.name] == "interrupted")
+            ]
+            _wait_until_held(started, self.children)
+        return True
+
+    def _start(self, run: RunFolder, resumed: bool) -> bool:
+        if self.starts[run.name] >= MAX_STARTS:
+            reason = f"its trainer was started {MAX_STARTS} times by the sweep runner and never finished"
+            run.write_status("failed", reason=reason)
+            self.queue.log(f"{run.name}: given up: {reason}")
             return False
-        started = []
-        for run in todo[: max(0, slots.parallel - len(busy))]:
-            if starts[run.name] >= MAX_STARTS:
-                reason = f"its trainer was started {MAX_STARTS} times by the sweep runner and never finished"
-                run.write_status("failed", reason=reason)
-                queue.log(f"{run.name}: given up: {reason}")
-                continue
-            device = _least_used(slots.devices, [d for _, d in children.values()])
-            threads = slots.threads if device == "cpu" else None
-            again = "resumed" if kinds[run.name] == "interrupted" else "started"
-            children[run.name] = (start_training(run, device, threads=threads), device)
-            starts[run.name] += 1
-            queue.log(f"{run.name}: {again} on {device}" + (f" ({threads} threads)" if threads else ""))
-            started.append(run)
-        _wait_until_held(started, children)
-    return True
+        device = _least_used(self.slots.devices, [d for _, d in self.children.values()])
+        try:  # a recipe that names its thread count keeps it; else the run gets its share of the cores
+            own_threads = run.recipe().training.threads
+        except UserError:
+            own_threads = 0  # its trainer fails on it too, and the run is given up after MAX_STARTS
+        threads = self.slots.threads if device == "cpu" and not own_threads else None
+        self.children[run.name] = (start_training(run, device, threads=threads), device)
+        self.starts[run.name] += 1
+        self.live.add(run.name)
+        how = f"{'resumed' if resumed else 'started'} on {device}" + (
+            f", {threads} thread(s)" if threads else ""
+        )
+        self.queue.log(f"{run.name}: {how}")
+        return True
 
 
 def _least_used(devices: list[str], in_use: list[str]) -> str:
