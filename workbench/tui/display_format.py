@@ -13,7 +13,21 @@ STATE_BADGES = {
     "stopped": ("■ stopped", "magenta"),
     "failed": ("✗ failed", "bold red"),
     "new": ("○ new", "dim"),
+    "queued": ("◌ queued", "cyan"),
+    "cancelled": ("⊘ cancelled", "dim"),
 }
+
+# Curves of compared runs: a run keeps its colour (by its index in the compared set) in every chart.
+RUN_COLORS = (
+    (86, 182, 255),
+    (255, 166, 77),
+    (120, 220, 120),
+    (235, 110, 200),
+    (250, 230, 90),
+    (160, 140, 255),
+    (80, 220, 210),
+    (240, 100, 100),
+)
 
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss"}
 
@@ -21,6 +35,15 @@ METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss
 def state_badge(state: str) -> Text:
     label, style = STATE_BADGES.get(state, (state, ""))
     return Text(label, style=style)
+
+
+def run_color(index: int) -> tuple[int, int, int]:
+    return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+def rgb(color: tuple[int, int, int]) -> str:
+    """An (r, g, b) colour as a Rich style."""
+    return "rgb({},{},{})".format(*color)
 
 
 def count(value: float | None) -> str:
