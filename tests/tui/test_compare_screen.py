@@ -7,6 +7,7 @@ from workbench.engine.sweep_queue import SweepQueue
 from workbench.tui.components.comparison_table import BEST_STYLE, ComparisonTable
 from workbench.tui.components.curve_legend import CurveLegend
 from workbench.tui.components.loss_chart import LossChart
+from workbench.tui.components.recipe_diff_line import RecipeDiffLine
 from workbench.tui.components.score_chart import ScoreChart
 from workbench.tui.display_format import run_color
 
@@ -60,7 +61,7 @@ def test_a_sweep_opens_as_a_row_per_run_with_its_values_metrics_and_state(make_a
         assert cells(table)[3][3:] == ["92.2", "95.5", "0.194", "1,000", "1m03s", "10.0k", "✓ finished"]
         assert cells(table)[5][3:] == ["—", "—", "—", "0", "—", "—", "◌ queued"]
         title = str(pilot.app.screen.query_one("#compare-title").render())
-        assert "sweep dates-grid" in title and "3/6 done · 1 running · 1 queued · 1 failed" in title
+        assert "sweep dates-grid" in title and "✓3/6 ●1 ◌1 ✗1" in title
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
 
@@ -187,12 +188,14 @@ def test_at_most_eight_runs_are_overlaid(make_app, runs_dir):
 def test_the_recipe_diff_shows_the_highlighted_run_against_the_sweep_base(make_app, sweep_runs, runs_dir):
     async def scenario(pilot):
         await open_sweep(pilot, runs_dir)
-        diff = pilot.app.screen.query_one("#recipe-diff")
         await pilot.press("down", "down", "down", "down")  # lstm general
         await pilot.pause()
-        rows = [[str(c) for c in diff.get_row_at(i)] for i in range(diff.row_count)]
-        assert rows == [["model.cell", "gru", "lstm"], ["model.attention", "bahdanau", "general"]]
-        assert diff.border_title == "lstm · general vs sweep base"
+        assert pilot.app.screen.query_one(RecipeDiffLine).plain() == (
+            "lstm · general vs sweep base: model.cell gru → lstm · model.attention bahdanau → general"
+        )
+        await pilot.press("ctrl+home")
+        await pilot.pause()
+        assert pilot.app.screen.query_one(RecipeDiffLine).plain().endswith(": the same recipe")
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
 

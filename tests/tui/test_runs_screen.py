@@ -6,6 +6,7 @@ from textual.widgets import Input, Select
 
 from workbench.engine.recipe import load_recipe
 from workbench.tui.components.comparison_table import ComparisonTable
+from workbench.tui.components.recipe_diff_line import RecipeDiffLine
 from workbench.tui.components.recipes_table import RecipesTable
 from workbench.tui.components.runs_table import RunsTable
 from workbench.tui.screens.compare import CompareScreen
@@ -177,9 +178,9 @@ def test_compare_two_marked_runs_lists_recipe_differences(make_app, finished_run
         ]
         await pilot.press("down")
         await pilot.pause()
-        diff = pilot.app.screen.query_one("#recipe-diff")
-        assert [str(c) for c in diff.get_row_at(0)] == ["model.cell", "lstm", "gru"]
-        assert diff.border_title == "dates-demo · gru vs dates-lstm-run · lstm"
+        assert pilot.app.screen.query_one(RecipeDiffLine).plain() == (
+            "dates-demo · gru vs dates-lstm-run · lstm: model.cell lstm → gru"
+        )
         await pilot.press("escape")
         assert pilot.app.current_mode == "runs" and not isinstance(pilot.app.screen, CompareScreen)
 

@@ -8,27 +8,9 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import DataTable
 
-from ..display_format import metric, metric_label, state_badge, timestamp
+from ..display_format import metric, metric_label, progress_badge, state_badge, timestamp
 from ..run_watcher import HIGHER_IS_BETTER
 from ..runs_index import RunSummary, SweepSummary
-
-PROGRESS_BADGES = (  # SweepProgress field, mark, style (as the runs' own state badges)
-    ("running", "●", "bold green"),
-    ("queued", "◌", "cyan"),
-    ("failed", "✗", "bold red"),
-    ("stopped", "■", "magenta"),
-    ("cancelled", "⊘", "dim"),
-)
-
-
-def progress_badge(sweep: SweepSummary) -> Text:
-    """`✓2/6 ●1 ◌3`: finished out of all, then the other states that have runs."""
-    p = sweep.progress
-    text = Text(f"✓{p.done}/{p.total}", style="bold blue")
-    for field, mark, style in PROGRESS_BADGES:
-        if n := getattr(p, field):
-            text.append(f" {mark}{n}", style=style)
-    return text
 
 
 def best_text(runs: list[RunSummary]) -> str:
@@ -90,7 +72,7 @@ class RunsTable(DataTable):
         self.add_row(
             Text.assemble(("sweep ", "dim"), (sweep.name, "bold")),
             sweep.base,
-            progress_badge(sweep),
+            progress_badge(sweep.progress),
             f"{len(sweep.runs)} runs",
             best_text(runs),
             timestamp(sweep.created),

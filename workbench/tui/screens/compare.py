@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -22,8 +22,9 @@ from workbench.engine.sweep_queue import SweepProgress, SweepQueue
 from ..components.comparison_table import MAX_OVERLAID, ComparisonTable, value_text
 from ..components.curve_legend import CurveLegend
 from ..components.loss_chart import LossChart
+from ..components.recipe_diff_line import RecipeDiffLine
 from ..components.score_chart import ScoreChart
-from ..display_format import run_color
+from ..display_format import progress_badge, run_color
 from ..keys import COMPARE_BINDINGS, NAV_BINDINGS
 from ..recipe_diff import recipe_differences
 from ..run_watcher import RunHistory, RunUpdate, RunWatcher
@@ -37,14 +38,6 @@ REFRESH_S = 1.5
 def run_label(row: RunRow) -> str:
     """A run as the legend names it: the values it varies (its name when it varies none)."""
     return " · ".join(value_text(v) for v in row.values.values()) or row.name
-
-
-def progress_text(p: SweepProgress) -> str:
-    parts = [f"{p.done}/{p.total} done"]
-    parts += [f"{n} {what}" for n, what in ((p.running, "running"), (p.queued, "queued")) if n]
-    parts += [f"{n} {what}" for n, what in ((p.failed, "failed"), (p.stopped, "stopped")) if n]
-    parts += [f"{p.cancelled} cancelled"] if p.cancelled else []
-    return " · ".join(parts)
 
 
 class CompareScreen(Screen):
@@ -69,13 +62,11 @@ class CompareScreen(Screen):
         yield Static(id="compare-title", classes="run-bar")
         yield Input(placeholder="/ filter runs by name, value or state", compact=True, id="compare-filter")
         yield ComparisonTable(id="comparison")
-        with Horizontal(id="compare-bottom"):
-            with Vertical(id="compare-curves"):
-                with Horizontal(id="compare-charts"):
-                    yield LossChart(id="compare-loss")
-                    yield ScoreChart(id="compare-score")
-                yield CurveLegend(id="curve-legend")
-            yield DataTable(id="recipe-diff", cursor_type="none", zebra_stripes=True)
+        yield RecipeDiffLine(id="recipe-diff")
+        with Horizontal(id="compare-charts"):
+            yield LossChart(id="compare-loss")
+            yield ScoreChart(id="compare-score")
+        yield CurveLegend(id="curve-legend")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -134,11 +125,12 @@ class CompareScreen(Screen):
 
     # Drawing ------------------------------------------------------------------------------------
     def _draw_title(self) -> None:
-        text = Text.assemble(("s2s-bench", "bold"), " › ", ("Compare", "bold"), "  │  ")
+        text = Text.assemble(("s2s-bench", "bold"), " › ", ("Compare", "bold"), " │ ")
         if self.sweep is not None:
             text.append(f"sweep {self.sweep.name}", style="bold")
             if self.progress is not None:
-                text.append(f"  {progress_text(self.progress)}")
+                text.append(" ")
+                text.append_text(progress_badge(self.progress))
         else:
             text.append(f"{len(self.runs)} runs", style="bold")
         self.query_one("#compare-title", Static).update(text)
@@ -168,18 +160,14 @@ class CompareScreen(Screen):
         if key == self._diff_drawn:
             return
         self._diff_drawn = key
-        diff = self.query_one("#recipe-diff", DataTable)
-        diff.clear(columns=True)
-        diff.add_columns("recipe key", "base", "this run")
-        diff.border_title = f"{run_label(row)} vs {against}"
-        if base is None or recipe is None:
-            diff.add_row("recipe", "" if base else "unreadable", "" if recipe else "unreadable")
-            return
-        differences = [d for d in recipe_differences(base, recipe) if d[0] not in ("name", "description")]
-        for name, value_base, value_run in differences:
-            diff.add_row(name, value_text(value_base), value_text(value_run))
-        if not differences:
-            diff.add_row("(none)", "the same recipe", "")
+        differences = None
+        if base is not None and recipe is not None:
+            differences = [
+                (name, value_text(value_base), value_text(value_run))
+                for name, value_base, value_run in recipe_differences(base, recipe)
+                if name not in ("name", "description")
+            ]
+        self.query_one(RecipeDiffLine).show(run_label(row), against, differences)
 
     @on(DataTable.RowHighlighted, "#comparison")
     def _highlighted(self) -> None:

@@ -174,8 +174,10 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         else:
             table.marked.append(run.path)
         self._show_table()
-        if table.marked:
-            self.notify(f"{len(table.marked)} marked: c compares them.")
+        if len(table.marked) == 1:
+            self.notify(f"Marked {run.name}: mark more, or highlight another run, and press c to compare.")
+        elif table.marked:
+            self.notify(f"{len(table.marked)} runs marked: c compares them.")
 
     def action_compare_runs(self) -> None:
         """The marked runs (with the highlighted one while fewer than two are marked), else its sweep."""
