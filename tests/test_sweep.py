@@ -208,3 +208,25 @@ def test_the_stored_sweep_loads_back_to_the_same_points(tmp_path):
     stored = json.loads(json.dumps([p.values for p in queue.sweep().points()]))
     assert stored == [p.values for p in sweep.points()]
     assert queue.base_recipe().seed == 3 and queue.sweep().base_path.is_absolute()
+
+
+def test_runs_go_one_per_gpu_by_default_and_share_the_cores_on_the_cpu():
+    from workbench.engine.devices import usable_cpus
+    from workbench.engine.sweep_runner import plan_slots
+
+    gpus = plan_slots(None, ["cuda:0", "cuda:2"])
+    assert (gpus.parallel, gpus.threads) == (2, None)
+    assert plan_slots(4, ["cuda:0", "cuda:2"]).parallel == 4
+    cores = len(usable_cpus())
+    assert plan_slots(2, ["cpu"]).threads == max(1, cores // 2)
+    assert plan_slots(cores + 5, ["cpu"]).threads == 1
+
+
+def test_devices_this_machine_lacks_are_refused_before_anything_is_queued(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = sweep_file(tmp_path, GRID)
+    done = s2s("sweep", str(path), "--devices", "0,2", "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2 and "no CUDA GPU" in done.stderr and not (tmp_path / "runs").exists()

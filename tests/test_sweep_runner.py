@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from workbench.engine.devices import usable_cpus
 from workbench.engine.sweep_queue import SweepQueue
 
 TINY = """
@@ -67,11 +68,15 @@ def fingerprint(run):
 @pytest.mark.slow
 def test_a_four_run_sweep_finishes_two_at_a_time_and_compares(tmp_path):
     axes = '"model.cell" = ["gru", "lstm"]\n"training.lr" = [3e-3, 1e-2]'
-    queue = queue_and_start(tmp_path, "four", 30, axes, "--parallel", "2", threads=0)
+    queue = queue_and_start(
+        tmp_path, "four", 30, axes, "--parallel", "2", "--set", "decoding.beam_size=2", threads=0
+    )
     wait_for(lambda: queue.progress().complete and not queue.runner_alive())
     statuses = [run.status() for run in queue.runs()]
     assert [s["state"] for s in statuses] == ["finished"] * 4
-    assert all(s["device"] == "cpu (1 thread)" for s in statuses)  # 2 cores shared by 2 runs
+    assert {run.recipe().decoding.beam_size for run in queue.runs()} == {2}  # --set: every run
+    share = max(1, len(usable_cpus()) // 2)  # the cores shared by the 2 runs at a time
+    assert all(s["device"] == f"cpu ({share} thread{'s' if share > 1 else ''})" for s in statuses)
     spans = [(s["started"], s["updated"]) for s in statuses]
     overlapping = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
     assert overlapping == 2  # two at a time, never more

@@ -230,7 +230,10 @@ def compare(
 def comparison_table(comparison: Comparison, title: str, marks: bool) -> Table:
     """The comparison as a table; each metric column's best cell bold green (and marked * in plain text)."""
     table = Table(title=title, caption="* best in its column" if marks else None)
-    table.add_column("run")
+    # a run's name is what `control`, `decode` and `resume` take: never cut it short
+    table.add_column(
+        "run", no_wrap=True, min_width=max((len(row.name) for row in comparison.rows), default=3)
+    )
     for key in comparison.varied:
         table.add_column(key)
     for column in COLUMNS:
@@ -263,7 +266,7 @@ def _format(column: str, value: Any) -> str:
     if column in ("bleu", "chrf"):
         return f"{value:.2f}"
     if column == "loss":
-        return f"{value:.4f}"
+        return f"{value:.3g}"
     if column == "seconds":
         minutes, seconds = divmod(round(value), 60)
         return f"{minutes}:{seconds:02d}"

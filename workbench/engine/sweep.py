@@ -125,7 +125,7 @@ def load_sweep(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] 
     base_raw.setdefault("name", base_path.stem)
     recipe_from_dict(copy.deepcopy(base_raw), source=str(base_path))  # errors of the base name its file
 
-    fixed = _flatten(_typed(raw, "set", dict, {}, path), "set", path)
+    fixed = _flatten(_typed(raw, "set", dict, {}, path))
     axes = _read_axes(raw, path, samples)
     for override in overrides:
         key, value = parse_override(override)
@@ -177,20 +177,20 @@ def _find_base(base: str, path: Path) -> tuple[Path, bool]:
         raise SweepError(f"{path}: 'base' = {base!r}: {exc}") from None
 
 
-def _flatten(table: dict[str, Any], where: str, path: Path, prefix: str = "") -> dict[str, Any]:
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """`{"training": {"lr": 1}}` and `{"training.lr": 1}` alike as dotted keys."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
         full = prefix + key
         if isinstance(value, dict) and not (value and set(value) <= set(DISTRIBUTIONS)):
-            flat.update(_flatten(value, where, path, f"{full}."))
+            flat.update(_flatten(value, f"{full}."))
         else:
             flat[full] = value
     return flat
 
 
 def _read_axes(raw: dict[str, Any], path: Path, samples: int) -> dict[str, Any]:
-    axes = _flatten(_typed(raw, "axes", dict, None, path), "axes", path)
+    axes = _flatten(_typed(raw, "axes", dict, None, path))
     if not axes:
         raise SweepError(f"{path}: [axes] is empty: name at least one recipe key and its values")
     for key, values in axes.items():
@@ -228,14 +228,12 @@ def _recipe(base_raw: dict[str, Any], values: dict[str, Any], path: Path, where:
 
 
 def _points(sweep: Sweep, base_raw: dict[str, Any]) -> list[SweepPoint]:
-    choices = [_draws(sweep)] if sweep.samples else []
-    grid = (
-        choices[0]
-        if choices
-        else [dict(zip(sweep.axes, combo)) for combo in itertools.product(*sweep.axes.values())]
-    )
+    if sweep.samples:
+        chosen = _draws(sweep)
+    else:
+        chosen = [dict(zip(sweep.axes, combo)) for combo in itertools.product(*sweep.axes.values())]
     points, seen = [], set()
-    for values in grid:
+    for values in chosen:
         name = run_name(sweep.name, values)
         if name in seen:
             name = f"{name}-{len(points) + 1}"
