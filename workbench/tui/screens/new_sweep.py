@@ -90,6 +90,7 @@ class NewSweepScreen(ModalScreen[NewSweepRequest | None]):
         return NewSweepRequest(load_sweep(self.sweeps[self.sweep_name], overrides), parallel)
 
     @on(Button.Pressed, "#start")
+    @on(Input.Submitted)
     def _start(self) -> None:
         try:
             request = self.request()

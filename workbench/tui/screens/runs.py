@@ -204,16 +204,20 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         except UserError as exc:
             self.notify(str(exc), severity="error")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":  # shown only where it can act: on a sweep's queued run
+            run = self.query_one(RunsTable).highlighted_run() if self.is_mounted else None
+            return run is not None and run.sweep is not None and run.state == "queued"
+        return True
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _run_highlighted(self) -> None:
+        self.refresh_bindings()
+
     def action_cancel_run(self) -> None:
-        run = self._highlighted()
-        if run is None:
-            return
-        if run.sweep is None or run.state != "queued":
-            self.notify(
-                f"{run.name} is {run.state}: only a sweep's queued run can be cancelled.", severity="warning"
-            )
-            return
-        self.bench.cancel_queued(RunFolder(run.path), run.sweep)
+        run = self.query_one(RunsTable).highlighted_run()
+        if run is not None and run.sweep is not None:
+            self.bench.cancel_queued(RunFolder(run.path), run.sweep)
 
     def action_delete_run(self) -> None:
         run = self._highlighted()
