@@ -105,8 +105,10 @@ class ComparisonTable(DataTable):
         value = row.name if key == "run" else row.get(key)
         if key == "state":
             return state_badge(row.state)
-        if key in ("bleu", "chrf", "loss"):
+        if key in ("bleu", "chrf"):
             text = metric(key, value)
+        elif key == "loss":
+            text = "—" if value is None else f"{value:.3g}"  # a loss near zero keeps its digits
         elif key == "seconds":
             text = duration(value)
         elif key == "tokens_per_s":
