@@ -141,3 +141,22 @@ def test_kill_9_of_the_runner_then_resume_finishes_the_rest_and_retrains_nothing
         assert steps == sorted(set(steps)) and steps[-1] == 60  # no doubled steps, to the end
     done = s2s("sweep", "--resume", "crash", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 0 and "nothing left to run" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_paused_run_keeps_its_slot_and_stopped_or_cancelled_runs_are_not_started_again(tmp_path):
+    queue = queue_and_start(tmp_path, "ctl", 5000, '"training.lr" = [3e-3, 1e-2]', "--parallel", "1")
+    first, second = queue.runs()
+    wait_for(lambda: first.status().get("state") == "running" and first.status().get("step", 0) >= 5)
+    assert s2s("control", str(first.path), "pause").returncode == 0
+    wait_for(lambda: first.status()["state"] == "paused", 60, "the pause")
+    time.sleep(2)  # several polls of the runner: the paused run still holds the only slot
+    assert second.status()["state"] == "queued"
+    assert s2s("control", str(second.path), "cancel").returncode == 0
+    assert s2s("control", str(first.path), "stop").returncode == 0
+    wait_for(lambda: not queue.runner_alive(), 60, "the runner to leave")
+    assert first.status()["state"] == "stopped" and second.status()["state"] == "cancelled"
+    progress = queue.progress()
+    assert (progress.stopped, progress.cancelled, progress.complete) == (1, 1, True)
+    assert queue.log_path.read_text().count(f"{first.name}: started") == 1
+    assert not (second.path / "metrics.jsonl").exists()
