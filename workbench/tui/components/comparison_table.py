@@ -56,6 +56,7 @@ class ComparisonTable(DataTable):
         self.descending = False
         self.filter_text = ""
         self.with_names = True
+        self._drawn: tuple[list, list, list] = ([], [], [])  # header, row keys, cells on screen
 
     def columns_shown(self) -> list[str]:
         """The column keys: the run's name (unless the varied values name it), varied keys, metrics."""
@@ -79,18 +80,31 @@ class ComparisonTable(DataTable):
         self.rows_shown = [row for row in rows if needle in self.row_text(row).lower()]
         columns = self.columns_shown()
         titles = short_keys(comparison.varied)
-        self.clear(columns=True)
-        self.add_column(" ", key="overlay")
+        header = [("overlay", " ")]
         for key in columns:
             title = HEADERS.get(key) or titles[key]
             if key == self.sort_key:
                 title += " ▼" if self.descending else " ▲"
-            self.add_column(title, key=key)
+            header.append((key, title))
         best = {m: comparison.best(m) for m in METRICS}
-        for row in self.rows_shown:
-            self.add_row(
-                self.swatch(row), *(self.cell(row, key, best) for key in columns), key=str(row.run.path)
-            )
+        cells = [
+            [self.swatch(row), *(self.cell(row, key, best) for key in columns)] for row in self.rows_shown
+        ]
+        keys = [str(row.run.path) for row in self.rows_shown]
+        if (header, keys) == self._drawn[:2]:
+            # the same rows in the same order: change only the cells that changed (a rebuild would
+            # scroll the table back to its left edge on every refresh of a training sweep)
+            for key, old_cells, new_cells in zip(keys, self._drawn[2], cells):
+                for (column, _), old, new in zip(header, old_cells, new_cells):
+                    if old != new:
+                        self.update_cell(key, column, new, update_width=True)
+        else:
+            self.clear(columns=True)
+            for column, title in header:
+                self.add_column(title, key=column)
+            for key, row_cells in zip(keys, cells):
+                self.add_row(*row_cells, key=key)
+        self._drawn = (header, keys, cells)
         self.border_title = f"runs ({len(self.rows_shown)}/{len(comparison.rows)})"
         if current is not None:
             self.move_to(current.run.path)
