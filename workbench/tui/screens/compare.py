@@ -91,7 +91,8 @@ class CompareScreen(Screen):
             runs = self.sweep.runs() if self.sweep else self.runs
             comparison = compare_runs(runs, self.sweep.varied_keys() if self.sweep else None)
             progress = self.sweep.progress() if self.sweep else None
-            base = self.base or (self.sweep.base_recipe() if self.sweep else None)
+            # with absolute data paths, as its runs keep them (a relative data.dir is no difference)
+            base = self.base or (self.sweep.base_recipe().with_absolute_paths() if self.sweep else None)
         except UserError as exc:  # the sweep's queue was deleted or damaged meanwhile
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
