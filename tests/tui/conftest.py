@@ -13,7 +13,7 @@ from workbench.engine.run_folder import RunFolder
 from workbench.tui.app import S2SBenchApp
 
 from .fake_translator import fake_factory
-from .fixture_runs import STARTED, recipe_dict, write_run
+from .fixture_runs import STARTED, SWEEP_NAME, recipe_dict, write_run, write_sweep, write_sweep_file
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +74,35 @@ def launcher():
     return FakeLauncher()
 
 
+class FakeSweepLauncher:
+    """Stands in for a sweep's queue runner: records the queues it was asked to run; starts nothing."""
+
+    def __init__(self):
+        self.launched = []
+
+    def __call__(self, queue):
+        self.launched.append(queue)
+        return None
+
+
+@pytest.fixture
+def sweep_launcher():
+    return FakeSweepLauncher()
+
+
+@pytest.fixture
+def sweeps(recipes):
+    """The sweep files the app offers: one 2 x 3 grid over the fixture dates recipe."""
+    base = recipes["dates-en-fr"]
+    return {SWEEP_NAME: write_sweep_file(base.parent, base.name)}
+
+
+@pytest.fixture
+def sweep_runs(runs_dir, sweeps):
+    """The fixture sweep queued in the runs folder, its runs in every state (fixture_runs.SWEEP_RESULTS)."""
+    return write_sweep(runs_dir, sweeps[SWEEP_NAME])
+
+
 @pytest.fixture
 def recipes(tmp_path):
     folder = tmp_path / "recipes"
@@ -87,10 +116,17 @@ def recipes(tmp_path):
 
 
 @pytest.fixture
-def make_app(runs_dir, recipes, launcher):
+def make_app(runs_dir, recipes, sweeps, launcher, sweep_launcher):
     def make(**kwargs) -> S2SBenchApp:
         kwargs.setdefault("translator_factory", fake_factory)
-        return S2SBenchApp(runs_dir, recipes=recipes, launcher=launcher, **kwargs)
+        return S2SBenchApp(
+            runs_dir,
+            recipes=recipes,
+            sweeps=sweeps,
+            launcher=launcher,
+            sweep_launcher=sweep_launcher,
+            **kwargs,
+        )
 
     return make
 

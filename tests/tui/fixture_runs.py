@@ -55,17 +55,22 @@ def write_run(
     pid: int = 1,
     started: float = STARTED,
     checkpoint: bool = True,
+    quality: float = 1.0,
+    speed: float = 1.0,
+    recipe: bool = True,
     **model,
 ) -> Path:
-    """Write a complete run folder: recipe, metrics, samples, status and placeholder checkpoints."""
+    """Write a complete run folder: recipe (unless `recipe` is false: one is there already), metrics,
+    samples, status and placeholder checkpoints. `quality` scales the scores, `speed` the tokens/s."""
     path = Path(runs_dir) / name
     for folder in ("tokenizer", "checkpoints", "control"):
         (path / folder).mkdir(parents=True, exist_ok=True)
-    recipe = recipe_from_dict(recipe_dict(name, **model))
-    (path / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
+    if recipe:
+        resolved = recipe_from_dict(recipe_dict(name, **model))
+        (path / "recipe.toml").write_text(resolved.to_toml(), encoding="utf-8")
     metrics, samples = [], []
     for step in range(20, steps + 1, 20):
-        loss = 3.0 * math.exp(-step / 250) + 0.05 + 0.04 * math.sin(step / 30)
+        loss = 3.0 * math.exp(-step / 250) + 0.05 + 0.04 * math.sin(step / 30) + (1 - quality)
         metrics.append(
             {
                 "kind": "train",
@@ -75,25 +80,25 @@ def write_run(
                 "ppl": round(math.exp(loss), 3),
                 "lr": 0.001,
                 "grad_norm": round(1.5 - step / 1000, 4),
-                "tgt_tokens_per_s": 12500.0,
-                "src_tokens_per_s": 15000.0,
-                "wall": step * 0.05,
+                "tgt_tokens_per_s": 12500.0 * speed,
+                "src_tokens_per_s": 15000.0 * speed,
+                "wall": round(step * 0.05 / speed, 3),
             }
         )
         if step % 100 == 0:
             progress = step / 1000
-            valid_loss = 3.0 * math.exp(-step / 280) + 0.08
+            valid_loss = 3.0 * math.exp(-step / 280) + 0.08 + (1 - quality)
             metrics.append(
                 {
                     "kind": "valid",
                     "step": step,
                     "epoch": step // 400,
-                    "wall": step * 0.05 + 0.5,
+                    "wall": round(step * 0.05 / speed + 0.5, 3),
                     "loss": round(valid_loss, 5),
                     "ppl": round(math.exp(valid_loss), 3),
-                    "bleu": round(95 * progress, 2),
-                    "chrf": round(97 * progress, 2),
-                    "exact": round(progress * 0.98, 4),
+                    "bleu": round(95 * progress * quality, 2),
+                    "chrf": round(97 * progress * quality**0.5, 2),
+                    "exact": round(progress * 0.98 * quality, 4),
                 }
             )
             sample_rows = [
@@ -143,3 +148,57 @@ def write_run(
             (path / "checkpoints" / f"{tag}.safetensors").write_bytes(b"placeholder")
             (path / "checkpoints" / f"{tag}.json").write_text(json.dumps({"state": {"step": steps}}))
     return path
+
+
+# The fixture sweep's runs: (cell, attention) -> (state, steps, quality, speed), fixed for the snapshots.
+SWEEP_NAME = "dates-grid"
+SWEEP_RESULTS = {
+    ("gru", "bahdanau"): ("finished", 1000, 0.93, 1.0),
+    ("gru", "general"): ("finished", 1000, 0.88, 1.2),
+    ("gru", "concat"): ("running", 400, 0.9, 1.1),
+    ("lstm", "bahdanau"): ("finished", 1000, 0.97, 0.8),
+    ("lstm", "general"): ("failed", 200, 0.7, 0.9),
+    ("lstm", "concat"): (None, 0, 0.0, 0.0),  # still queued
+}
+
+
+def write_sweep_file(folder: Path, base: Path, name: str = SWEEP_NAME, extra: str = "") -> Path:
+    """A sweep file over the cell and the attention of the recipe file `base` (2 x 3 runs)."""
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(
+        f'description = "The TUI tests\' grid over cell and attention."\nbase = "{base}"\n{extra}\n'
+        "[axes]\n"
+        '"model.cell" = ["gru", "lstm"]\n'
+        '"model.attention" = ["bahdanau", "general", "concat"]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_sweep(runs_dir: Path, sweep_file: Path) -> list[Path]:
+    """Queue the sweep as the engine does, then give its runs the fixed histories of SWEEP_RESULTS."""
+    from workbench.engine.sweep import load_sweep
+    from workbench.engine.sweep_queue import queue_sweep
+
+    queue = queue_sweep(runs_dir, load_sweep(sweep_file), parallel=2)
+    queued = json.loads(queue.queue_path.read_text())
+    queue.queue_path.write_text(json.dumps({**queued, "created": STARTED + 3600}))  # fixed, for snapshots
+    paths = []
+    for index, run in enumerate(queue.runs()):
+        info = run.sweep_info()
+        state, steps, quality, speed = SWEEP_RESULTS[
+            (info["values"]["model.cell"], info["values"]["model.attention"])
+        ]
+        if state is not None:
+            write_run(
+                runs_dir,
+                run.name,
+                state=state,
+                steps=steps,
+                quality=quality,
+                speed=speed,
+                recipe=False,
+                started=STARTED + 3600 + 60 * index,
+            )
+        paths.append(run.path)
+    return paths

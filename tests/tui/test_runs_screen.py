@@ -5,6 +5,8 @@ import json
 from textual.widgets import Input, Select
 
 from workbench.engine.recipe import load_recipe
+from workbench.tui.components.comparison_table import ComparisonTable
+from workbench.tui.components.recipe_diff_line import RecipeDiffLine
 from workbench.tui.components.recipes_table import RecipesTable
 from workbench.tui.components.runs_table import RunsTable
 from workbench.tui.screens.compare import CompareScreen
@@ -164,19 +166,45 @@ def test_compare_two_marked_runs_lists_recipe_differences(make_app, finished_run
     async def scenario(pilot):
         table = await open_runs(pilot)
         table.focus()
-        await pilot.press("m", "down", "c")
+        await pilot.press("m", "down", "c")  # one marked: the highlighted run joins it
         await pilot.pause()
         assert isinstance(pilot.app.screen, CompareScreen)
-        await pilot.app.workers.wait_for_complete()
+        comparison = pilot.app.screen.query_one(ComparisonTable)
+        await wait_until(pilot, lambda: comparison.row_count == 2)
+        rows = [[str(c) for c in comparison.get_row_at(i)][1:5] for i in range(2)]
+        assert rows == [
+            ["dates-lstm-run", "dates-lstm-run", "lstm", "57.0"],
+            ["dates-demo", "dates-demo", "gru", "95.0"],
+        ]
+        await pilot.press("down")
         await pilot.pause()
-        diff = pilot.app.screen.query_one("#recipe-diff")
-        rows = [[str(c) for c in diff.get_row_at(i)] for i in range(diff.row_count)]
-        assert ["best exact", "58.8%", "98.0%"] in rows
-        assert ["model.cell", "'lstm'", "'gru'"] in rows
+        assert pilot.app.screen.query_one(RecipeDiffLine).plain() == (
+            "dates-demo · gru vs dates-lstm-run · lstm: model.cell lstm → gru"
+        )
         await pilot.press("escape")
         assert pilot.app.current_mode == "runs" and not isinstance(pilot.app.screen, CompareScreen)
 
-    drive(make_app(), scenario)
+    drive(make_app(), scenario, size=(100, 30))
+
+
+def test_any_number_of_marked_runs_are_compared(make_app, finished_run, runs_dir):
+    for n in range(3):
+        write_run(runs_dir, name=f"dates-h{n}", started=1767229200.0 + n, hidden_size=32 * (n + 1))
+
+    async def scenario(pilot):
+        table = await open_runs(pilot)
+        table.focus()
+        await pilot.press("m", "down", "m", "down", "m", "m")  # three marked, the third unmarked again
+        assert [p.name for p in table.marked] == ["dates-h2", "dates-h1"]
+        assert str(table.get_row_at(0)[0]) == "▶ dates-h2"
+        await pilot.press("down", "down", "m", "c")
+        await pilot.pause()
+        comparison = pilot.app.screen.query_one(ComparisonTable)
+        await wait_until(pilot, lambda: comparison.row_count == 3)
+        assert [row.name for row in comparison.rows_shown] == ["dates-h2", "dates-h1", "dates-demo"]
+        assert "hidden_size" in [str(c.label) for c in comparison.columns.values()]
+
+    drive(make_app(), scenario, size=(100, 30))
 
 
 def test_compare_without_a_mark_explains_what_to_do(make_app, finished_run):

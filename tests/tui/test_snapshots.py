@@ -4,8 +4,11 @@ import pytest
 import textual.constants
 from textual.widgets import Input
 
+from workbench.engine.sweep_queue import SweepQueue
+from workbench.tui.components.comparison_table import ComparisonTable
+
 from .driving import settle, wait_until
-from .fixture_runs import write_run
+from .fixture_runs import SWEEP_NAME, write_run
 
 SIZE = (80, 24)
 
@@ -95,3 +98,19 @@ def test_compare_screen(snap_compare, make_app, two_runs):
         await pilot.pause(0.4)
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=before)
+
+
+def test_sweep_table(snap_compare, make_app, sweep_runs, runs_dir):
+    """A sweep's table sorted by BLEU, one run's curves taken off, the failed run highlighted."""
+
+    async def before(pilot):
+        await pilot.pause()
+        pilot.app.show_comparison(sweep=SweepQueue.open(runs_dir, SWEEP_NAME))
+        await pilot.pause()
+        table = pilot.app.screen.query_one(ComparisonTable)
+        await wait_until(pilot, lambda: table.row_count == 6)
+        await pilot.press("o", "o", "o", "down", "down", "space", "down", "down")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.4)
+
+    assert snap_compare(make_app(attach_live=False), terminal_size=SIZE, run_before=before)

@@ -18,6 +18,7 @@ from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderEr
 
 from .bench import Precision, bench_app
 from .openmp import release_thread_binding
+from .sweep import compare, sweep, sweep_runner
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -45,6 +46,12 @@ NodeRank = typer.Option(0, "--node-rank", min=0, help="This machine's rank among
 MasterAddr = typer.Option(None, "--master-addr", help="Address of the node of rank 0 (torchrun).")
 MasterPort = typer.Option(None, "--master-port", help="A free port on that node (torchrun).")
 RdzvEndpoint = typer.Option(None, "--rdzv-endpoint", help="host:port of a c10d rendezvous (torchrun).")
+Threads = typer.Option(
+    None,
+    "--threads",
+    min=1,
+    help="CPU threads for this process (overrides training.threads, not recipe.toml).",
+)
 
 
 @app.callback()
@@ -75,6 +82,7 @@ def train(
         None, "--max-minutes", min=0.01, help="Train at most this long."
     ),
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
+    threads: int | None = Threads,
     nproc: int | None = Nproc,
     nnodes: int = Nnodes,
     node_rank: int = NodeRank,
@@ -100,10 +108,10 @@ def train(
     if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(run, device, max_steps, max_minutes, nproc=nproc)
+        start_training(run, device, max_steps, max_minutes, nproc=nproc, threads=threads)
         _open_tui(runs_dir=runs_dir, run=run.path)
         return
-    _train(run, device, max_steps, max_minutes, False, nproc, rendezvous)
+    _train(run, device, max_steps, max_minutes, False, nproc, rendezvous, threads)
 
 
 def _distributed_run_folder(runs_dir: Path, recipe, name: str | None, rendezvous, device: str) -> RunFolder:
@@ -147,6 +155,7 @@ def resume(
     ),
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
+    threads: int | None = Threads,
     nproc: int | None = Nproc,
     nnodes: int = Nnodes,
     node_rank: int = NodeRank,
@@ -162,10 +171,10 @@ def resume(
     if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
 
-        start_training(folder, device, max_steps, max_minutes, nproc=nproc)
+        start_training(folder, device, max_steps, max_minutes, nproc=nproc, threads=threads)
         _open_tui(runs_dir=folder.path.parent, run=folder.path)
         return
-    _train(folder, device, max_steps, max_minutes, quiet, nproc, rendezvous)
+    _train(folder, device, max_steps, max_minutes, quiet, nproc, rendezvous, threads)
 
 
 def _train(
@@ -176,14 +185,15 @@ def _train(
     quiet: bool,
     nproc: int | None,
     rendezvous,
+    threads: int | None = None,
 ) -> None:
     """Train here, or launch torchrun's processes (which then each train here)."""
     if nproc is None and rendezvous.nnodes == 1:
-        _train_here(run, device, max_steps, max_minutes, quiet)
+        _train_here(run, device, max_steps, max_minutes, quiet, threads)
         return
     from workbench.engine.launch import train_distributed
 
-    state = train_distributed(run, nproc or 1, device, max_steps, max_minutes, rendezvous, quiet)
+    state = train_distributed(run, nproc or 1, device, max_steps, max_minutes, rendezvous, quiet, threads)
     status = run.status()
     if state == "failed":
         err.print(
@@ -195,7 +205,12 @@ def _train(
 
 
 def _train_here(
-    run: RunFolder, device: str, max_steps: int | None, max_minutes: float | None, quiet: bool
+    run: RunFolder,
+    device: str,
+    max_steps: int | None,
+    max_minutes: float | None,
+    quiet: bool,
+    threads: int | None = None,
 ) -> None:
     from workbench.engine.distributed import topology_from_environment
     from workbench.engine.training import Trainer
@@ -207,7 +222,7 @@ def _train_here(
     total = max_steps or recipe.training.max_steps or None
     start = run.status().get("step", 0)
     with TrainingDisplay(console, total, start, quiet) as display:
-        trainer = Trainer(run, device, on_event=display.event)
+        trainer = Trainer(run, device, on_event=display.event, threads=threads)
         state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
     status = run.status()
     if not quiet:
@@ -374,17 +389,33 @@ def recipes() -> None:
 
 @app.command()
 def control(
-    run: Path = typer.Argument(..., help="A run folder whose trainer is running."),
-    command: str = typer.Argument(..., help="pause | resume | stop | checkpoint"),
+    run: Path = typer.Argument(..., help="A run folder: its trainer is running, or it is queued in a sweep."),
+    command: str = typer.Argument(..., help="pause | resume | stop | checkpoint | cancel (a queued run)"),
 ) -> None:
-    """Send a control message to a running trainer."""
+    """Send a control message to a running trainer, or cancel a sweep's queued run."""
     folder = RunFolder.open(run)
+    if command == "cancel":
+        info = folder.sweep_info()
+        if info is None:
+            raise RunFolderError(f"{run}: not a run of a sweep (cancel takes a queued run out of its sweep)")
+        from workbench.engine.sweep_queue import SweepQueue
+
+        SweepQueue.open(folder.path.parent, info["sweep"]).cancel(folder.name)
+        console.print(f"cancelled {run}")
+        return
     if command not in CONTROL_COMMANDS:
-        raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}")
+        raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}, cancel")
     if not folder.trainer_alive():
-        raise RunFolderError(f"{run}: no trainer is running this run (state: {folder.status()['state']})")
+        state = folder.status()["state"]
+        hint = f"; cancel it with: s2s-bench control {run} cancel" if state == "queued" else ""
+        raise RunFolderError(f"{run}: no trainer is running this run (state: {state}){hint}")
     folder.send_control(command)
     console.print(f"sent {command} to {run}")
+
+
+app.command()(sweep)
+app.command()(compare)
+app.command("sweep-runner", hidden=True)(sweep_runner)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Starting a trainer as its own process, so that it outlives the terminal that started it."""
+"""Starting a trainer, a sweep's queue runner or torchrun's processes, so that they outlive the terminal."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .run_folder import RunFolder
+from .sweep_queue import SweepQueue
 
 
 def start_training(
@@ -18,6 +19,7 @@ def start_training(
     max_steps: int | None = None,
     max_minutes: float | None = None,
     nproc: int | None = None,
+    threads: int | None = None,
 ) -> subprocess.Popen:
     """Train `run` in a background process in a new session (closing the TUI or SSH does not stop it);
     with nproc, that process launches torchrun's processes."""
@@ -25,18 +27,35 @@ def start_training(
     command += ["--device", device]
     if nproc is not None:
         command += ["--nproc", str(nproc)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     if max_steps is not None:
         command += ["--max-steps", str(max_steps)]
     if max_minutes is not None:
         command += ["--max-minutes", str(max_minutes)]
     with open(run.path / "console.log", "ab") as console:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        return _detached(command, console)
+
+
+def start_runner(queue: SweepQueue) -> subprocess.Popen:
+    """Run a sweep's queue in a background process in a new session; it writes to the queue's runner.log."""
+    command = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "sweep-runner",
+        queue.name,
+        "--runs-dir",
+        str(queue.runs_dir),
+    ]
+    with open(queue.log_path, "ab") as log:
+        return _detached(command, log)
+
+
+def _detached(command: list[str], output) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,7 @@ def train_distributed(
     max_minutes: float | None = None,
     rendezvous: Rendezvous = Rendezvous(),
     quiet: bool = False,
+    threads: int | None = None,
 ) -> str:
     """Train `run` in `nproc` processes on this machine through torchrun (torch.distributed.run), and
     return how it ended: "finished", "stopped" or "failed" (then the failing rank's message is in the run's
@@ -88,6 +108,8 @@ def train_distributed(
     worker = ["-m", "workbench", "resume", str(run.path), "--headless", "--device", device]
     if quiet:
         worker.append("--quiet")
+    if threads is not None:
+        worker += ["--threads", str(threads)]
     if max_steps is not None:
         worker += ["--max-steps", str(max_steps)]
     if max_minutes is not None:

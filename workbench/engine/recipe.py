@@ -281,24 +281,31 @@ def find_recipe(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load a recipe by built-in name or path and apply `section.key=value` overrides."""
     path = find_recipe(str(name_or_path))
+    raw = read_toml(path, RecipeError)
+    raw.setdefault("name", path.stem)
+    for override in overrides:
+        key, value = parse_override(override)
+        set_key(raw, key, value, f"--set {override}")
+    return recipe_from_dict(raw, source=str(path))
+
+
+def read_toml(path: Path, error: type[UserError]) -> dict[str, Any]:
+    """A TOML file as plain values; an `error` naming the file when it is not UTF-8 TOML, or too large or
+    nested too deeply to be a recipe (a run folder from elsewhere may hold anything)."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_RECIPE_BYTES + 1)
         if len(data) > MAX_RECIPE_BYTES:
-            raise RecipeError(f"{path}: larger than {MAX_RECIPE_BYTES:,} bytes: not a recipe")
-        raw = tomllib.loads(data.decode("utf-8"))
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+            raise error(f"{path}: larger than {MAX_RECIPE_BYTES:,} bytes: not a recipe")
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise error(f"{path}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+        raise error(f"{path}: not valid TOML: {exc}") from None
     except RecursionError:
-        raise RecipeError(f"{path}: nested too deeply: not a recipe") from None
-    raw.setdefault("name", path.stem)
-    for override in overrides:
-        _apply_override(raw, override)
-    return recipe_from_dict(raw, source=str(path))
+        raise error(f"{path}: nested too deeply: not a recipe") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
@@ -308,21 +315,26 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     return recipe
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
+def parse_override(override: str) -> tuple[str, Any]:
+    """`section.key=value` as the key and its value (TOML, else the text as a bare string)."""
     if "=" not in override:
         raise RecipeError(f"--set {override}: expected section.key=value")
     key, text = override.split("=", 1)
-    key = key.strip()
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text  # a bare string such as a path
+    return key.strip(), value
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set dotted `key` in a recipe's plain values; `where` names the setting in an error."""
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise RecipeError(f"--set {override}: '{part}' is not a section")
+            raise RecipeError(f"{where}: '{part}' is not a section")
         node = child
     node[parts[-1]] = value
 

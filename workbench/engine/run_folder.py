@@ -17,6 +17,10 @@ from .recipe import Recipe, RecipeError, load_recipe
 
 CONTROL_COMMANDS = ("pause", "resume", "stop", "checkpoint")
 LIVE_STATES = ("running", "paused")
+# Set by a sweep's queue: waiting for the queue runner, or taken out of the queue before it started.
+WAITING_STATES = ("queued", "cancelled")
+PROCESS_DIED = "the training process died"
+STOPPED_BY_USER = "stopped from the control channel"
 
 
 class RunFolderError(UserError):
@@ -66,6 +70,10 @@ class RunFolder:
     @property
     def log_path(self) -> Path:
         return self.path / "train.log"
+
+    @property
+    def sweep_path(self) -> Path:
+        return self.path / "sweep.json"
 
     # Creating and opening ---------------------------------------------------------------------
     @classmethod
@@ -147,7 +155,8 @@ class RunFolder:
         """Replace status.json, keeping fields not given (such as `started`)."""
         status = self.read_status_file()
         status.update(fields, state=state, pid=os.getpid(), host=socket.gethostname(), updated=time.time())
-        status.setdefault("started", status["updated"])
+        if state not in WAITING_STATES:  # a run starts when it leaves the queue
+            status.setdefault("started", status["updated"])
         if state in LIVE_STATES and "reason" not in fields:
             status.pop("reason", None)
         write_json_atomic(self.status_path, status)
@@ -166,8 +175,21 @@ class RunFolder:
             return {"state": "new"}
         same_host = status.get("host") == socket.gethostname()
         if status.get("state") in LIVE_STATES and same_host and not self.trainer_alive():
-            status = {**status, "state": "failed", "reason": "the training process died"}
+            status = {**status, "state": "failed", "reason": PROCESS_DIED}
         return status
+
+    # Sweeps -------------------------------------------------------------------------------------
+    def write_sweep_info(self, info: dict[str, Any]) -> None:
+        """Record the sweep this run belongs to: `{"sweep", "values", "base", "index"}`."""
+        write_json_atomic(self.sweep_path, info)
+
+    def sweep_info(self) -> dict[str, Any] | None:
+        """The run's sweep.json; None when the run is not part of a sweep (or the file is unreadable)."""
+        try:
+            info = json.loads(self.sweep_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return info if isinstance(info, dict) else None
 
     # Metrics, samples, log ----------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:

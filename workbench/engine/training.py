@@ -40,7 +40,7 @@ from .errors import UserError, disk_error, error_message
 from .evaluation import score
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
-from .run_folder import RunFolder
+from .run_folder import STOPPED_BY_USER, RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
 from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers
 from .translator import Translator
@@ -96,9 +96,14 @@ class TrainingLoss(torch.nn.Module):
 class Trainer:
     """Trains the model of one run folder; `train()` returns the final state (finished, stopped...)."""
 
-    def __init__(self, run: RunFolder, device: str = "auto", on_event: Event | None = None):
+    def __init__(
+        self, run: RunFolder, device: str = "auto", on_event: Event | None = None, threads: int | None = None
+    ):
         self.run = run
         self.recipe: Recipe = run.recipe()
+        self.threads = (
+            threads or self.recipe.training.threads
+        )  # a sweep's share of the cores, else the recipe's
         self.topology = topology_from_environment()
         self.main = self.topology.main  # rank 0 alone writes the run folder
         self.device = resolve_device(device)
@@ -125,7 +130,7 @@ class Trainer:
         r, topology = self.recipe, self.topology
         self.team = Team(topology, self.device, r.training.collective_timeout)
         if self.device.type == "cpu":
-            threads = r.training.threads
+            threads = self.threads
             if topology.distributed and not threads:  # the process's cores, divided between its peers
                 threads = max(1, len(usable_cpus()) // topology.local_world_size)
             torch.set_num_threads(cpu_threads(threads))
@@ -319,7 +324,7 @@ class Trainer:
             while p.batch_in_epoch < len(order):
                 command = self._handle_controls(max_minutes)
                 if command == "stop":
-                    return self._stop("stopped from the control channel")
+                    return self._stop(STOPPED_BY_USER)
                 if command == "signal":
                     return self._stop("stopped by a signal")
                 if command == "time":

@@ -17,8 +17,11 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
+from workbench.engine.errors import UserError
 from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes
 from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.sweep import Sweep, builtin_sweeps
+from workbench.engine.sweep_queue import SweepQueue, queue_sweep
 
 from .keys import APP_BINDINGS
 from .live_translator import Decoded, LiveTranslator, TranslatorFactory, engine_translator
@@ -26,6 +29,7 @@ from .run_watcher import RunHistory, RunWatcher
 from .runs_index import RunSummary
 from .screens.attention import AttentionScreen
 from .screens.base import RunScreen
+from .screens.compare import CompareScreen
 from .screens.dashboard import DashboardScreen
 from .screens.decode import DecodeScreen
 from .screens.runs import RunsScreen
@@ -34,14 +38,22 @@ DEFAULT_RECIPE = "dates-en-fr"
 POLL_INTERVAL_S = 0.5
 STYLES = Path(__file__).parent / "styles"
 
-# (run, device, nproc=) -> the trainer's process; tests pass a fake one so that nothing trains in-process.
+# (run, device, nproc=) -> the trainer's process, and a sweep's queue -> its runner's process; tests pass
+# fake ones so that nothing trains in-process.
 Launcher = Callable[..., Any]
+SweepLauncher = Callable[[SweepQueue], Any]
 
 
 def engine_launcher(run: RunFolder, device: str, nproc: int = 1) -> subprocess.Popen:
     from workbench.engine.launch import start_training
 
     return start_training(run, device=device, nproc=nproc if nproc > 1 else None)
+
+
+def engine_sweep_launcher(queue: SweepQueue) -> subprocess.Popen:
+    from workbench.engine.launch import start_runner
+
+    return start_runner(queue)
 
 
 class S2SBenchApp(App):
@@ -52,6 +64,7 @@ class S2SBenchApp(App):
             "app.tcss",
             "runs.tcss",
             "dashboard.tcss",
+            "compare.tcss",
             "decode.tcss",
             "attention.tcss",
             "modals.tcss",
@@ -74,8 +87,10 @@ class S2SBenchApp(App):
         replay: bool = False,
         *,
         recipes: dict[str, Path] | None = None,
+        sweeps: dict[str, Path] | None = None,
         translator_factory: TranslatorFactory | None = None,
         launcher: Launcher | None = None,
+        sweep_launcher: SweepLauncher | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         attach_live: bool = True,
     ) -> None:
@@ -88,8 +103,10 @@ class S2SBenchApp(App):
             except RecipeError:
                 recipes = {}
         self.recipes = recipes
+        self.sweeps = builtin_sweeps() if sweeps is None else sweeps
         self.translator_factory = translator_factory
         self.launcher = launcher or engine_launcher
+        self.sweep_launcher = sweep_launcher or engine_sweep_launcher
         self.poll_interval = poll_interval
         self.initial_run = Path(run) if run else None
         self.attach_live = attach_live and run is None  # open a live run found in the runs folder
@@ -179,10 +196,11 @@ class S2SBenchApp(App):
         self.call_from_thread(self.notify, f"{verb} {run.name}: training runs in its own process.")
         self.call_from_thread(self.open_run, run.path)
 
-    def send_control(self, command: str) -> None:
-        if self.history is None:
-            return
-        self._send_control(self.history.run, command)
+    def send_control(self, command: str, run: RunFolder | None = None) -> None:
+        """A control message to `run`'s trainer (default: the open run's)."""
+        run = run or (self.history.run if self.history else None)
+        if run is not None:
+            self._send_control(run, command)
 
     @work(thread=True, group="control")
     def _send_control(self, run: RunFolder, command: str) -> None:
@@ -191,7 +209,45 @@ class S2SBenchApp(App):
         except OSError as exc:
             self.call_from_thread(self.notify, f"Could not send {command}: {exc}", severity="error")
             return
-        self.call_from_thread(self.notify, f"Sent {command}: the trainer acts on it after its current step.")
+        self.call_from_thread(
+            self.notify, f"Sent {command} to {run.name}: the trainer acts on it after its current step."
+        )
+
+    # Sweeps -------------------------------------------------------------------------------------
+    @work(thread=True, group="launch")
+    def start_sweep(self, sweep: Sweep, parallel: int | None = None) -> None:
+        """Queue every run of a loaded sweep, start its queue runner and show its table."""
+        try:
+            queue = queue_sweep(self.runs_dir, sweep, parallel, None)
+            process = self.sweep_launcher(queue)
+        except (UserError, OSError) as exc:  # already queued, a folder we cannot write
+            self.call_from_thread(
+                self.notify, f"Could not start the sweep: {exc}", severity="error", timeout=10
+            )
+            return
+        self._children.append(process)
+        self.call_from_thread(
+            self.notify, f"Queued {len(sweep.points())} runs of {queue.name}: its runner trains them in turn."
+        )
+        self.call_from_thread(self.show_comparison, sweep=queue)
+
+    def show_comparison(self, runs: list[RunFolder] | None = None, sweep: SweepQueue | None = None) -> None:
+        """The comparison table of a sweep or of some runs, over the runs screen."""
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        if isinstance(self.screen, CompareScreen):
+            self.pop_screen()
+        self.push_screen(CompareScreen(runs, sweep))
+
+    @work(thread=True, group="control")
+    def cancel_queued(self, run: RunFolder, sweep: str) -> None:
+        """Take a queued run out of its sweep's queue."""
+        try:
+            SweepQueue.open(run.path.parent, sweep).cancel(run.name)
+        except UserError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self.notify, f"Cancelled {run.name}: the sweep's runner will not start it.")
 
     def _reap_children(self) -> None:
         """Collect trainers launched from here that have exited (they would linger as zombies)."""

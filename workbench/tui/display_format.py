@@ -6,6 +6,8 @@ import time
 
 from rich.text import Text
 
+from workbench.engine.sweep_queue import SweepProgress
+
 STATE_BADGES = {
     "running": ("● running", "bold green"),
     "paused": ("‖ paused", "bold yellow"),
@@ -13,7 +15,30 @@ STATE_BADGES = {
     "stopped": ("■ stopped", "magenta"),
     "failed": ("✗ failed", "bold red"),
     "new": ("○ new", "dim"),
+    "queued": ("◌ queued", "cyan"),
+    "cancelled": ("⊘ cancelled", "dim"),
 }
+
+# A sweep's runs in each state other than finished: field of SweepProgress, mark, style (as STATE_BADGES)
+PROGRESS_BADGES = (
+    ("running", "●", "bold green"),
+    ("queued", "◌", "cyan"),
+    ("failed", "✗", "bold red"),
+    ("stopped", "■", "magenta"),
+    ("cancelled", "⊘", "dim"),
+)
+
+# Curves of compared runs: a run keeps its colour (by its index in the compared set) in every chart.
+RUN_COLORS = (
+    (86, 182, 255),
+    (255, 166, 77),
+    (120, 220, 120),
+    (235, 110, 200),
+    (250, 230, 90),
+    (160, 140, 255),
+    (80, 220, 210),
+    (240, 100, 100),
+)
 
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss"}
 
@@ -21,6 +46,24 @@ METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss
 def state_badge(state: str) -> Text:
     label, style = STATE_BADGES.get(state, (state, ""))
     return Text(label, style=style)
+
+
+def progress_badge(progress: SweepProgress) -> Text:
+    """A sweep's progress, `✓2/6 ●1 ◌3`: finished out of all, then the other states that have runs."""
+    text = Text(f"✓{progress.done}/{progress.total}", style="bold blue")
+    for field, mark, style in PROGRESS_BADGES:
+        if n := getattr(progress, field):
+            text.append(f" {mark}{n}", style=style)
+    return text
+
+
+def run_color(index: int) -> tuple[int, int, int]:
+    return RUN_COLORS[index % len(RUN_COLORS)]
+
+
+def rgb(color: tuple[int, int, int]) -> str:
+    """An (r, g, b) colour as a Rich style."""
+    return "rgb({},{},{})".format(*color)
 
 
 def count(value: float | None) -> str:

@@ -36,17 +36,22 @@ APP_BINDINGS = [
 ]
 
 RUNS_BINDINGS = [
-    Binding("n", "new_run", "New", id="runs.new", tooltip="Start a run from the highlighted recipe"),
+    Binding(
+        "n", "new_run", "New", id="runs.new", tooltip="Start a run, or a sweep, from the highlighted recipe"
+    ),
     Binding("o", "open_run", "Open", id="runs.open", tooltip="Open the highlighted run's dashboard"),
     Binding("R", "replay_run", "Replay", id="runs.replay", tooltip="Replay the highlighted run"),
     Binding("u", "resume_run", "Resume", id="runs.resume", tooltip="Resume a stopped or failed run"),
-    Binding("m", "mark_run", "Mark", id="runs.mark", tooltip="Mark a run to compare with another"),
+    Binding("m", "mark_run", "Mark", id="runs.mark", tooltip="Mark or unmark a run to compare (any number)"),
     Binding(
         "c",
         "compare_runs",
         "Compare",
         id="runs.compare",
-        tooltip="Compare the marked run with the highlighted one",
+        tooltip="Compare the marked runs, or the runs of the highlighted sweep",
+    ),
+    Binding(
+        "k", "cancel_run", "Cancel", id="runs.cancel", tooltip="Take a sweep's queued run out of its queue"
     ),
     Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the highlighted run"),
     Binding("slash", "focus_filter", "Filter", id="runs.filter", tooltip="Filter recipes and runs by name"),
@@ -138,5 +143,30 @@ MODAL_BINDINGS = [
 
 COMPARE_BINDINGS = [
     Binding("escape", "close", "Back", id="compare.close", tooltip="Back to the runs"),
-    Binding("l", "toggle_log", "Log scale", id="compare.log", tooltip="Loss on a log10 scale"),
+    Binding(
+        "space",
+        "toggle_overlay",
+        "Curves",
+        id="compare.overlay",
+        tooltip="Overlay the highlighted run's curves, or take them off (at most 8)",
+    ),
+    Binding(
+        "o", "next_sort", "Sort", id="compare.sort", tooltip="Sort by the next column (or click a header)"
+    ),
+    Binding("O", "reverse_sort", "Reverse", show=False, id="compare.reverse", tooltip="Reverse the order"),
+    Binding(
+        "slash", "focus_filter", "Filter", id="compare.filter", tooltip="Filter runs by name, value or state"
+    ),
+    Binding("p", "toggle_pause", "Pause", id="compare.pause", tooltip="Pause or resume the highlighted run"),
+    Binding(
+        "s", "stop", "Stop", id="compare.stop", tooltip="Stop the highlighted run (it can be resumed later)"
+    ),
+    Binding(
+        "k",
+        "cancel_run",
+        "Cancel",
+        id="compare.cancel",
+        tooltip="Take the highlighted queued run out of its queue",
+    ),
+    Binding("l", "toggle_log", "Log", show=False, id="compare.log", tooltip="Loss on a log10 scale"),
 ]

@@ -1,11 +1,13 @@
-"""The runs under a runs folder, summarised for the Runs screen and kept up to date incrementally."""
+"""The runs and sweeps under a runs folder, summarised for the Runs screen and kept up to date."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.engine.errors import UserError
 from workbench.engine.run_folder import LIVE_STATES, list_runs
+from workbench.engine.sweep_queue import SweepProgress, list_sweeps
 
 from .run_watcher import RunHistory, RunWatcher
 
@@ -23,10 +25,22 @@ class RunSummary:
     metric: str
     best: float | None
     started: float | None
+    sweep: str | None = None  # the sweep the run belongs to
 
     @property
     def live(self) -> bool:
         return self.state in LIVE_STATES
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A sweep's header row on the Runs screen: its runs (in sweep order) and how far it got."""
+
+    name: str
+    base: str
+    runs: tuple[str, ...]
+    progress: SweepProgress
+    created: float | None
 
 
 class RunsIndex:
@@ -35,6 +49,7 @@ class RunsIndex:
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
         self._runs: dict[Path, tuple[RunWatcher, RunHistory]] = {}
+        self._sweep_of: dict[Path, str | None] = {}  # a run's sweep.json never changes: read once
 
     def refresh(self) -> list[RunSummary]:
         """Blocking file reads: call it off the event loop. Newest run first."""
@@ -46,20 +61,37 @@ class RunsIndex:
         for path, run in found.items():
             if path not in self._runs:
                 self._runs[path] = (RunWatcher(run), RunHistory(run))
+                self._sweep_of[path] = (run.sweep_info() or {}).get("sweep")
             watcher, history = self._runs[path]
             try:
                 history.apply(watcher.poll())
             except OSError:
                 continue  # deleted while we read it
-            summaries.append(summarize(history))
+            summaries.append(summarize(history, self._sweep_of[path]))
         return sorted(summaries, key=lambda s: (s.started or 0, s.name), reverse=True)
+
+    def sweeps(self) -> list[SweepSummary]:
+        """Blocking file reads: call it off the event loop. Newest sweep first."""
+        found = []
+        for queue in list_sweeps(self.runs_dir):
+            try:
+                queued = queue.read()
+                progress = queue.progress()
+                first = queue.runs()[0].sweep_info() if queued["runs"] else None
+            except (UserError, OSError, KeyError, IndexError):
+                continue  # being made or deleted while we read it
+            base = str((first or {}).get("base", "?"))
+            found.append(
+                SweepSummary(queue.name, base, tuple(queued["runs"]), progress, queued.get("created"))
+            )
+        return sorted(found, key=lambda s: (s.created or 0, s.name), reverse=True)
 
     def history(self, path: Path) -> RunHistory | None:
         entry = self._runs.get(Path(path))
         return entry[1] if entry else None
 
 
-def summarize(history: RunHistory) -> RunSummary:
+def summarize(history: RunHistory, sweep: str | None = None) -> RunSummary:
     status = history.status
     best = history.best()
     step = status.get("step")
@@ -75,4 +107,5 @@ def summarize(history: RunHistory) -> RunSummary:
         metric=history.metric,
         best=best[0] if best else None,
         started=status.get("started"),
+        sweep=sweep,
     )

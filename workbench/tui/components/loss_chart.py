@@ -12,17 +12,20 @@ SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
 
 
 class LossChart(ThrottledPlot):
-    """Draws from one or more runs' histories (several when comparing runs)."""
+    """Draws one run's train and valid loss, or several runs' train loss, each in its own colour."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.histories: list[RunHistory] = []
+        self.run_colors: list[tuple[int, int, int]] = []
         self.smoothing = 0.6
         self.log_scale = False
         self.x_axis = "step"  # step | time
 
-    def show(self, *histories: RunHistory) -> None:
+    def show(self, *histories: RunHistory, colors: list[tuple[int, int, int]] | None = None) -> None:
+        """One run; or with `colors` (one per history), the overlaid runs of a comparison."""
         self.histories = list(histories)
+        self.run_colors = list(colors or [])
         self.update_plot()
 
     def set_options(
@@ -40,7 +43,7 @@ class LossChart(ThrottledPlot):
     def plot_key(self) -> object:
         # The histories themselves (not their ids) so that a history read anew is never taken for the old.
         counts = tuple((h, len(h.train), len(h.valid)) for h in self.histories)
-        return (self.smoothing, self.log_scale, self.x_axis, counts)
+        return (self.smoothing, self.log_scale, self.x_axis, counts, tuple(self.run_colors))
 
     def title(self) -> str:
         parts = ["loss"]
@@ -61,11 +64,8 @@ class LossChart(ThrottledPlot):
     def draw(self, plt: Plot, max_points: int) -> None:
         plt.xlabel("step" if self.x_axis == "step" else "minutes")
         all_y: list[float] = []
-        several = len(self.histories) > 1
-        colors = (("cyan", "orange"), ("magenta", "green"))
+        overlay = bool(self.run_colors)
         for n, history in enumerate(self.histories):
-            name = f"{n + 1}:" if several else ""
-            train_color, valid_color = colors[n % 2]
             train = [r for r in history.train if isinstance(r.get("loss"), (int, float))]
             if train:
                 xs = [self.x_of(r) for r in train]
@@ -73,15 +73,18 @@ class LossChart(ThrottledPlot):
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
-                plot_line(plt, xs, ys, f"{name}train", train_color)
+                # compared runs: their legend is beside the chart, naming what each run varies
+                plot_line(
+                    plt, xs, ys, None if overlay else "train", self.run_colors[n] if overlay else "cyan"
+                )
             valid = [r for r in history.valid if isinstance(r.get("loss"), (int, float))]
-            if valid:
+            if valid and not overlay:
                 xs = [self.x_of(r) for r in valid]
                 ys = [r["loss"] for r in valid]
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
-                plot_line(plt, xs, ys, f"{name}valid", valid_color)
+                plot_line(plt, xs, ys, "valid", "orange")
         if not all_y:
             plt.title("no training records yet")
         elif self.log_scale:

@@ -1,4 +1,5 @@
-"""Validation scores over steps or time: the run's headline metric and BLEU, on a 0-100 scale."""
+"""Validation scores over steps or time on a 0-100 scale: a run's headline metric and BLEU, or several
+runs' BLEU, each in its own colour."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ class ScoreChart(ThrottledPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.histories: list[RunHistory] = []
+        self.run_colors: list[tuple[int, int, int]] = []
         self.x_axis = "step"
 
-    def show(self, *histories: RunHistory) -> None:
+    def show(self, *histories: RunHistory, colors: list[tuple[int, int, int]] | None = None) -> None:
+        """One run; or with `colors` (one per history), the overlaid runs of a comparison."""
         self.histories = list(histories)
-        if histories:
+        self.run_colors = list(colors or [])
+        if self.run_colors:
+            self.border_title = "valid BLEU"
+        elif histories:
             self.border_title = " · ".join(metric_label(m) for m in self.metrics(histories[0]))
         self.update_plot()
 
@@ -28,7 +34,7 @@ class ScoreChart(ThrottledPlot):
 
     def plot_key(self) -> object:
         counts = tuple((h, len(h.valid), h.metric) for h in self.histories)
-        return (self.x_axis, counts)
+        return (self.x_axis, counts, tuple(self.run_colors))
 
     @staticmethod
     def metrics(history: RunHistory) -> list[str]:
@@ -40,7 +46,7 @@ class ScoreChart(ThrottledPlot):
         plotted = False
         colors = ("green", "yellow", "magenta", "blue")
         for n, history in enumerate(self.histories):
-            for k, name in enumerate(self.metrics(history)):
+            for k, name in enumerate(["bleu"] if self.run_colors else self.metrics(history)):
                 points = [r for r in history.valid if isinstance(r.get(name), (int, float))]
                 if not points:
                     continue
@@ -48,8 +54,10 @@ class ScoreChart(ThrottledPlot):
                 xs = [r["step"] if self.x_axis == "step" else r.get("wall", 0.0) / 60 for r in points]
                 ys = [r[name] * scale for r in points]
                 xs, ys = downsample(xs, ys, max_points)
-                prefix = f"{n + 1}:" if len(self.histories) > 1 else ""
-                plot_line(plt, xs, ys, prefix + metric_label(name), colors[(2 * n + k) % 4])
+                if self.run_colors:
+                    plot_line(plt, xs, ys, None, self.run_colors[n])
+                else:
+                    plot_line(plt, xs, ys, metric_label(name), colors[k % 4])
                 plotted = True
         if not plotted:
             plt.title("no validation yet")

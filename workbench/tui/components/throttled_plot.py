@@ -64,8 +64,13 @@ class ThrottledPlot(PlotextPlot):
         raise NotImplementedError
 
 
-def plot_line(plt: Plot, xs: list[float], ys: list[float], label: str, color: str) -> None:
-    """A line in braille dots; a lone point (one validation so far) as a visible dot instead."""
+def plot_line(
+    plt: Plot, xs: list[float], ys: list[float], label: str | None, color: str | tuple[int, int, int]
+) -> None:
+    """A line in braille dots; a lone point (one validation so far) as a visible dot instead.
+
+    No label: no legend entry.
+    """
     if len(xs) == 1:
         plt.scatter(xs, ys, label=label, color=color, marker="●")
     else:

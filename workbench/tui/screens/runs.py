@@ -1,4 +1,5 @@
-"""Runs: the built-in recipes and the runs in the runs folder, and what can be done with them."""
+"""Runs: the built-in recipes and sweeps, the runs in the runs folder (a sweep's grouped under it), and
+what can be done with them."""
 
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Input
 
+from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.sweep_queue import SweepQueue
 
 from ..components.recipes_table import RecipesTable
 from ..components.run_bar import RunBar
 from ..components.runs_table import RunsTable
 from ..keys import NAV_BINDINGS, RUNS_BINDINGS
 from ..run_watcher import RunHistory
-from ..runs_index import RunsIndex, RunSummary
+from ..runs_index import RunsIndex, RunSummary, SweepSummary
 from .base import RunScreen
-from .compare import CompareScreen
 from .confirm import ConfirmScreen
 from .new_run import NewRunRequest, NewRunScreen
+from .new_sweep import NewSweepRequest, NewSweepScreen
 
 REFRESH_S = 1.5
 
@@ -33,6 +36,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     def __init__(self) -> None:
         super().__init__()
         self.summaries: list[RunSummary] = []
+        self.sweeps: list[SweepSummary] = []
         self._index: RunsIndex | None = None
 
     def compose(self) -> ComposeResult:
@@ -44,7 +48,9 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     def on_mount(self) -> None:
         self._index = RunsIndex(self.bench.runs_dir)
-        self.query_one(RecipesTable).show(self.bench.recipes, preferred=self.bench.default_recipe)
+        self.query_one(RecipesTable).show(
+            self.bench.recipes, preferred=self.bench.default_recipe, sweeps=self.bench.sweeps
+        )
         self.query_one(RunsTable).border_subtitle = f"in {self.bench.runs_dir.name}/"
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
@@ -63,15 +69,21 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     @work(thread=True, group="runs-index")
     def _read_runs(self) -> None:
         summaries = self._index.refresh() if self._index else []
-        self.app.call_from_thread(self._show_runs, summaries)
+        sweeps = self._index.sweeps() if self._index else []
+        self.app.call_from_thread(self._show_runs, summaries, sweeps)
 
-    def _show_runs(self, summaries: list[RunSummary]) -> None:
+    def _show_runs(self, summaries: list[RunSummary], sweeps: list[SweepSummary]) -> None:
         if not self.summaries and summaries and self.focused is self.query_one(RecipesTable):
             self.query_one(RunsTable).focus()  # runs to come back to: start there
-        if summaries != self.summaries or not self.query_one(RunsTable).row_count:
-            self.summaries = summaries  # rebuilt only when a run changed: not every refresh of idle runs
-            self.query_one(RunsTable).show(summaries, self.query_one("#filter", Input).value)
+        changed = summaries != self.summaries or sweeps != self.sweeps
+        if changed or not self.query_one(RunsTable).row_count:
+            # rebuilt only when a run changed: not every refresh of idle runs
+            self.summaries, self.sweeps = summaries, sweeps
+            self._show_table()
         self.bench.runs_listed(summaries)
+
+    def _show_table(self) -> None:
+        self.query_one(RunsTable).show(self.summaries, self.sweeps, self.query_one("#filter", Input).value)
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -79,8 +91,8 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
-        self.query_one(RunsTable).show(self.summaries, event.value)
-        self.query_one(RecipesTable).show(self.bench.recipes, event.value)
+        self._show_table()
+        self.query_one(RecipesTable).show(self.bench.recipes, event.value, sweeps=self.bench.sweeps)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -88,7 +100,10 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
-        self.action_open_run()
+        if isinstance(self.query_one(RunsTable).highlighted(), SweepSummary):
+            self.action_compare_runs()
+        else:
+            self.action_open_run()
 
     @on(DataTable.RowSelected, "#recipes")
     def _recipe_selected(self) -> None:
@@ -96,8 +111,11 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     # Actions ------------------------------------------------------------------------------------
     def _highlighted(self) -> RunSummary | None:
-        run = self.query_one(RunsTable).highlighted_run()
-        if run is None:
+        table = self.query_one(RunsTable)
+        run = table.highlighted_run()
+        if run is None and table.highlighted() is not None:
+            self.notify("A sweep is highlighted: Enter (or c) opens its table.", severity="warning")
+        elif run is None:
             self.notify("No run highlighted: start one from a recipe (n).", severity="warning")
         return run
 
@@ -105,13 +123,24 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         self.query_one("#filter", Input).focus()
 
     def action_new_run(self) -> None:
-        name = self.query_one(RecipesTable).highlighted_recipe() or self.bench.default_recipe
+        recipes = self.query_one(RecipesTable)
+        if (sweep := recipes.highlighted_sweep()) is not None:
+            self._new_sweep(sweep)
+            return
+        name = recipes.highlighted_recipe() or self.bench.default_recipe
 
         def started(request: NewRunRequest | None) -> None:
             if request is not None:
                 self.bench.start_run(request.recipe, request.device, request.nproc)
 
         self.app.push_screen(NewRunScreen(self.bench.recipes, name), started)
+
+    def _new_sweep(self, name: str) -> None:
+        def started(request: NewSweepRequest | None) -> None:
+            if request is not None:
+                self.bench.start_sweep(request.sweep, request.parallel)
+
+        self.app.push_screen(NewSweepScreen(self.bench.sweeps, name), started)
 
     def action_open_run(self) -> None:
         if (run := self._highlighted()) is not None:
@@ -140,25 +169,55 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         run = self._highlighted()
         if run is None:
             return
-        table.marked = None if table.marked == run.path else run.path
-        table.show(self.summaries, self.query_one("#filter", Input).value)
-        if table.marked:
-            self.notify(f"Marked {run.name}: highlight another run and press c to compare.")
+        if run.path in table.marked:
+            table.marked.remove(run.path)
+        else:
+            table.marked.append(run.path)
+        self._show_table()
+        if len(table.marked) == 1:
+            self.notify(f"Marked {run.name}: mark more, or highlight another run, and press c to compare.")
+        elif table.marked:
+            self.notify(f"{len(table.marked)} runs marked: c compares them.")
 
     def action_compare_runs(self) -> None:
+        """The marked runs (with the highlighted one while fewer than two are marked), else its sweep."""
         table = self.query_one(RunsTable)
-        run = self._highlighted()
-        if run is None:
+        marked = [s.path for s in table.summaries if s.path in table.marked]
+        marked.sort(key=table.marked.index)
+        run = table.highlighted_run()
+        if len(marked) < 2 and run is not None and run.path not in marked and (marked or run.sweep is None):
+            marked.append(run.path)
+        if len(marked) >= 2:
+            try:
+                runs = [RunFolder.open(path) for path in marked]
+            except RunFolderError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.bench.show_comparison(runs=runs)
             return
-        if table.marked is None or table.marked == run.path:
-            self.notify("Mark one run (m), then highlight another and press c.", severity="warning")
+        sweep = table.highlighted_sweep()
+        if sweep is None:
+            self.notify("Mark runs to compare (m), or highlight a sweep, then press c.", severity="warning")
             return
         try:
-            first, second = RunFolder.open(table.marked), RunFolder.open(run.path)
-        except RunFolderError as exc:
+            self.bench.show_comparison(sweep=SweepQueue.open(self.bench.runs_dir, sweep))
+        except UserError as exc:
             self.notify(str(exc), severity="error")
-            return
-        self.app.push_screen(CompareScreen(first, second))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":  # shown only where it can act: on a sweep's queued run
+            run = self.query_one(RunsTable).highlighted_run() if self.is_mounted else None
+            return run is not None and run.sweep is not None and run.state == "queued"
+        return True
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _run_highlighted(self) -> None:
+        self.refresh_bindings()
+
+    def action_cancel_run(self) -> None:
+        run = self.query_one(RunsTable).highlighted_run()
+        if run is not None and run.sweep is not None:
+            self.bench.cancel_queued(RunFolder(run.path), run.sweep)
 
     def action_delete_run(self) -> None:
         run = self._highlighted()

@@ -1,0 +1,275 @@
+"""`s2s-bench sweep` and `s2s-bench compare`: queue a sweep, run its queue, compare runs in one table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from workbench.engine.comparison import COLUMNS, METRICS, Comparison, compare_runs, sort_rows
+from workbench.engine.errors import UserError
+from workbench.engine.run_folder import RunFolder
+from workbench.engine.sweep import load_sweep
+from workbench.engine.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
+
+ASK_ABOVE = 64  # runs; a larger sweep asks first
+HEADERS = {
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "loss": "valid loss",
+    "steps": "steps",
+    "seconds": "time",
+    "tokens_per_s": "tok/s",
+    "state": "state",
+}
+
+console = Console()
+RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
+
+
+def _runs_dir(ctx: typer.Context, value: Path | None) -> Path:
+    """--runs-dir given after the command or before it (`s2s-bench --runs-dir X sweep ...`)."""
+    if value is None and ctx.parent is not None:
+        value = ctx.parent.params.get("runs_dir")
+    return value or Path("runs")
+
+
+def sweep(
+    ctx: typer.Context,
+    file: str | None = typer.Argument(None, help="A sweep file (.toml) or a built-in sweep's name."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Run sweep NAME's queue again: finish what is left, redo nothing finished."
+    ),
+    parallel: int | None = typer.Option(
+        None, "--parallel", min=1, help="Runs at a time (default: one per GPU; on CPU 1, sharing the cores)."
+    ),
+    devices: str | None = typer.Option(
+        None, "--devices", help="GPUs to use, such as 0,2 (default: all), or cpu."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a recipe key in every run: section.key=value."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", help=f"Queue a sweep of more than {ASK_ABOVE} runs without asking."
+    ),
+    runs_dir: Path | None = RunsDir,
+) -> None:
+    """Queue every run of a sweep and train them in the background; with no file, list the sweeps."""
+    runs_dir = _runs_dir(ctx, runs_dir)
+    device_list = _devices(devices)
+    if file and resume:
+        raise UserError("give a sweep file or --resume NAME, not both")
+    if resume:
+        if overrides:
+            raise UserError("--set applies when a sweep is queued; its runs' recipes are already written")
+        _resume(SweepQueue.open(runs_dir, resume), parallel, device_list)
+        return
+    if not file:
+        _list(runs_dir)
+        return
+    from workbench.engine.data import load_corpus
+
+    loaded = load_sweep(file, overrides)
+    points = loaded.points()
+    if len(points) > ASK_ABOVE and not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise UserError(f"{file}: {len(points)} runs; pass --yes to queue more than {ASK_ABOVE}")
+        if not typer.confirm(f"{file}: queue {len(points)} runs?"):
+            raise typer.Exit(1)
+    seen = set()
+    for point in points:  # bad data is reported before anything is queued
+        data = json.dumps(point.recipe.to_dict()["data"], sort_keys=True)
+        if data not in seen:
+            seen.add(data)
+            load_corpus(point.recipe.data, point.recipe.seed)
+    queue = queue_sweep(runs_dir, loaded, parallel, device_list)
+    runner = _start_runner(queue)
+    console.print(f"queued {len(points)} runs of sweep {queue.name} in {runs_dir}; runner pid {runner.pid}")
+    _print_next_steps(queue)
+
+
+def _devices(text: str | None) -> list[str] | None:
+    """`0,2` as cuda:0 and cuda:2; `cpu` as itself; each checked against this machine."""
+    if not text:
+        return None
+    from workbench.engine.devices import resolve_device
+
+    names = []
+    for part in (p.strip() for p in text.split(",")):
+        name = f"cuda:{part}" if part.isdigit() else part
+        device = resolve_device(name)
+        if device.type == "cuda":
+            import torch
+
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise UserError(f"--devices {text}: this machine has {torch.cuda.device_count()} GPU(s)")
+        names.append(name)
+    return names
+
+
+def _start_runner(queue: SweepQueue) -> subprocess.Popen:
+    """Start the queue runner and wait until it holds the queue (a second runner is refused there)."""
+    from workbench.engine.launch import start_runner
+
+    runner = start_runner(queue)
+    deadline = time.monotonic() + 60
+    while not queue.runner_alive() and time.monotonic() < deadline:
+        if runner.poll() is not None:
+            lines = queue.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            last = lines[-1].removeprefix("error: ") if lines else f"exit code {runner.returncode}"
+            raise UserError(f"sweep {queue.name}: the queue runner stopped at once: {last}")
+        time.sleep(0.05)
+    return runner
+
+
+def _resume(queue: SweepQueue, parallel: int | None, devices: list[str] | None) -> None:
+    if queue.runner_alive():
+        raise UserError(f"sweep {queue.name}: its queue runner is running it (log: {queue.log_path})")
+    if parallel is not None or devices is not None:
+        queue.update(**{k: v for k, v in (("parallel", parallel), ("devices", devices)) if v is not None})
+    progress = queue.progress()
+    if progress.complete:
+        console.print(f"sweep {queue.name}: nothing left to run ({_progress_text(progress)})")
+        return
+    runner = _start_runner(queue)
+    console.print(f"sweep {queue.name}: runner pid {runner.pid}; {_progress_text(progress)}")
+    _print_next_steps(queue)
+
+
+def _print_next_steps(queue: SweepQueue) -> None:
+    console.print(f"follow it: s2s-bench compare --sweep {queue.name}   (runner log: {queue.log_path})")
+
+
+def _progress_text(p: SweepProgress) -> str:
+    parts = [f"{p.done}/{p.total} finished"]
+    parts += [
+        f"{n} {what}"
+        for n, what in (
+            (p.running, "running"),
+            (p.queued, "queued"),
+            (p.failed, "failed"),
+            (p.stopped, "stopped"),
+            (p.cancelled, "cancelled"),
+        )
+        if n
+    ]
+    return ", ".join(parts)
+
+
+def _list(runs_dir: Path) -> None:
+    queues = list_sweeps(runs_dir)
+    if not queues:
+        console.print(f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE")
+        return
+    table = Table(title="sweeps")
+    for column in ("name", "runs", "progress", "runner"):
+        table.add_column(column)
+    for queue in queues:
+        progress = queue.progress()
+        runner = "running" if queue.runner_alive() else ("done" if progress.complete else "not running")
+        table.add_row(queue.name, str(progress.total), _progress_text(progress), runner)
+    console.print(table)
+
+
+def sweep_runner(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The sweep's name."),
+    runs_dir: Path | None = RunsDir,
+) -> None:
+    """Run a sweep's queue in this process (started in the background by `sweep`)."""
+    from workbench.engine.sweep_runner import run_queue
+
+    run_queue(SweepQueue.open(_runs_dir(ctx, runs_dir), name))
+
+
+def compare(
+    ctx: typer.Context,
+    runs: list[Path] | None = typer.Argument(None, help="Run folders to compare."),
+    sweep_name: str | None = typer.Option(None, "--sweep", help="Compare the runs of this sweep."),
+    sort: str | None = typer.Option(None, "--sort", help="Sort by a metric (best first) or a varied key."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object a line per run."),
+    runs_dir: Path | None = RunsDir,
+) -> None:
+    """One table of runs: the recipe keys they differ in, their best validation scores, speed and state."""
+    queue = None
+    if sweep_name and runs:
+        raise UserError("give run folders or --sweep NAME, not both")
+    if sweep_name:
+        queue = SweepQueue.open(_runs_dir(ctx, runs_dir), sweep_name)
+        comparison = compare_runs(queue.runs(), queue.varied_keys())
+    elif runs:
+        comparison = compare_runs([RunFolder.open(path) for path in runs])
+    else:
+        raise UserError("give the run folders to compare, or --sweep NAME")
+    if sort:
+        comparison.rows = sort_rows(comparison.rows, sort)
+    if as_json:
+        for row in comparison.rows:
+            print(json.dumps(row.as_dict(), ensure_ascii=False))
+        return
+    console.print(
+        comparison_table(
+            comparison,
+            title=f"sweep {queue.name}" if queue else "runs",
+            marks=not (console.is_terminal and not console.no_color),
+        )
+    )
+    if queue is not None:
+        runner = "runner running" if queue.runner_alive() else "runner not running"
+        console.print(f"{_progress_text(queue.progress())}; {runner}")
+
+
+def comparison_table(comparison: Comparison, title: str, marks: bool) -> Table:
+    """The comparison as a table; each metric column's best cell bold green (and marked * in plain text)."""
+    table = Table(title=title, caption="* best in its column" if marks else None)
+    # a run's name is what `control`, `decode` and `resume` take: never cut it short
+    table.add_column(
+        "run", no_wrap=True, min_width=max((len(row.name) for row in comparison.rows), default=3)
+    )
+    for key in comparison.varied:
+        table.add_column(key)
+    for column in COLUMNS:
+        table.add_column(HEADERS[column], justify="left" if column == "state" else "right")
+    best = {metric: comparison.best(metric) for metric in METRICS}
+    for row in comparison.rows:
+        cells: list[Any] = [row.name, *(_value(row.values.get(k)) for k in comparison.varied)]
+        for column in COLUMNS:
+            value = getattr(row, column)
+            text = _format(column, value)
+            if column in METRICS and value is not None and value == best[column] and len(comparison.rows) > 1:
+                cells.append(Text(text + ("*" if marks else ""), style="bold green"))
+            else:
+                cells.append(text + (" " if marks and column in METRICS and value is not None else ""))
+        table.add_row(*cells)
+    return table
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
+
+
+def _format(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column in ("bleu", "chrf"):
+        return f"{value:.2f}"
+    if column == "loss":
+        return f"{value:.3g}"
+    if column == "seconds":
+        minutes, seconds = divmod(round(value), 60)
+        return f"{minutes}:{seconds:02d}"
+    if column == "tokens_per_s":
+        return f"{value:,.0f}"
+    return str(value)

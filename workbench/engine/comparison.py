@@ -1,0 +1,148 @@
+"""Comparing runs: one row per run with the recipe values that differ and the metrics that matter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+from .recipe import RecipeError
+from .run_folder import RunFolder
+
+# Each metric column and which end of it is best (the CLI and the TUI highlight the same cells).
+METRICS: dict[str, str] = {
+    "bleu": "max",
+    "chrf": "max",
+    "loss": "min",
+    "seconds": "min",
+    "tokens_per_s": "max",
+}
+# The columns after the varied keys, in order.
+COLUMNS = ("bleu", "chrf", "loss", "steps", "seconds", "tokens_per_s", "state")
+IGNORED_KEYS = ("description",)
+
+
+@dataclass
+class RunRow:
+    run: RunFolder
+    name: str
+    sweep: str | None
+    values: dict[str, Any]  # the varied keys' values
+    state: str
+    bleu: float | None  # best valid BLEU
+    chrf: float | None  # best valid chrF
+    loss: float | None  # lowest valid loss
+    steps: int
+    seconds: float | None  # training wall time, pauses excluded
+    tokens_per_s: float | None  # target tokens/s, mean of the train records
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as plain values (`compare --json`)."""
+        fields = (
+            "name",
+            "sweep",
+            "values",
+            "state",
+            "bleu",
+            "chrf",
+            "loss",
+            "steps",
+            "seconds",
+            "tokens_per_s",
+        )
+        return {"path": str(self.run.path), **{f: getattr(self, f) for f in fields}}
+
+    def get(self, key: str) -> Any:
+        """A column's value: a metric, `name`, `state`, `steps` or a varied key."""
+        return self.values.get(key) if key in self.values else getattr(self, key, None)
+
+
+@dataclass
+class Comparison:
+    varied: list[str]
+    rows: list[RunRow]
+
+    def best(self, metric: str) -> Any:
+        """The best value of a metric column (None when no run has it)."""
+        values = [v for row in self.rows if (v := getattr(row, metric)) is not None]
+        if not values:
+            return None
+        return max(values) if METRICS[metric] == "max" else min(values)
+
+
+def recipe_values(run: RunFolder) -> dict[str, Any]:
+    """A run's recipe as dotted keys and values ({} when the recipe cannot be read)."""
+    try:
+        recipe = run.recipe()
+    except (RecipeError, OSError):
+        return {}
+    flat: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif prefix + key not in IGNORED_KEYS:
+                flat[prefix + key] = value
+
+    walk(recipe.to_dict(), "")
+    return flat
+
+
+def compare_runs(runs: list[RunFolder], varied: list[str] | None = None) -> Comparison:
+    """A row per run; `varied` defaults to the recipe keys whose values differ among the runs."""
+    recipes = [recipe_values(run) for run in runs]
+    if varied is None:
+        keys = list(dict.fromkeys(k for values in recipes for k in values))
+        varied = [
+            k for k in keys if len({json.dumps(values.get(k), sort_keys=True) for values in recipes}) > 1
+        ]
+    rows = [_row(run, {k: values.get(k) for k in varied}) for run, values in zip(runs, recipes)]
+    return Comparison(list(varied), rows)
+
+
+def _row(run: RunFolder, values: dict[str, Any]) -> RunRow:
+    status = run.status()
+    records, _ = run.read_metrics()
+    valid = [r for r in records if r.get("kind") == "valid"]
+    train = [r for r in records if r.get("kind") == "train" and "tgt_tokens_per_s" in r]
+    info = run.sweep_info() or {}
+    if info.get("values"):  # the values the sweep gave, exactly as given
+        values = {k: info["values"].get(k, v) for k, v in values.items()}
+    walls = [r["wall"] for r in records if isinstance(r.get("wall"), (int, float))]
+    steps = max([r.get("step", 0) for r in records] + [status.get("step", 0) or 0])
+    return RunRow(
+        run=run,
+        name=run.name,
+        sweep=info.get("sweep"),
+        values=values,
+        state=status.get("state", "new"),
+        bleu=_extreme(valid, "bleu", max),
+        chrf=_extreme(valid, "chrf", max),
+        loss=_extreme(valid, "loss", min),
+        steps=steps,
+        seconds=max(walls) if walls else None,
+        tokens_per_s=round(sum(r["tgt_tokens_per_s"] for r in train) / len(train), 1) if train else None,
+    )
+
+
+def _extreme(records: list[dict[str, Any]], key: str, pick: Any) -> float | None:
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    return pick(values) if values else None
+
+
+def sort_rows(rows: list[RunRow], key: str, descending: bool | None = None) -> list[RunRow]:
+    """Rows sorted by a column (best first for a metric, unless `descending` says); None values last."""
+    known = {"name", "state", "steps", *METRICS, *(k for row in rows for k in row.values)}
+    if key not in known:
+        raise UserError(f"--sort {key}: no such column; one of {', '.join(sorted(known))}")
+    if descending is None:
+        descending = METRICS.get(key) == "max" or key == "steps"
+    present = [row for row in rows if row.get(key) is not None]
+    missing = [row for row in rows if row.get(key) is None]
+    try:
+        ordered = sorted(present, key=lambda row: row.get(key), reverse=descending)
+    except TypeError:  # values of mixed types in one column: compare them as text
+        ordered = sorted(present, key=lambda row: str(row.get(key)), reverse=descending)
+    return ordered + missing

@@ -1,0 +1,138 @@
+"""The queue runner: starts a sweep's queued runs as slots free up and resumes the interrupted ones.
+
+One runner per sweep (runner.lock). Each run trains in its own background trainer process
+(launch.start_training), so a runner that dies leaves its trainers training; a new runner waits for
+them. A run that a user stopped or cancelled is not started again, nor a run that failed with an error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .devices import usable_cpus
+from .errors import UserError
+from .launch import start_training
+from .run_folder import RunFolder
+from .sweep_queue import SweepQueue, outcome
+
+POLL_S = 0.5
+MAX_STARTS = 3  # a run whose trainer keeps dying (killed for memory...) is given up after this many starts
+START_TIMEOUT_S = 180  # from starting a trainer to its holding the run's lock (it imports torch first)
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Where runs train: `parallel` at a time over `devices`, CPU runs with `threads` threads each."""
+
+    devices: list[str]
+    parallel: int
+    threads: int | None
+
+
+def plan_slots(parallel: int | None, devices: list[str] | None) -> Slots:
+    """One run per GPU by default (all, unless `devices` says), else `parallel` CPU runs sharing the cores."""
+    if not devices:
+        import torch
+
+        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    parallel = parallel or (1 if devices == ["cpu"] else len(devices))
+    threads = max(1, len(usable_cpus()) // parallel) if "cpu" in devices else None
+    return Slots(list(devices), parallel, threads)
+
+
+def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
+    """Run the sweep until no run is left to start or to wait for."""
+    lock = queue.claim_runner()
+    try:
+        settings = queue.read()
+        runner = QueueRunner(queue, plan_slots(settings.get("parallel"), settings.get("devices")))
+        slots = runner.slots
+        threads = f", {slots.threads} CPU thread(s) each" if slots.threads else ""
+        queue.log(f"runner {os.getpid()}: {slots.parallel} at a time on {', '.join(slots.devices)}{threads}")
+        while runner.step():
+            time.sleep(poll_s)
+        p = queue.progress()
+        queue.log(
+            f"runner {os.getpid()}: nothing left to run: {p.done} finished, {p.failed} failed, "
+            f"{p.stopped} stopped, {p.cancelled} cancelled"
+        )
+    finally:
+        lock.close()
+
+
+class QueueRunner:
+    """One poll at a time: note the runs that ended, start what the free slots allow."""
+
+    def __init__(self, queue: SweepQueue, slots: Slots):
+        self.queue, self.slots = queue, slots
+        self.children: dict[str, tuple[subprocess.Popen, str]] = {}  # run name -> (trainer, device)
+        self.starts: Counter[str] = Counter()
+        self.live: set[str] = set()  # runs seen training, ours or a previous runner's
+
+    def step(self) -> bool:
+        """False when nothing is left to start or to wait for."""
+        for name, (process, _) in list(self.children.items()):
+            if process.poll() is not None:
+                del self.children[name]
+        with self.queue.locked():  # a cancel waits until the runs started here hold their locks
+            runs = self.queue.runs()
+            statuses = {run.name: run.status() for run in runs}
+            kinds = {name: outcome(status) for name, status in statuses.items()}
+            for name in [n for n in self.live if kinds[n] != "running" and n not in self.children]:
+                self.live.discard(name)
+                s = statuses[name]
+                self.queue.log(f"{name}: {s.get('state')} at step {s.get('step', 0)} ({s.get('reason', '')})")
+            self.live |= {name for name, kind in kinds.items() if kind == "running"}
+            busy = [run for run in runs if kinds[run.name] == "running" or run.name in self.children]
+            todo = [
+                r for r in runs if kinds[r.name] in ("queued", "interrupted") and r.name not in self.children
+            ]
+            if not busy and not todo:
+                return False
+            started = [
+                run
+                for run in todo[: max(0, self.slots.parallel - len(busy))]
+                if self._start(run, resumed=kinds[run.name] == "interrupted")
+            ]
+            _wait_until_held(started, self.children)
+        return True
+
+    def _start(self, run: RunFolder, resumed: bool) -> bool:
+        if self.starts[run.name] >= MAX_STARTS:
+            reason = f"its trainer was started {MAX_STARTS} times by the sweep runner and never finished"
+            run.write_status("failed", reason=reason)
+            self.queue.log(f"{run.name}: given up: {reason}")
+            return False
+        device = _least_used(self.slots.devices, [d for _, d in self.children.values()])
+        try:  # a recipe that names its thread count keeps it; else the run gets its share of the cores
+            own_threads = run.recipe().training.threads
+        except UserError:
+            own_threads = 0  # its trainer fails on it too, and the run is given up after MAX_STARTS
+        threads = self.slots.threads if device == "cpu" and not own_threads else None
+        self.children[run.name] = (start_training(run, device, threads=threads), device)
+        self.starts[run.name] += 1
+        self.live.add(run.name)
+        how = f"{'resumed' if resumed else 'started'} on {device}" + (
+            f", {threads} thread(s)" if threads else ""
+        )
+        self.queue.log(f"{run.name}: {how}")
+        return True
+
+
+def _least_used(devices: list[str], in_use: list[str]) -> str:
+    use = Counter(in_use)
+    return min(devices, key=lambda d: use[d])
+
+
+def _wait_until_held(runs: list[RunFolder], children: dict[str, Any]) -> None:
+    """Wait until each started trainer holds its run's lock (or has exited)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    for run in runs:
+        process = children[run.name][0]
+        while not run.trainer_alive() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
