@@ -149,18 +149,19 @@ def decode(
     out = Console(highlight=False, soft_wrap=True)
     interactive = sys.stdin.isatty()
     batch: list[str] = []
+    first = 1  # the line number of batch[0]
     try:
         for line in _stdin_lines(interactive):
             batch.append(line)
             if interactive or len(batch) == 64:
-                _print_translations(out, translator, batch, beam_size, n_best, attention)
-                batch = []
+                _print_translations(out, translator, batch, first, beam_size, n_best, attention)
+                first, batch = first + len(batch), []
     except UserError:  # the lines before a bad one are translated before its error
         if batch:
-            _print_translations(out, translator, batch, beam_size, n_best, attention)
+            _print_translations(out, translator, batch, first, beam_size, n_best, attention)
         raise
     if batch:
-        _print_translations(out, translator, batch, beam_size, n_best, attention)
+        _print_translations(out, translator, batch, first, beam_size, n_best, attention)
 
 
 def _stdin_lines(interactive: bool) -> Iterator[str]:
@@ -182,15 +183,28 @@ def _utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
 
 
 def _print_translations(
-    out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool
+    out: Console, translator, lines: list[str], first: int, beam: int, n_best: int, attention: bool
 ) -> None:
     from .display import attention_grid
 
-    for nbest in translator.translate(lines, beam, n_best, attention=attention):
+    for number, nbest in enumerate(translator.translate(lines, beam, n_best, attention=attention), first):
+        if nbest[0].dropped_pieces:
+            err.print(
+                f"note: line {number}: {cut_notice(nbest[0])}", highlight=False, markup=False, soft_wrap=True
+            )
         for t in nbest:
             print(f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text, flush=True)
         if attention:
             out.print(attention_grid(nbest[0], color=not out.no_color))
+
+
+def cut_notice(translation) -> str:
+    """What the input cap did to a source, in one line (decode's notes, the decode panel)."""
+    kept = len(translation.src_pieces)
+    return (
+        f"{kept + translation.dropped_pieces:,} pieces long: translated its first {kept:,} "
+        "(decoding.max_input_pieces)"
+    )
 
 
 @app.command("eval")
@@ -219,8 +233,18 @@ def evaluate(
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
-    hyps = [t[0].text for t in translator.translate(sources, beam_size)]
+    translations = [t[0] for t in translator.translate(sources, beam_size)]
     seconds = time.perf_counter() - start
+    hyps = [t.text for t in translations]
+    cut = sum(1 for t in translations if t.dropped_pieces)
+    if cut:
+        err.print(
+            f"note: {cut} of {len(sources)} sources were longer than decoding.max_input_pieces "
+            f"({translator.decoding.max_input_pieces}): each was translated up to that many pieces",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     s = score(hyps, references, language=translator_language(run))
     result = {
         **s.as_dict(),
