@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from .openmp import release_thread_binding
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
 DEFAULT_RECIPE = "dates-en-fr"
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"  # what textual-serve runs each session's app with
 
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
@@ -323,6 +325,43 @@ def control(
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback: this machine)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    runs_dir: Path | None = RunsDir,
+    max_sessions: int = typer.Option(3, "--max-sessions", min=1, help="Browser tabs served at once."),
+    precision: str | None = Precision,
+) -> None:
+    """Serve the workbench to a browser: every screen and key, behind a random access token in the URL."""
+    from workbench.serve.server import WorkbenchServer, is_loopback
+
+    precision = _option(ctx, "precision", precision)
+    if precision is not None and precision not in PRECISIONS:
+        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
+    server = WorkbenchServer(runs_dir, host, port, max_sessions=max_sessions, precision=precision)
+    if not is_loopback(host):
+        err.print(
+            f"[bold yellow]warning:[/] serving on {escape(host)}, not a loopback address: whoever reaches "
+            "this port and holds the URL controls the workbench (starts trainings, deletes runs, reads "
+            "files). Prefer the default and `ssh -L 8000:localhost:8000 HOST`.",
+            highlight=False,
+        )
+    console.print(f"s2s-bench serves {runs_dir} on {server.url}", highlight=False, soft_wrap=True)
+    console.print(
+        f"Open that URL (it holds the access token); from a laptop: ssh -L {port}:localhost:{port} "
+        "THIS-MACHINE, then open it there. Ctrl+C stops serving; trainers go on.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        server.serve()
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
 def replay(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder."),
@@ -339,7 +378,8 @@ def _open_tui(
 ) -> None:
     if precision is not None and precision not in PRECISIONS:
         raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file and wait
+    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER  # started by `serve`: the browser is its terminal
+    if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file
         raise UserError(
             "the workbench needs a terminal, and standard input or output is not one; without one use "
             "`s2s-bench runs`, `train --headless`, `decode` or `eval`"
