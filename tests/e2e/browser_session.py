@@ -41,7 +41,8 @@ def chromium() -> str | None:
 def start_server(runs_dir: Path, port: int, *extra: str) -> tuple[subprocess.Popen, str]:
     """`s2s-bench serve` in its own process; returns it and the URL it printed."""
     command = [sys.executable, "-m", "workbench", "serve", "--port", str(port), "--runs-dir", str(runs_dir)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}  # the apps inherit it: keep colour
+    env["PYTHONUNBUFFERED"] = "1"
     server = subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     assert server.stdout is not None
