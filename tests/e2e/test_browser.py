@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -134,15 +135,34 @@ def test_the_workbench_in_a_browser_trains_decodes_and_outlives_its_tab(tmp_path
                 page, reader, lambda s: run.name in s and "runs (1)" in s, 10, "the runs screen"
             )
             save(page, "runs", screen)
+
+            # Compare it with a copy of itself (a run folder is portable), then replay it.
+            stop(run)
+            shutil.copytree(run.path, runs_dir / "copy")
+            wait_for(page, reader, lambda s: "runs (2)" in s and "copy" in s, 20, "the copy listed")
+            press(page, "m", "ArrowDown", "c")
+            screen = wait_for(page, reader, lambda s: "recipe differences" in s, 20, "the compare screen")
+            save(page, "compare", screen)
+            press(page, "Escape")
+            wait_for(page, reader, lambda s: "runs (2)" in s, 10, "the runs screen")
+            press(page, "R")
+            screen = wait_for(page, reader, lambda s: "⏵ replay" in s, 20, "a replay's dashboard")
+            save(page, "replay", screen)
             context.close()
     finally:
-        if run is not None and run.trainer_alive():
-            run.send_control("stop")
-            deadline = time.monotonic() + 60
-            while run.trainer_alive() and time.monotonic() < deadline:
-                time.sleep(0.5)
+        if run is not None:
+            stop(run)
         server.terminate()
         server.wait(timeout=30)
+
+
+def stop(run: RunFolder) -> None:
+    """Stop the run's trainer, if it is still going, and wait for it to exit."""
+    if run.trainer_alive():
+        run.send_control("stop")
+    deadline = time.monotonic() + 60
+    while run.trainer_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _session_apps(server_pid: int) -> list:

@@ -2,8 +2,8 @@
 the websocket, a cap on sessions, and each session's app started without a shell.
 
 textual-serve (aiohttp) serves a page whose script opens a websocket; each websocket runs one app process
-that speaks to the browser through textual's web driver. Every visitor who can run it can start
-trainings, delete runs and read what the app can read, so the only way in is the printed URL.
+that speaks to the browser through textual's web driver. Whoever drives a session can start trainings,
+delete runs and read what the app can read, so the only way in is the printed URL (docs/serve.md).
 """
 
 from __future__ import annotations
