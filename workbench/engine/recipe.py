@@ -125,7 +125,8 @@ class DecodingConfig:
     max_length_offset: int = 10
     # Sources longer than this many pieces are cut to it before decoding (and the cut is reported):
     # one pasted 100,000-character line must not hold a CPU for minutes and gigabytes. With the bound
-    # above, a source of N pieces decodes at most ceil(N * max_length_ratio) + max_length_offset steps.
+    # above, a source of N pieces decodes at most ceil(N * max_length_ratio) + max_length_offset steps:
+    # at 256, a bi-GRU 512 that never emits EOS took 3.7 s and 470 MB with beam 5 on one thread.
     max_input_pieces: int = 256
     valid_beam_size: int = 1
     valid_sentences: int = 0  # decode this many valid sentences for BLEU; 0: all

@@ -74,6 +74,8 @@ class AppProcess(AppService):
         except asyncio.TimeoutError:
             if self._process is not None and self._process.returncode is None:
                 self._process.kill()
+        if self._process is not None:
+            await self._process.wait()  # reaped, and its pipes closed while the event loop runs
 
 
 class WorkbenchServer(Server):
