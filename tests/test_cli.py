@@ -1,10 +1,14 @@
 """The command line as a user meets it: real processes, real exit codes, no tracebacks."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
+import psutil
 import pytest
 
 TINY = [
@@ -125,6 +129,39 @@ def test_the_workbench_without_a_terminal_says_so_instead_of_painting_into_a_pip
         out = s2s(*command, stdin="")
         assert out.returncode == 2 and "the workbench needs a terminal" in out.stderr
         assert "\x1b[" not in out.stdout  # no screen painted
+
+
+def test_decode_cuts_a_100000_character_line_to_the_input_cap_says_so_and_stays_small(trained_run):
+    long_line = ("Saturday, November 21, 2026 " * 4000)[:100_000]
+    start = time.perf_counter()
+    process = psutil.Popen(
+        [sys.executable, "-m", "workbench", "decode", str(trained_run), "--beam", "5"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    peak = [0]
+
+    def watch():  # the resident memory of the decode process, sampled until it exits
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    out, err = process.communicate(f"Jan 3, 1999\n{long_line}\nMay 1, 2000\n".encode(), timeout=120)
+    watcher.join()
+    seconds = time.perf_counter() - start
+    assert process.returncode == 0, err.decode()
+    assert len(out.decode().splitlines()) == 3
+    (note,) = err.decode().splitlines()
+    assert note.startswith("note: line 2: ") and note.endswith(
+        "pieces long: translated its first 256 (decoding.max_input_pieces)"
+    )
+    assert seconds < 30, f"{seconds:.1f} s"
+    assert peak[0] < 1.5e9, f"{peak[0] / 1e6:.0f} MB"
 
 
 def test_decode_attention_prints_a_grid_with_the_source_pieces(trained_run):

@@ -34,6 +34,7 @@ class FakeTranslation:
     src_pieces: list[str]
     tgt_pieces: list[str]
     attention: list[list[float]] | None
+    dropped_pieces: int = 0
 
 
 class FakeTranslator:

@@ -4,9 +4,12 @@ import asyncio
 import os
 import time
 
+from textual import events
+from textual.geometry import Region
 from textual.widgets import Input
 
 from workbench.engine.run_folder import RunFolder
+from workbench.tui.app import S2SBenchApp
 from workbench.tui.components.attention_grid import AttentionGrid
 from workbench.tui.components.nbest_list import NBestList
 from workbench.tui.screens.decode import DecodeScreen
@@ -220,3 +223,62 @@ def test_the_event_loop_stays_free_while_decoding(make_app, finished_run):
         assert len(gaps) > 10 and max(gaps) < 0.25  # a decode on the loop would stall it 0.5 s
 
     drive(make_app(run=finished_run, translator_factory=factory), scenario)
+
+
+CONTROLS = "\x1b]0;retitled\x07 \x1b[2J \x9b31m \x08\x7f"
+
+
+class ControlTranslator(FakeTranslator):
+    """Answers every sentence with escape sequences and Rich markup, in its text and in its pieces."""
+
+    def translate(self, sentences, beam_size=1, n_best=1, attention=False):
+        results = super().translate(sentences, beam_size, n_best, attention)
+        for nbest in results:
+            for t in nbest:
+                t.text = f"[bold red]x[/] {CONTROLS}"
+                t.tgt_pieces = ["[red]", *CONTROLS.split()]
+                t.src_pieces[0] = "\x1b[2J[/]"
+                if t.attention is not None:
+                    t.attention = [row for row in t.attention[:1] for _ in range(len(t.tgt_pieces) + 1)]
+        return results
+
+
+def drawn_controls(screen) -> list[tuple[str, str]]:
+    """(widget, text) for every segment on screen that holds a control character."""
+    found = []
+    for widget in screen.query("*"):
+        region = widget.region
+        if not region.area:
+            continue
+        for strip in widget.render_lines(Region(0, 0, region.width, region.height)):
+            for segment in strip:
+                if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in segment.text):
+                    found.append((type(widget).__name__, segment.text))
+    return found
+
+
+def test_control_characters_and_markup_typed_or_decoded_never_reach_the_terminal(finished_run):
+    app = S2SBenchApp(
+        finished_run.parent, run=finished_run, translator_factory=lambda *a: ControlTranslator()
+    )
+
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        source = screen.query_one(Input)
+        source.post_message(events.Paste(f"Saturday {CONTROLS}\tNovember [b]21[/b]"))
+        await wait_until(pilot, lambda: screen.decoded is not None)
+        await pilot.pause()
+        assert (
+            source.value
+            == "Saturday \ufffd]0;retitled\ufffd \ufffd[2J \ufffd31m \ufffd\ufffd November [b]21[/b]"
+        )
+        assert drawn_controls(screen) == []
+        option = screen.query_one(NBestList).get_option_at_index(0).prompt
+        assert "[bold red]x[/]" in option.plain  # markup is shown as the text it is, never applied
+        grid = screen.query_one(AttentionGrid)
+        assert grid.tgt[0] == "[red]" and grid.src[0] == "\ufffd[2J[/]"
+        await pilot.press("escape", "a")
+        await pilot.pause()
+        assert drawn_controls(pilot.app.screen) == []
+
+    drive(app, scenario, size=(100, 30))

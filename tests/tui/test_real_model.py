@@ -1,6 +1,9 @@
 """The decode and attention screens with a real trained model (the engine's Translator, not a fake)."""
 
+import time
+
 import pytest
+from textual import events
 from textual.widgets import Input
 
 from workbench.engine.run_folder import RunFolder
@@ -63,3 +66,27 @@ def test_the_decode_panel_can_decode_in_int8(trained_run):
     assert (fp32.decoding.precision, int8.decoding.precision) == ("fp32", "int8")
     dates = ["Saturday, November 21, 2026", "Jan 3, 1999"]
     assert [t[0].text for t in int8.translate(dates, 5)] == [t[0].text for t in fp32.translate(dates, 5)]
+
+
+def test_a_100000_character_paste_is_cut_to_the_input_cap_and_says_so(trained_run):
+    long_line = ("Saturday, November 21, 2026 " * 4000)[:100_000]
+
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("d")
+        screen = pilot.app.screen
+        await wait_until(pilot, lambda: pilot.app.live_translator.loaded, timeout=60)
+        start = time.perf_counter()
+        screen.query_one(Input).post_message(events.Paste(long_line))
+        await wait_until(pilot, lambda: screen.decoded is not None, timeout=60)
+        seconds = time.perf_counter() - start
+        best = screen.decoded.translations[0]
+        assert len(best.src_pieces) == 256 and best.dropped_pieces > 20_000
+        assert len(screen.query_one(AttentionGrid).src) == 256
+        options = str(screen.query_one("#decode-options").render())
+        assert f"input cut: translated the first 256 of {256 + best.dropped_pieces:,} pieces" in options
+        assert seconds < 20, f"{seconds:.1f} s"
+        await pilot.press("left", "right")  # the app still answers keys
+        assert screen.query_one(Input).value == long_line
+
+    drive(S2SBenchApp(trained_run.parent, run=trained_run), scenario)

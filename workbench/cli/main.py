@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from .sweep import compare, sweep, sweep_runner
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
 DEFAULT_RECIPE = "dates-en-fr"
+WEB_DRIVER = "textual.drivers.web_driver:WebDriver"  # what textual-serve runs each session's app with
 
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
@@ -253,18 +255,19 @@ def decode(
     out = Console(highlight=False, soft_wrap=True)
     interactive = sys.stdin.isatty()
     batch: list[str] = []
+    first = 1  # the line number of batch[0]
     try:
         for line in _stdin_lines(interactive):
             batch.append(line)
             if interactive or len(batch) == 64:
-                _print_translations(out, translator, batch, beam_size, n_best, attention)
-                batch = []
+                _print_translations(out, translator, batch, first, beam_size, n_best, attention)
+                first, batch = first + len(batch), []
     except UserError:  # the lines before a bad one are translated before its error
         if batch:
-            _print_translations(out, translator, batch, beam_size, n_best, attention)
+            _print_translations(out, translator, batch, first, beam_size, n_best, attention)
         raise
     if batch:
-        _print_translations(out, translator, batch, beam_size, n_best, attention)
+        _print_translations(out, translator, batch, first, beam_size, n_best, attention)
 
 
 def _stdin_lines(interactive: bool) -> Iterator[str]:
@@ -286,15 +289,28 @@ def _utf8_lines(lines: Iterable[bytes], where: str) -> Iterator[str]:
 
 
 def _print_translations(
-    out: Console, translator, lines: list[str], beam: int, n_best: int, attention: bool
+    out: Console, translator, lines: list[str], first: int, beam: int, n_best: int, attention: bool
 ) -> None:
     from .display import attention_grid
 
-    for nbest in translator.translate(lines, beam, n_best, attention=attention):
+    for number, nbest in enumerate(translator.translate(lines, beam, n_best, attention=attention), first):
+        if nbest[0].dropped_pieces:
+            err.print(
+                f"note: line {number}: {cut_notice(nbest[0])}", highlight=False, markup=False, soft_wrap=True
+            )
         for t in nbest:
             print(f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text, flush=True)
         if attention:
             out.print(attention_grid(nbest[0], color=not out.no_color))
+
+
+def cut_notice(translation) -> str:
+    """What the input cap did to a source, in one line (decode's notes, the decode panel)."""
+    kept = len(translation.src_pieces)
+    return (
+        f"{kept + translation.dropped_pieces:,} pieces long: translated its first {kept:,} "
+        "(decoding.max_input_pieces)"
+    )
 
 
 @app.command("eval")
@@ -323,8 +339,18 @@ def evaluate(
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
-    hyps = [t[0].text for t in translator.translate(sources, beam_size)]
+    translations = [t[0] for t in translator.translate(sources, beam_size)]
     seconds = time.perf_counter() - start
+    hyps = [t.text for t in translations]
+    cut = sum(1 for t in translations if t.dropped_pieces)
+    if cut:
+        err.print(
+            f"note: {cut} of {len(sources)} sources were longer than decoding.max_input_pieces "
+            f"({translator.decoding.max_input_pieces}): each was translated up to that many pieces",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     s = score(hyps, references, language=translator_language(run))
     result = {
         **s.as_dict(),
@@ -419,6 +445,43 @@ app.command("sweep-runner", hidden=True)(sweep_runner)
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback: this machine)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    runs_dir: Path | None = RunsDir,
+    max_sessions: int = typer.Option(3, "--max-sessions", min=1, help="Browser tabs served at once."),
+    precision: str | None = Precision,
+) -> None:
+    """Serve the workbench to a browser: every screen and key, behind a random access token in the URL."""
+    from workbench.serve.server import WorkbenchServer, is_loopback
+
+    precision = _option(ctx, "precision", precision)
+    if precision is not None and precision not in PRECISIONS:
+        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
+    server = WorkbenchServer(runs_dir, host, port, max_sessions=max_sessions, precision=precision)
+    if not is_loopback(host):
+        err.print(
+            f"[bold yellow]warning:[/] serving on {escape(host)}, not a loopback address: whoever reaches "
+            "this port and holds the URL controls the workbench (starts trainings, deletes runs, reads "
+            "files). Prefer the default and `ssh -L 8000:localhost:8000 HOST`.",
+            highlight=False,
+        )
+    console.print(f"s2s-bench serves {runs_dir} on {server.url}", highlight=False, soft_wrap=True)
+    console.print(
+        f"Open that URL (it holds the access token); from a laptop: ssh -L {port}:localhost:{port} "
+        "THIS-MACHINE, then open it there. Ctrl+C stops serving; trainers go on.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        server.serve()
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+@app.command()
 def replay(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="A run folder."),
@@ -435,7 +498,8 @@ def _open_tui(
 ) -> None:
     if precision is not None and precision not in PRECISIONS:
         raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file and wait
+    served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER  # started by `serve`: the browser is its terminal
+    if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file
         raise UserError(
             "the workbench needs a terminal, and standard input or output is not one; without one use "
             "`s2s-bench runs`, `train --headless`, `decode` or `eval`"

@@ -27,6 +27,7 @@ class Translation:
     tgt_pieces: list[str]
     # attention[i][j]: weight of source piece j when emitting target piece i; last row: end of sentence.
     attention: list[list[float]] | None = None
+    dropped_pieces: int = 0  # source pieces past decoding.max_input_pieces, not translated
 
 
 def decoding_model(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
@@ -101,7 +102,10 @@ class Translator:
         n_best = min(n_best, beam)
         was_training = self.model.training
         self.model.eval()
+        cap = self.decoding.max_input_pieces
         src_ids = [self.tokenizers.src.encode(s) for s in sentences]
+        dropped = [max(len(ids) - cap, 0) for ids in src_ids]
+        src_ids = [ids[:cap] for ids in src_ids]
         results: list[list[Translation]] = [[] for _ in sentences]
         order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
         for i in range(len(sentences)):
@@ -127,13 +131,13 @@ class Translator:
                 )
             for i, nbest in zip(chunk, hyps):
                 src_pieces = self.tokenizers.src.pieces(src_ids[i])
-                results[i] = [self._translation(h, src_pieces) for h in nbest[:n_best]]
+                results[i] = [self._translation(h, src_pieces, dropped[i]) for h in nbest[:n_best]]
         self.model.train(was_training)
         return results
 
-    def _translation(self, hyp, src_pieces: list[str]) -> Translation:
+    def _translation(self, hyp, src_pieces: list[str], dropped: int) -> Translation:
         tgt = self.tokenizers.tgt
         weights = hyp.attention.float().tolist() if hyp.attention is not None else None
         return Translation(
-            tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights
+            tgt.decode(hyp.tokens), float(hyp.score), src_pieces, tgt.pieces(hyp.tokens), weights, dropped
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.text import Text
@@ -112,7 +113,17 @@ def timestamp(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
 
 
+# C0 controls, DEL and C1 controls: written to the terminal they would act (an escape sequence can move
+# the cursor, retitle the window or clear the screen), so text from a user or a run shows them as U+FFFD.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text that is safe to draw: a tab is a space, every other control character is U+FFFD."""
+    return _CONTROLS.sub("\ufffd", text.replace("\t", " "))
+
+
 def piece(text: str) -> str:
     """A subword piece for display: sentencepiece's word-start mark dropped, unless it is all there is."""
-    shown = text.replace("▁", "")
+    shown = printable(text).replace("▁", "")
     return shown if shown.strip() else ("▁" if text else "∅")

@@ -22,6 +22,7 @@ class TranslationLike(Protocol):
     src_pieces: list[str]
     tgt_pieces: list[str]
     attention: list[list[float]] | None
+    dropped_pieces: int  # source pieces past the recipe's decoding.max_input_pieces
 
 
 class TranslatorLike(Protocol):

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from ..display_format import printable
 from ..live_translator import TranslationLike
 
 
@@ -17,7 +18,7 @@ class NBestList(OptionList):
             label = Text.assemble(
                 (f"{rank}. ", "dim"),
                 (f"{translation.score:7.3f}  ", "dim"),
-                (translation.text or "∅", "bold" if rank == 1 else ""),
+                (printable(translation.text) or "∅", "bold" if rank == 1 else ""),
             )
             self.add_option(Option(label, id=str(rank - 1)))
         if translations:

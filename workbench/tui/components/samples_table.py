@@ -8,6 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from ..display_format import printable
+
 
 class SamplesTable(Static):
     """A plain Rich table (not a DataTable): it always fits its width and draws in one pass."""
@@ -36,8 +38,12 @@ class SamplesTable(Static):
                 mark = Text("✓", style="green")
             else:
                 mark = Text("✗", style="red")
+            # Text, not str: a sentence is never read as Rich markup ("[b]" in a corpus stays "[b]").
             table.add_row(
-                mark, sample.get("src", ""), Text("(probe)", style="dim") if ref is None else ref, hyp
+                mark,
+                Text(printable(sample.get("src", ""))),
+                Text("(probe)", style="dim") if ref is None else Text(printable(ref)),
+                Text(printable(hyp)),
             )
             self.rows.append((mark.plain, sample.get("src", ""), "(probe)" if ref is None else ref, hyp))
         self.update(table)

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static
 
 from ..components.attention_grid import AttentionGrid
 from ..components.run_bar import RunBar
+from ..display_format import printable
 from ..keys import ATTENTION_BINDINGS
 from ..run_watcher import RunHistory
 from .base import RunScreen
@@ -73,9 +74,9 @@ class AttentionScreen(RunScreen):
             Text.assemble(
                 ("decode panel", "bold"),
                 f" · {decoded.checkpoint} checkpoint{step}\n",
-                (decoded.text, ""),
+                (printable(decoded.text), ""),
                 (" → ", "dim"),
-                (chosen.text, "bold"),
+                (printable(chosen.text), "bold"),
             )
         )
         grid.show(chosen.src_pieces, chosen.tgt_pieces, chosen.attention)
@@ -107,9 +108,9 @@ class AttentionScreen(RunScreen):
                 (" (probe)" if probe else "", "dim"),
                 ("  ▶ playing" if self._player else "", "italic"),
                 "\n",
-                (sample.get("src", ""), ""),
+                (printable(sample.get("src", "")), ""),
                 (" → ", "dim"),
-                (sample.get("hyp", ""), "bold"),
+                (printable(sample.get("hyp", "")), "bold"),
                 correct,
             )
         )

@@ -14,6 +14,7 @@ from workbench.engine.errors import error_message
 from ..components.attention_grid import AttentionGrid
 from ..components.nbest_list import NBestList
 from ..components.run_bar import RunBar
+from ..components.source_input import SourceInput
 from ..keys import DECODE_BINDINGS
 from ..live_translator import Decoded
 from ..run_watcher import RunHistory
@@ -43,7 +44,7 @@ class DecodeScreen(RunScreen):
 
     def compose(self) -> ComposeResult:
         yield RunBar()
-        yield Input(placeholder="Type a sentence to translate…", compact=True, id="source")
+        yield SourceInput(placeholder="Type a sentence to translate…", compact=True, id="source")
         yield Static(id="decode-options")
         yield NBestList(id="nbest")
         yield AttentionGrid(id="decode-grid")
@@ -118,7 +119,7 @@ class DecodeScreen(RunScreen):
         if isinstance(decoded, str):
             self.decoded, self.message = None, decoded
         else:
-            self.decoded, self.message = decoded, ""
+            self.decoded, self.message = decoded, _cut_notice(decoded)
             self.bench.decoded = decoded
         self._show_results()
 
@@ -190,6 +191,16 @@ class DecodeScreen(RunScreen):
         self.checkpoint = "last" if self.checkpoint == "best" else "best"
         self._show_options()
         self.schedule_decode(0.0)
+
+
+def _cut_notice(decoded: Decoded) -> str:
+    """Says so when the input was longer than the recipe's decoding.max_input_pieces and was cut."""
+    best = decoded.translations[0] if decoded.translations else None
+    if best is None or not best.dropped_pieces:
+        return ""
+    kept = len(best.src_pieces)
+    total = kept + best.dropped_pieces
+    return f"input cut: translated the first {kept:,} of {total:,} pieces (decoding.max_input_pieces)"
 
 
 def _index(choices, value) -> int:
