@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine import loss as loss_module
-from workbench.engine.decode_step import search_step
+from workbench.engine.fast_paths import reference_maths
+from workbench.engine.fast_paths.search_step import search_step
 from workbench.engine.loss import projected_cross_entropy
 from workbench.engine.model import Seq2Seq, build_model
 from workbench.engine.recipe import ModelConfig
@@ -121,11 +122,13 @@ def assert_search_step_matches(model, src, src_lengths, tgt, same=torch.equal):
     comparing log-probs, attention and every state with `same`; returns the encoding."""
     with torch.inference_mode():
         fast = search_step(model)
-        assert fast != model.step  # the search's own step, not the reference
+        with reference_maths():
+            reference = search_step(model)
+        assert fast != model.step and reference == model.step  # the search's own step, and the reference
         enc = model.encode(src, src_lengths)
         ref_state = fast_state = model.start(enc)
         for t in range(tgt.size(1)):
-            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
+            ref_lp, ref_state, ref_attn = reference(tgt[:, t], ref_state, enc)
             got_lp, fast_state, got_attn = fast(tgt[:, t], fast_state, enc)
             assert got_lp.dtype == ref_lp.dtype
             pairs = [(got_lp, ref_lp), (got_attn, ref_attn), (fast_state.hidden, ref_state.hidden)]

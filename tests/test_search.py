@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.engine.decode_step import forward_of
+from workbench.engine.fast_paths.search_step import forward_of
 from workbench.engine.model import build_model
 from workbench.engine.quantization import int8_forward
 from workbench.engine.recipe import ModelConfig, RecipeError

@@ -3,6 +3,10 @@
 Every decoder here uses the Luong ordering (the query is the decoder's new top hidden state), so
 these classes differ only in the scoring function. Keys are projected once per source with
 `precompute`; `forward` then scores one query per sentence (B, Hq) or a block of queries (B, T, Hq).
+
+These modules are the reference. With the default model (input feeding, a GRU or LSTM cell) training
+computes the same scores inside fast_paths/decoder_loop.py (forward and backward written out) and search
+inside fast_paths/search_step.py; `fast_paths.reference_maths()` runs these instead (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ class Seq2Seq(nn.Module):
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoding step from the previous tokens (N,): log-probs (N, V), new state, attention (N, S).
 
-        The log-probs are at least fp32 (a bf16 model's beam scores sum in fp32).
+        The log-probs are at least fp32 (a bf16 model's beam scores sum in fp32). Search runs the same
+        maths through fast_paths/search_step.py where it applies; this is its reference.
         """
         out, state, attention = self.decoder.step(self.decoder.embed(prev_tokens), state, enc)
         logits = self.decoder.logits(out)
