@@ -32,7 +32,6 @@ from textual.widgets import Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
-
 from workbench.tui.app import S2SBenchApp
 from workbench.tui.live_translator import Decoded
 from workbench.tui.screens.decode import DecodeScreen
