@@ -203,10 +203,7 @@ def _train_here(
     from .display import TrainingDisplay
 
     quiet = quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
-    recipe = run.recipe()
-    total = max_steps or recipe.training.max_steps or None
-    start = run.status().get("step", 0)
-    with TrainingDisplay(console, total, start, quiet) as display:
+    with TrainingDisplay(console, run, quiet) as display:
         trainer = Trainer(run, device, on_event=display.event)
         state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
     status = run.status()

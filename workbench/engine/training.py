@@ -275,6 +275,9 @@ class Trainer:
             params=self.params,
             processes=n,
             global_batch=self.global_batch(),
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            wall_at_start=round(p.wall, 2),
         )
         on = f"{n} processes, each on {describe(self.device)}" if n > 1 else describe(self.device)
         self._log(
