@@ -13,15 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from workbench.engine.errors import UserError, out_of_memory, out_of_memory_message
-from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, load_recipe
+from workbench.engine.recipe import DEFAULT_RECIPE, RecipeError, builtin_recipes, check_precision, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import Precision, bench_app
 from .openmp import release_thread_binding
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
-
-DEFAULT_RECIPE = "dates-en-fr"
 
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
@@ -302,12 +300,13 @@ def evaluate(
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
     if not sources:
         raise UserError(f"{src}: no sentences to score (the file is empty)")
-    translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
+    folder = RunFolder.open(run)
+    translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
     hyps = [t[0].text for t in translator.translate(sources, beam_size)]
     seconds = time.perf_counter() - start
-    s = score(hyps, references, language=translator_language(run))
+    s = score(hyps, references, language=folder.recipe().data.tgt)
     result = {
         **s.as_dict(),
         "bleu_signature": s.bleu_signature,
@@ -329,10 +328,6 @@ def evaluate(
     table.add_row("exact", f"{s.exact:.1%}", "")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
-
-
-def translator_language(run: Path) -> str:
-    return RunFolder.open(run).recipe().data.tgt
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -399,8 +394,8 @@ def replay(
 def _open_tui(
     runs_dir: Path, run: Path | None = None, replay: bool = False, precision: str | None = None
 ) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision is not None:
+        check_precision(precision)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file and wait
         raise UserError(
             "the workbench needs a terminal, and standard input or output is not one; without one use "

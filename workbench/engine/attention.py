@@ -113,12 +113,6 @@ class LuongAttention(Attention):
         super().__init__()
         if kind not in ("dot", "general", "concat"):
             raise ValueError(f"unknown Luong attention kind {kind!r}; expected dot, general or concat")
-        if kind == "dot" and key_size != query_size:
-            raise ValueError(
-                f"dot attention needs keys and queries of one size; the encoder gives {key_size} and "
-                f"the decoder {query_size} (a bidirectional encoder doubles it): use 'general' or "
-                "bidirectional = false"
-            )
         self.kind = kind
         self.key_layer: nn.Linear | None = None
         self.additive: BahdanauAttention | None = None

@@ -70,17 +70,6 @@ class RecurrentDecoder(nn.Module):
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
         if init not in DECODER_INITS:
             raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
-        if input_feeding and attention == "none":
-            raise ValueError("input feeding needs attention; set model.attention or input_feeding = false")
-        if attention == "none" and init == "zeros":
-            raise ValueError(
-                "with attention 'none' and decoder_init 'zeros' the decoder never sees the source"
-            )
-        if init == "final" and (encoder.num_layers != num_layers or encoder.hidden_size != hidden_size):
-            raise ValueError(
-                f"decoder_init 'final' needs as many encoder as decoder layers of one size; got "
-                f"{encoder.num_layers}x{encoder.hidden_size} and {num_layers}x{hidden_size}: use 'bridge'"
-            )
         self.cell_type = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from workbench.engine.decoders import DecoderState, RecurrentDecoder
 from workbench.engine.encoders import EncoderOutput, RecurrentEncoder
 from workbench.engine.loss import projected_cross_entropy
-from workbench.engine.recipe import ModelConfig
+from workbench.engine.recipe import ModelConfig, RecipeError, model_problem
 from workbench.engine.special_tokens import PAD
 
 __all__ = ["DecoderState", "EncoderOutput", "Seq2Seq", "build_model"]
@@ -117,6 +117,8 @@ class Seq2Seq(nn.Module):
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
     """A freshly initialised model for the recipe's model section and the two vocabulary sizes."""
+    if problem := model_problem(cfg):
+        raise RecipeError(f"model: {problem}")
     encoder = RecurrentEncoder(
         cell=cfg.cell,
         vocab_size=src_vocab,
