@@ -58,7 +58,7 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    wall: float = 0.0  # training seconds, pauses excluded, across sessions
+    wall: float = 0.0  # training seconds, pauses excluded, across resumes
     best: float | None = None  # over every validation: picks the best checkpoint
     best_step: int = 0
     scheduled_best: float | None = None  # over scheduled validations only: drives early stopping

@@ -6,7 +6,7 @@ from textual_plotext.plot import Plot
 
 from ..run_watcher import RunHistory
 from ..series import downsample, ema, log10
-from .throttled_plot import ThrottledPlot, plot_line
+from .throttled_plot import ThrottledPlot, plot_line, whole_ticks
 
 SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
 
@@ -61,6 +61,7 @@ class LossChart(ThrottledPlot):
     def draw(self, plt: Plot, max_points: int) -> None:
         plt.xlabel("step" if self.x_axis == "step" else "minutes")
         all_y: list[float] = []
+        steps: list[float] = []
         several = len(self.histories) > 1
         colors = (("cyan", "orange"), ("magenta", "green"))
         for n, history in enumerate(self.histories):
@@ -73,6 +74,7 @@ class LossChart(ThrottledPlot):
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
+                steps += xs
                 plot_line(plt, xs, ys, f"{name}train", train_color)
             valid = [r for r in history.valid if isinstance(r.get("loss"), (int, float))]
             if valid:
@@ -82,6 +84,8 @@ class LossChart(ThrottledPlot):
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
                 plot_line(plt, xs, ys, f"{name}valid", valid_color)
+        if self.x_axis == "step":
+            whole_ticks(plt, steps)
         if not all_y:
             plt.title("no training records yet")
         elif self.log_scale:
