@@ -206,6 +206,8 @@ def test_the_score_chart_fits_early_low_scores_and_labels_steps_with_whole_numbe
         axis = [float(v) for v in re.findall(r"([\d.]+)┤", drawn)]
         assert axis and max(axis) <= 20  # not 0-100: the line rises over most of the chart's height
         steps = [int(v) for v in re.findall(r"\d+", drawn.splitlines()[-2])]
-        assert len(steps) >= 2 and all(s % 1000 == 0 for s in steps), steps  # round steps (not 1937.5)
+        spacings = {b - a for a, b in zip(steps, steps[1:])}
+        assert len(steps) >= 3 and len(spacings) == 1, steps  # evenly spaced whole steps (not 1937.5)
+        assert spacings < {500, 1000, 2000, 2500, 5000}, steps
 
     drive(make_app(run=path), scenario)

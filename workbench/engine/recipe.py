@@ -420,7 +420,7 @@ def model_problem(model: ModelConfig) -> str | None:
     if model.decoder_init == "final" and model.encoder_layers != model.decoder_layers:
         return (
             "'model.decoder_init' = 'final' passes each encoder layer's state to the same decoder layer, so "
-            "model.encoder_layers must equal model.decoder_layers: or use 'bridge'"
+            "model.encoder_layers must equal model.decoder_layers (or use 'bridge')"
         )
     return None
 
