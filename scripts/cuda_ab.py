@@ -3,9 +3,10 @@
 One trainer, prepared once; each round times every variant on the same batches, one after the other,
 so that the GPU's clocks and the host's load hit all of them alike. Variants:
 
-- fp32 step-loop: the decoder's Python step loop differentiated by autograd (the path before the fused
-  decoder was let onto the GPU; still the path of bf16/fp16 autocast);
-- fp32 fused-decoder: the engine's fp32 path, the decoder loop as one autograd node (fused_decoder.py);
+- fp32 step-loop: the decoder's Python step loop differentiated by autograd (the reference maths,
+  `fast_paths.reference_maths()`; also the path of bf16/fp16 autocast on a GPU);
+- fp32 fused-decoder: the engine's fp32 path, the decoder loop as one autograd node
+  (fast_paths/decoder_loop.py);
 - bf16: the engine's step at `training.precision = "bf16"` (autocast, so the step loop).
 
 The encoder is torch's cuDNN GRU in all three. Before timing, the two decoder paths are compared on
@@ -25,24 +26,20 @@ from pathlib import Path
 
 import torch
 
-from workbench.engine import decoders
 from workbench.engine.devices import describe, synchronize
+from workbench.engine.fast_paths import reference_maths
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
 
-ENGINE_FUSABLE = decoders.trains_fused
-VARIANTS = {
-    "fp32 step-loop": ("fp32", lambda x, weight: False),
-    "fp32 fused-decoder": ("fp32", ENGINE_FUSABLE),
-    "bf16": ("bf16", ENGINE_FUSABLE),
-}
+VARIANTS = {"fp32 step-loop": ("fp32", True), "fp32 fused-decoder": ("fp32", False), "bf16": ("bf16", False)}
 
 
-def use(trainer: Trainer, variant: str) -> None:
-    precision, fusable = VARIANTS[variant]
+def use(trainer: Trainer, variant: str):
+    """The variant's precision set on the trainer; returns the context its steps run in."""
+    precision, reference = VARIANTS[variant]
     trainer.recipe.training.precision = precision
-    decoders.trains_fused = fusable
+    return reference_maths(reference)
 
 
 def loss_and_norm(trainer: Trainer, batch) -> tuple[float, float]:
@@ -91,23 +88,23 @@ def main() -> None:
         trainer.prepare()
         check = trainer.train_batch(trainer.epoch_order(0)[0])
         for variant in ("fp32 step-loop", "fp32 fused-decoder"):
-            use(trainer, variant)
-            loss, norm = loss_and_norm(trainer, check)
+            with use(trainer, variant):
+                loss, norm = loss_and_norm(trainer, check)
             print(json.dumps({"check": variant, "loss": loss, "grad_norm": norm}), flush=True)
         results: dict[tuple[str, int], list[float]] = {}
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
             trainer.recipe.training.batch_size = batch_size
             order = trainer.epoch_order(1)
             for variant in VARIANTS:  # warm-up: handles, autotuning, the allocator's pools
-                use(trainer, variant)
-                timed(trainer, [trainer.train_batch(i) for i in order[:3]])
+                with use(trainer, variant):
+                    timed(trainer, [trainer.train_batch(i) for i in order[:3]])
             for r in range(args.rounds):
                 chunk = order[r * args.steps : (r + 1) * args.steps]
                 batches = [trainer.train_batch(i) for i in chunk]
                 tokens = sum(b.n_tgt_tokens for b in batches)
                 for variant in VARIANTS:
-                    use(trainer, variant)
-                    seconds = timed(trainer, batches)
+                    with use(trainer, variant):
+                        seconds = timed(trainer, batches)
                     results.setdefault((variant, batch_size), []).append(tokens / seconds)
                     print(json.dumps({
                         "variant": variant, "batch_size": batch_size, "round": r + 1,
@@ -118,7 +115,6 @@ def main() -> None:
         for (variant, batch_size), rates in results.items():
             print(f"  batch {batch_size:>4}  {variant:<20} {statistics.median(rates):>10,.0f}")
     finally:
-        decoders.trains_fused = ENGINE_FUSABLE
         shutil.rmtree(folder, ignore_errors=True)
 
 

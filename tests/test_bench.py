@@ -12,10 +12,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
+from workbench.benchmarks import bench_decode, count_flops, translator_from_run
+from workbench.benchmarks import profile_train as prof
+from workbench.benchmarks.decode_bench import percentile
 from workbench.cli.bench import bench_app
-from workbench.engine.benchmark import bench_decode, count_flops, translator_from_run
-from workbench.engine.benchmark import profile_train as prof
-from workbench.engine.benchmark.decode_bench import percentile
 from workbench.engine.devices import fast_bf16_cpu
 from workbench.engine.model import build_model
 from workbench.engine.recipe import RecipeError, load_recipe

@@ -1,6 +1,7 @@
 """The command line as a user meets it: real processes, real exit codes, no tracebacks."""
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -65,6 +66,21 @@ def trained_run(tmp_path_factory):
 def test_headless_train_reports_validation_and_the_run_folder(trained_run):
     status = json.loads((trained_run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 20
+
+
+def test_headless_progress_shows_the_time_left_of_a_time_limited_run(tmp_path):
+    from rich.console import Console
+
+    from workbench.cli.display import TrainingDisplay
+    from workbench.engine.recipe import load_recipe
+    from workbench.engine.run_folder import RunFolder
+
+    run = RunFolder.create(tmp_path, load_recipe("reverse"), name="timed")
+    run.write_status("running", step=0, max_steps=0, max_minutes=1.0, wall_at_start=0.0)
+    out = io.StringIO()
+    display = TrainingDisplay(Console(file=out, width=200), run)
+    display.event("train", {"step": 20, "loss": 1.0, "tgt_tokens_per_s": 100.0, "lr": 1e-3, "wall": 20.0})
+    assert out.getvalue().strip().endswith("ETA 0:00:40")
 
 
 def test_decode_reads_stdin_lines_and_writes_one_line_each(trained_run):

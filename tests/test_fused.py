@@ -1,7 +1,11 @@
-"""The fused training paths (fused_gru.py, fused_decoder.py) compute what torch's GRU and the decoder's step
-loop compute, for GRU and LSTM cells and every attention: the same outputs, attention, dropout masks and
-gradients, in float64, and training takes them only where they apply."""
+"""The fused training paths (fast_paths/packed_gru.py, decoder_loop.py) compute what torch's GRU and the
+decoder's step loop compute (the reference, under `reference_maths()`), for GRU and LSTM cells and every
+attention: the same outputs, attention, dropout masks and gradients, in float64, and training takes them
+only where they apply."""
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -9,9 +13,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from workbench.engine import decoders, encoders
-from workbench.engine.decoders import RecurrentDecoder
-from workbench.engine.encoders import RecurrentEncoder
-from workbench.engine.fused_gru import _PackedGRU, packed_gru
+from workbench.engine.fast_paths import reference_maths
+from workbench.engine.fast_paths.packed_gru import _PackedGRU, packed_gru
 from workbench.engine.model import build_model
 from workbench.engine.recipe import ModelConfig
 from workbench.engine.special_tokens import BOS, PAD
@@ -20,11 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 SRC_V, TGT_V = 23, 19
 CONFIG = ModelConfig(embedding_size=8, hidden_size=12, dropout=0.0)
-
-
-def unfused(monkeypatch) -> None:
-    monkeypatch.setattr(RecurrentEncoder, "_fusable", lambda self, embedded: False)
-    monkeypatch.setattr(RecurrentDecoder, "_fusable", lambda self, embedded: False)
 
 
 def grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -105,11 +103,11 @@ def decode(model, src, lengths, tgt):
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("attention", ["bahdanau", "concat", "dot", "general"])
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
-def test_the_fused_training_paths_equal_the_step_loop(cell, attention, dropout, monkeypatch):
+def test_the_fused_training_paths_equal_the_step_loop(cell, attention, dropout):
     model, src, lengths, tgt = model_and_batch(attention, dropout, cell=cell)
     out_f, att_f, grads_f = decode(model, src, lengths, tgt)
-    unfused(monkeypatch)
-    out_s, att_s, grads_s = decode(model, src, lengths, tgt)
+    with reference_maths():
+        out_s, att_s, grads_s = decode(model, src, lengths, tgt)
     assert out_f.shape == (4, 6, 12) and att_f.shape == (4, 6, 7)
     torch.testing.assert_close(out_f, out_s, rtol=0, atol=1e-12)  # dropout masks included
     torch.testing.assert_close(att_f, att_s, rtol=0, atol=1e-12)
@@ -122,7 +120,7 @@ def test_the_fused_training_paths_equal_the_step_loop(cell, attention, dropout, 
 
 
 @pytest.mark.parametrize(("cell", "attention"), [("gru", "bahdanau"), ("lstm", "dot")])
-def test_training_steps_give_the_same_losses_fused_or_not(cell, attention, monkeypatch):
+def test_training_steps_give_the_same_losses_fused_or_not(cell, attention):
     def losses() -> list[float]:
         model, src, lengths, tgt = model_and_batch(attention, 0.3, seed=2, cell=cell)
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -137,8 +135,8 @@ def test_training_steps_give_the_same_losses_fused_or_not(cell, attention, monke
         return values
 
     fused = losses()
-    unfused(monkeypatch)
-    stepped = losses()
+    with reference_maths():
+        stepped = losses()
     assert fused[-1] < fused[0]
     assert fused == pytest.approx(stepped, rel=1e-12)
 
@@ -167,6 +165,8 @@ def test_the_fused_paths_are_taken_only_where_they_apply(monkeypatch):
     assert taken(replace(CONFIG, cell="rnn")) == []
     assert taken(replace(CONFIG, input_feeding=False)) == ["encoder"]
     assert taken(replace(CONFIG, encoder_layers=2, decoder_layers=2)) == []
+    with reference_maths():
+        assert taken(CONFIG) == []
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -175,7 +175,7 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(("cell", "attention"), [("gru", "bahdanau"), ("lstm", "dot"), ("gru", "general")])
 def test_under_cpu_bf16_autocast_the_fused_paths_multiply_in_bf16_as_close_as_torchs_autocast(
-    cell, attention, monkeypatch
+    cell, attention
 ):
     """The fused paths' bf16 products: as near the fp32 results as torch's own autocast step loop is,
     and not fp32 in disguise (then the error would be ~1e-7)."""
@@ -191,8 +191,8 @@ def test_under_cpu_bf16_autocast_the_fused_paths_multiply_in_bf16_as_close_as_to
 
     out_32, _, grads_32 = run(False)
     out_f, att_f, grads_f = run(True)
-    unfused(monkeypatch)
-    out_t, _, grads_t = run(True)
+    with reference_maths():
+        out_t, _, grads_t = run(True)
     assert out_f.dtype == torch.float32 and all(g.dtype == torch.float32 for g in grads_f.values())
     assert 1e-4 < relative_error(out_f, out_32) < max(1.5 * relative_error(out_t, out_32), 1e-2)
     for name, reference in grads_32.items():
@@ -225,3 +225,11 @@ def test_bf16_autocast_training_follows_the_fp32_loss_curve():
     assert fp32[-1] < 0.2 * fp32[0]
     assert bf16 != fp32
     assert bf16 == pytest.approx(fp32, rel=0.03)  # measured: within 1% at every step
+
+
+def test_s2s_reference_in_the_environment_runs_the_reference_maths_in_every_process():
+    code = "from workbench.engine import fast_paths; print(fast_paths.enabled())"
+    for value, expected in (("1", "False"), ("0", "True"), ("", "True")):
+        env = {**os.environ, "S2S_REFERENCE": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.stdout.strip() == expected, value

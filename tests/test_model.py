@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine import loss as loss_module
-from workbench.engine.decode_step import search_step
+from workbench.engine.fast_paths import reference_maths
+from workbench.engine.fast_paths.search_step import search_step
 from workbench.engine.loss import projected_cross_entropy
 from workbench.engine.model import Seq2Seq, build_model
-from workbench.engine.recipe import ModelConfig
+from workbench.engine.recipe import ModelConfig, RecipeError, recipe_from_dict
 from workbench.engine.search import beam_search, greedy_search, max_lengths
 from workbench.engine.special_tokens import BOS, EOS, PAD
 from workbench.engine.translator import decoding_model
@@ -83,17 +84,21 @@ def test_every_configuration_runs_forward_and_backward(cell, attention, init, fe
     assert unused == []
 
 
-def test_configurations_that_cannot_work_are_refused():
-    with pytest.raises(ValueError, match="input feeding needs attention"):
-        build_model(tiny_config("gru", "none", "bridge", True), SRC_V, TGT_V)
-    with pytest.raises(ValueError, match="never sees the source"):
-        build_model(tiny_config("gru", "none", "zeros", False), SRC_V, TGT_V)
-
-
-def test_final_init_needs_matching_encoder_and_decoder_layers():
-    cfg = replace(tiny_config("gru", "bahdanau", "final", True), encoder_layers=2, decoder_layers=1)
-    with pytest.raises(ValueError, match="bridge"):
-        build_model(cfg, SRC_V, TGT_V)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"attention": "none", "input_feeding": True},
+        {"attention": "none", "input_feeding": False, "decoder_init": "zeros"},
+        {"attention": "dot", "bidirectional": True},
+        {"decoder_init": "final", "encoder_layers": 2, "decoder_layers": 1},
+    ],
+)
+def test_the_model_refuses_what_a_recipe_refuses_with_the_same_message(bad):
+    with pytest.raises(RecipeError) as from_recipe:
+        recipe_from_dict({"name": "bad", "data": {"kind": "reverse"}, "model": bad}, source="bad.toml")
+    with pytest.raises(RecipeError) as from_model:
+        build_model(replace(ModelConfig(), **bad), SRC_V, TGT_V)
+    assert str(from_recipe.value).removeprefix("bad.toml: ") == str(from_model.value).removeprefix("model: ")
 
 
 STEP_COMBOS = [
@@ -121,11 +126,13 @@ def assert_search_step_matches(model, src, src_lengths, tgt, same=torch.equal):
     comparing log-probs, attention and every state with `same`; returns the encoding."""
     with torch.inference_mode():
         fast = search_step(model)
-        assert fast != model.step  # the search's own step, not the reference
+        with reference_maths():
+            reference = search_step(model)
+        assert fast != model.step and reference == model.step  # the search's own step, and the reference
         enc = model.encode(src, src_lengths)
         ref_state = fast_state = model.start(enc)
         for t in range(tgt.size(1)):
-            ref_lp, ref_state, ref_attn = model.step(tgt[:, t], ref_state, enc)
+            ref_lp, ref_state, ref_attn = reference(tgt[:, t], ref_state, enc)
             got_lp, fast_state, got_attn = fast(tgt[:, t], fast_state, enc)
             assert got_lp.dtype == ref_lp.dtype
             pairs = [(got_lp, ref_lp), (got_attn, ref_attn), (fast_state.hidden, ref_state.hidden)]

@@ -2,7 +2,15 @@
 
 import pytest
 
-from workbench.engine.recipe import RecipeError, builtin_recipes, find_recipe, load_recipe
+from workbench.engine.recipe import (
+    DEFAULT_RECIPE,
+    PRECISIONS,
+    RecipeError,
+    builtin_recipes,
+    check_precision,
+    find_recipe,
+    load_recipe,
+)
 
 REQUIRED_BUILTINS = {"dates-en-fr", "dates-en-zh", "reverse", "multi30k-de-en", "bench-gru512"}
 
@@ -124,3 +132,17 @@ def test_invalid_utf8_recipe(tmp_path):
     path.write_bytes(b"name = '\xff'\n")
     with pytest.raises(RecipeError, match="not UTF-8"):
         load_recipe(path)
+
+
+def test_the_command_line_and_the_workbench_start_from_one_default_recipe():
+    from workbench.cli import main
+    from workbench.tui import app
+
+    assert DEFAULT_RECIPE in builtin_recipes()
+    assert main.DEFAULT_RECIPE is DEFAULT_RECIPE and app.DEFAULT_RECIPE is DEFAULT_RECIPE
+
+
+def test_a_precision_given_outside_a_recipe_is_checked_against_the_recipes_choices():
+    assert [check_precision(p) for p in PRECISIONS] == list(PRECISIONS)
+    with pytest.raises(RecipeError, match="precision must be one of fp32, bf16, int8; got 'fp16'"):
+        check_precision("fp16")

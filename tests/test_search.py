@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.engine.decode_step import forward_of
+from workbench.engine.fast_paths import reference_maths
+from workbench.engine.fast_paths.search_step import forward_of
 from workbench.engine.model import build_model
 from workbench.engine.quantization import int8_forward
 from workbench.engine.recipe import ModelConfig, RecipeError
@@ -132,6 +133,24 @@ def test_beam_of_one_is_greedy_search(alpha, cell, feeding):
         assert g.score == pytest.approx(b.score, abs=1e-9)
         assert g.log_prob == pytest.approx(b.log_prob, abs=1e-9)
         torch.testing.assert_close(g.attention, b.attention)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_searches_find_the_same_hypotheses_with_the_fast_step_and_the_reference(cell):
+    model = tiny_model(8, cfg=replace(CFG, cell=cell), vocab=9)
+    src, src_lengths = padded_batch([5, 2, 7, 4], vocab=9, seed=8)
+    limits = max_lengths(src_lengths, 2.0, 3)
+
+    def both() -> list:
+        greedy = greedy_search(model, src, src_lengths, limits, alpha=0.6)
+        return greedy + beam_search(model, src, src_lengths, 3, 2, 0.6, limits)
+
+    fast = both()
+    with reference_maths():
+        reference = both()
+    assert [[(h.tokens, h.score) for h in n] for n in fast] == [
+        [(h.tokens, h.score) for h in n] for n in reference
+    ]
 
 
 def test_searches_work_without_attention_and_restore_training_mode():

@@ -50,6 +50,17 @@ def test_a_run_writes_every_file_of_the_contract(tmp_path):
     assert not list(run.path.rglob("*.pt")) and not list(run.path.rglob("*.pkl"))
 
 
+def test_the_status_holds_the_limits_the_trainer_runs_to(tmp_path):
+    run = make_run(tmp_path, "limits")
+    Trainer(run, "cpu").train(max_steps=10, max_minutes=5)
+    status = run.status()
+    assert (status["max_steps"], status["max_minutes"], status["wall_at_start"]) == (10, 5, 0)
+    Trainer(run, "cpu").train(max_steps=15)  # resumed: the recipe's time limit (none), the clock goes on
+    status = run.status()
+    assert (status["step"], status["max_steps"], status["max_minutes"]) == (15, 15, 0)
+    assert status["wall_at_start"] > 0
+
+
 def test_same_recipe_and_seed_give_the_same_loss_curve(tmp_path):
     a, b = make_run(tmp_path, "a"), make_run(tmp_path, "b")
     Trainer(a, "cpu").train(max_steps=20)

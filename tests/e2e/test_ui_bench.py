@@ -1,5 +1,5 @@
-"""A seconds-long smoke of `s2s-bench bench ui` (issue 5: benchmarks are not timed tests, CI runs a
-smoke of each so that it cannot rot). The numbers themselves are measured with the bench command on a
+"""A seconds-long smoke of `s2s-bench bench ui` (benchmarks are not timed tests; CI runs a smoke of
+each so that it cannot rot). The numbers themselves are measured with the bench command on a
 real model, not asserted here.
 """
 

@@ -133,6 +133,9 @@ def write_run(
         "step": steps,
         "epoch": steps // 400,
         "params": 181000,
+        "max_steps": 1000,
+        "max_minutes": 0.0,
+        "wall_at_start": 0.0,
         "started": started,
         "updated": started + steps * 0.05,
     }

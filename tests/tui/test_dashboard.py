@@ -1,6 +1,7 @@
 """The dashboard: curves, numbers and samples of a run, live-tailed; controls sent through the run folder."""
 
 import json
+import re
 
 from workbench.engine.run_folder import RunFolder
 from workbench.tui.components.loss_chart import LossChart
@@ -9,6 +10,7 @@ from workbench.tui.components.score_chart import ScoreChart
 from workbench.tui.components.stats_panel import StatsPanel
 
 from .driving import drive, settle, wait_until
+from .fixture_runs import write_run
 
 
 def text_of(widget) -> str:
@@ -186,3 +188,26 @@ def test_polls_that_bring_only_a_memory_reading_redraw_no_chart(make_app, live_r
         assert loss.draws == drawn[0] + 1 and score.draws == drawn[1]  # no new validation: scores stand
 
     drive(make_app(run=live_run), scenario)
+
+
+def test_the_score_chart_fits_early_low_scores_and_labels_steps_with_whole_numbers(make_app, runs_dir):
+    path = write_run(runs_dir, name="early", steps=7750)
+    records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for r in records:
+        if r["kind"] == "valid":  # BLEU 2 to 10, exact 0 to 5%, as early in a real run
+            r["bleu"], r["exact"] = 2 + 8 * r["step"] / 7750, 0.05 * r["step"] / 7750
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    async def scenario(pilot):
+        await settle(pilot)
+        chart = pilot.app.screen.query_one(ScoreChart)
+        chart._redraw()
+        drawn = str(chart.render())
+        axis = [float(v) for v in re.findall(r"([\d.]+)┤", drawn)]
+        assert axis and max(axis) <= 20  # not 0-100: the line rises over most of the chart's height
+        steps = [int(v) for v in re.findall(r"\d+", drawn.splitlines()[-2])]
+        spacings = {b - a for a, b in zip(steps, steps[1:])}
+        assert len(steps) >= 3 and len(spacings) == 1, steps  # evenly spaced whole steps (not 1937.5)
+        assert spacings < {500, 1000, 2000, 2500, 5000}, steps
+
+    drive(make_app(run=path), scenario)

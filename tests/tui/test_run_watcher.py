@@ -65,6 +65,20 @@ def test_best_and_eta(live_run):
     assert abs(history.eta_seconds() - 30.0) < 1e-6
 
 
+def test_the_eta_counts_to_the_limits_the_trainer_runs_to_not_the_recipes(live_run):
+    """`--max-steps 410` on a recipe of 1000 steps: 10 steps left; `--max-minutes 1` from wall 5 s."""
+    run = RunFolder.open(live_run)
+    status = json.loads(run.status_path.read_text())
+    run.status_path.write_text(json.dumps({**status, "max_steps": 410}))
+    history = RunHistory(run)
+    history.apply(RunWatcher(run).poll())
+    assert history.recipe.training.max_steps == 1000
+    assert abs(history.eta_seconds() - 0.5) < 1e-6
+    run.status_path.write_text(json.dumps({**status, "max_steps": 0, "max_minutes": 1, "wall_at_start": 5.0}))
+    history.apply(RunWatcher(run).poll())
+    assert abs(history.eta_seconds() - 45.0) < 1e-6  # the last record is at wall 20 s
+
+
 def test_runs_index_summarises_runs_newest_first_and_forgets_deleted_ones(runs_dir, finished_run, live_run):
     index = RunsIndex(runs_dir)
     summaries = index.refresh()

@@ -48,7 +48,7 @@ def train(
     as_json: bool = AsJson,
 ) -> None:
     """Time the real training step on a recipe: tokens/s, model FLOP/s and MFU (fraction of matmul peak)."""
-    from workbench.engine.benchmark import bench_train
+    from workbench.benchmarks import bench_train
 
     result = bench_train(
         load_recipe(recipe, overrides), seconds, device, warmup_steps, peak_seconds, _progress(quiet)
@@ -84,7 +84,7 @@ def decode(
     as_json: bool = AsJson,
 ) -> None:
     """Time decoding: single-sentence latency p50/p95 and batch sentences/s, greedy and beam."""
-    from workbench.engine.benchmark import bench_decode, translator_from_recipe, translator_from_run
+    from workbench.benchmarks import bench_decode, translator_from_recipe, translator_from_run
 
     if (run is None) == (recipe is None):
         raise RecipeError("bench decode: give a run folder or --recipe RECIPE (one of the two)")
@@ -116,7 +116,7 @@ def profile(
     as_json: bool = AsJson,
 ) -> None:
     """Where the training step's time goes (torch.profiler): ms per step by part, busiest operators."""
-    from workbench.engine.benchmark.profile_train import profile_train
+    from workbench.benchmarks.profile_train import profile_train
 
     result = profile_train(load_recipe(recipe, overrides), steps, warmup_steps, device)
     if as_json:
@@ -166,7 +166,7 @@ def ui(
     Opens the app headless on a copy of RUN, trains the copy on in its own process, and types
     sentences into the decode panel; the copy is removed at the end.
     """
-    from workbench.tui.latency_bench import bench_ui
+    from workbench.benchmarks.ui_latency import bench_ui
 
     result = bench_ui(run, sentences, key_interval, train, device=device, progress=_progress(quiet))
     if as_json:

@@ -6,34 +6,38 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine.run_folder import RunFolder
+from workbench.engine.run_folder import RunFolder, eta_seconds
 
 if TYPE_CHECKING:
     from workbench.engine.translator import Translation
 
 
 class TrainingDisplay:
-    """Headless progress: a live bar on a terminal, one plain line per event elsewhere."""
+    """Headless progress: a live bar on a terminal, one plain line per event elsewhere; the bar's length
+    and the ETA come from the limits the trainer writes into status.json."""
 
-    def __init__(self, console: Console, total_steps: int | None, start_step: int, quiet: bool = False):
+    def __init__(self, console: Console, run: RunFolder, quiet: bool = False):
         self.console = console
+        self.run = run
         self.quiet = quiet
         self.live = console.is_terminal and not quiet
         self.last_plain = 0.0
+        self.train: list[dict[str, Any]] = []
         self.progress = Progress(
             TextColumn("step {task.completed:>6.0f}"),
             BarColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[eta]}"),
             console=console,
             disable=not self.live,
         )
-        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, info="preparing")
+        start = run.status().get("step", 0)
+        self.task = self.progress.add_task("train", total=None, completed=start, info="preparing", eta="")
 
     def __enter__(self) -> TrainingDisplay:
         self.progress.__enter__()
@@ -47,15 +51,26 @@ class TrainingDisplay:
             info = (
                 f"loss {record['loss']:.3f}  {record['tgt_tokens_per_s']:,.0f} tok/s  lr {record['lr']:.2g}"
             )
-            self.progress.update(self.task, completed=record["step"], info=info)
+            self.train = [*self.train[-9:], record]  # the ETA reads the speed of the last ten
+            status = self.run.status()
+            left = eta_seconds(status, self.train)
+            eta = "" if left is None else f"ETA {clock(left)}"
+            total = status.get("max_steps") or None
+            self.progress.update(self.task, total=total, completed=record["step"], info=info, eta=eta)
             if not self.live and not self.quiet and time.monotonic() - self.last_plain > 10:
-                self.console.print(f"step {record['step']}: {info}")
+                self.console.print(f"step {record['step']}: {info}  {eta}".rstrip())
                 self.last_plain = time.monotonic()
         elif kind == "valid" and not self.quiet:
             self.console.print(
                 f"valid step {record['step']}: loss {record['loss']:.3f}  BLEU {record['bleu']:.2f}  "
                 f"chrF {record['chrf']:.2f}  exact {record['exact']:.1%}"
             )
+
+
+def clock(seconds: float) -> str:
+    """h:mm:ss, as rich's own time columns print it."""
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def attention_grid(translation: Translation, color: bool = True) -> Table:

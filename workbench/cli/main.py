@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from workbench.engine.errors import UserError, out_of_memory, out_of_memory_message
-from workbench.engine.recipe import PRECISIONS, RecipeError, builtin_recipes, load_recipe
+from workbench.engine.recipe import DEFAULT_RECIPE, RecipeError, builtin_recipes, check_precision, load_recipe
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import Precision, bench_app
@@ -23,9 +23,7 @@ from .sweep import compare, sweep, sweep_runner
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
-DEFAULT_RECIPE = "dates-en-fr"
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"  # what textual-serve runs each session's app with
-
 app = typer.Typer(
     help="A terminal workbench for GRU/LSTM attention sequence-to-sequence models.",
     add_completion=False,
@@ -220,10 +218,7 @@ def _train_here(
     from .display import TrainingDisplay
 
     quiet = quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
-    recipe = run.recipe()
-    total = max_steps or recipe.training.max_steps or None
-    start = run.status().get("step", 0)
-    with TrainingDisplay(console, total, start, quiet) as display:
+    with TrainingDisplay(console, run, quiet) as display:
         trainer = Trainer(run, device, on_event=display.event, threads=threads)
         state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
     status = run.status()
@@ -336,7 +331,8 @@ def evaluate(
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
     if not sources:
         raise UserError(f"{src}: no sentences to score (the file is empty)")
-    translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
+    folder = RunFolder.open(run)
+    translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
     translations = [t[0] for t in translator.translate(sources, beam_size)]
@@ -351,7 +347,7 @@ def evaluate(
             markup=False,
             soft_wrap=True,
         )
-    s = score(hyps, references, language=translator_language(run))
+    s = score(hyps, references, language=folder.recipe().data.tgt)
     result = {
         **s.as_dict(),
         "bleu_signature": s.bleu_signature,
@@ -373,10 +369,6 @@ def evaluate(
     table.add_row("exact", f"{s.exact:.1%}", "")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
-
-
-def translator_language(run: Path) -> str:
-    return RunFolder.open(run).recipe().data.tgt
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -457,8 +449,8 @@ def serve(
     from workbench.serve.server import WorkbenchServer, is_loopback
 
     precision = _option(ctx, "precision", precision)
-    if precision is not None and precision not in PRECISIONS:
-        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision is not None:
+        check_precision(precision)
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     server = WorkbenchServer(runs_dir, host, port, max_sessions=max_sessions, precision=precision)
     if not is_loopback(host):
@@ -496,8 +488,8 @@ def replay(
 def _open_tui(
     runs_dir: Path, run: Path | None = None, replay: bool = False, precision: str | None = None
 ) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision is not None:
+        check_precision(precision)
     served = os.environ.get("TEXTUAL_DRIVER") == WEB_DRIVER  # started by `serve`: the browser is its terminal
     if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file
         raise UserError(

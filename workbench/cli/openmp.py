@@ -4,7 +4,7 @@ CPU tuning guides advise `OMP_PROC_BIND` and `OMP_PLACES`, and cluster modules o
 they put every training thread on one core: torch and sentencepiece each bring their own libgomp, the
 first to load binds the main thread to the first place, and the second then sees only that core, so
 torch's threads share it. `s2s-bench bench train recipes/bench-gru512.toml` ran at 156 target tokens/s
-with `OMP_PROC_BIND=true` against 3,014–3,058 without (2 threads, docs/benchmarks.md, tenth session).
+with `OMP_PROC_BIND=true` against 3,014–3,058 without (2 threads, docs/benchmarks.md).
 
 s2s-bench chooses its thread count itself (`training.threads`; 0 takes the idle cores of those the
 process may use), which a fixed binding to the first places would defeat anyway. So the command line

@@ -3,6 +3,10 @@
 Every decoder here uses the Luong ordering (the query is the decoder's new top hidden state), so
 these classes differ only in the scoring function. Keys are projected once per source with
 `precompute`; `forward` then scores one query per sentence (B, Hq) or a block of queries (B, T, Hq).
+
+These modules are the reference. With the default model (input feeding, a GRU or LSTM cell) training
+computes the same scores inside fast_paths/decoder_loop.py (forward and backward written out) and search
+inside fast_paths/search_step.py; `fast_paths.reference_maths()` runs these instead (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -109,12 +113,6 @@ class LuongAttention(Attention):
         super().__init__()
         if kind not in ("dot", "general", "concat"):
             raise ValueError(f"unknown Luong attention kind {kind!r}; expected dot, general or concat")
-        if kind == "dot" and key_size != query_size:
-            raise ValueError(
-                f"dot attention needs keys and queries of one size; the encoder gives {key_size} and "
-                f"the decoder {query_size} (a bidirectional encoder doubles it): use 'general' or "
-                "bidirectional = false"
-            )
         self.kind = kind
         self.key_layer: nn.Linear | None = None
         self.additive: BahdanauAttention | None = None

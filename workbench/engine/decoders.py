@@ -9,7 +9,8 @@ Training speed: all target positions are embedded in one lookup, and `forward` r
 all steps so that the vocabulary projection runs once over them (fused with the loss, see loss.py).
 Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole target in one call
 and attention scores every step at once; with input feeding the steps are a loop, which CPU training
-runs as one autograd node for the GRU and LSTM cells (fused_decoder.py; `step` is the reference).
+runs as one autograd node for the GRU and LSTM cells (fast_paths/decoder_loop.py; `step` is the
+reference). Search runs `step`'s operations without module calls (fast_paths/search_step.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from torch import Tensor, nn
 
 from workbench.engine.attention import build_attention
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
-from workbench.engine.fused_decoder import fused_decoder_loop
-from workbench.engine.fused_gru import trains_fused
+from workbench.engine.fast_paths import trains_fused
+from workbench.engine.fast_paths.decoder_loop import fused_decoder_loop
 from workbench.engine.special_tokens import PAD
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
@@ -69,17 +70,6 @@ class RecurrentDecoder(nn.Module):
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
         if init not in DECODER_INITS:
             raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
-        if input_feeding and attention == "none":
-            raise ValueError("input feeding needs attention; set model.attention or input_feeding = false")
-        if attention == "none" and init == "zeros":
-            raise ValueError(
-                "with attention 'none' and decoder_init 'zeros' the decoder never sees the source"
-            )
-        if init == "final" and (encoder.num_layers != num_layers or encoder.hidden_size != hidden_size):
-            raise ValueError(
-                f"decoder_init 'final' needs as many encoder as decoder layers of one size; got "
-                f"{encoder.num_layers}x{encoder.hidden_size} and {num_layers}x{hidden_size}: use 'bridge'"
-            )
         self.cell_type = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -206,7 +196,9 @@ class RecurrentDecoder(nn.Module):
     def step(
         self, embedded: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
-        """One step from embedded inputs (N, E): outputs (N, H) for `logits`, new state, attention (N, S)."""
+        """One step from embedded inputs (N, E): outputs (N, H) for `logits`, new state, attention (N, S).
+
+        The reference of fast_paths/decoder_loop.py (training) and fast_paths/search_step.py (search)."""
         x = embedded if state.feed is None else torch.cat([embedded, state.feed], dim=-1)
         top, hidden, cell = self._rnn_step(x, state)
         out, weights = self._output(top, enc)
@@ -248,7 +240,7 @@ class RecurrentDecoder(nn.Module):
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
 
     def _fusable(self, embedded: Tensor) -> bool:
-        """Whether teacher-forced training can run the loop as one node (fused_decoder.py)."""
+        """Whether teacher-forced training can run the loop as one node (fast_paths/decoder_loop.py)."""
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
             and self.attention is not None

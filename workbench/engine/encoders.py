@@ -1,4 +1,8 @@
-"""The recurrent encoder: embeddings, then a (bi)directional GRU/LSTM/RNN over the packed source."""
+"""The recurrent encoder: embeddings, then a (bi)directional GRU/LSTM/RNN over the packed source.
+
+`nn.GRU` is the reference; CPU training of a one-layer GRU runs fast_paths/packed_gru.py instead
+(`_fusable` below; docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from workbench.engine.fused_gru import packed_gru, trains_fused
+from workbench.engine.fast_paths import trains_fused
+from workbench.engine.fast_paths.packed_gru import packed_gru
 from workbench.engine.special_tokens import PAD
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -47,7 +52,9 @@ class EncoderOutput:
 
 
 class RecurrentEncoder(nn.Module):
-    """Embeds the source and runs a multi-layer, optionally bidirectional, recurrent network over it."""
+    """Embeds the source and runs a multi-layer, optionally bidirectional, recurrent network over it.
+
+    `self.rnn` is the reference; CPU training of a one-layer GRU runs fast_paths/packed_gru.py."""
 
     def __init__(
         self,
@@ -105,8 +112,8 @@ class RecurrentEncoder(nn.Module):
         )
 
     def _fusable(self, embedded: Tensor) -> bool:
-        """Whether training runs the GRU as one node (fused_gru.py): a one-layer GRU, not a quantized one,
-        on the CPU (on a GPU cuDNN runs the whole packed GRU in one call)."""
+        """Whether training runs the GRU as one node (fast_paths/packed_gru.py): a one-layer GRU, not a
+        quantized one, on the CPU (on a GPU cuDNN runs the whole packed GRU in one call)."""
         return (
             type(self.rnn) is nn.GRU
             and self.num_layers == 1

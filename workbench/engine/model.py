@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from workbench.engine.decoders import DecoderState, RecurrentDecoder
 from workbench.engine.encoders import EncoderOutput, RecurrentEncoder
 from workbench.engine.loss import projected_cross_entropy
-from workbench.engine.recipe import ModelConfig
+from workbench.engine.recipe import ModelConfig, RecipeError, model_problem
 from workbench.engine.special_tokens import PAD
 
 __all__ = ["DecoderState", "EncoderOutput", "Seq2Seq", "build_model"]
@@ -82,7 +82,8 @@ class Seq2Seq(nn.Module):
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One decoding step from the previous tokens (N,): log-probs (N, V), new state, attention (N, S).
 
-        The log-probs are at least fp32 (a bf16 model's beam scores sum in fp32).
+        The log-probs are at least fp32 (a bf16 model's beam scores sum in fp32). Search runs the same
+        maths through fast_paths/search_step.py where it applies; this is its reference.
         """
         out, state, attention = self.decoder.step(self.decoder.embed(prev_tokens), state, enc)
         logits = self.decoder.logits(out)
@@ -116,6 +117,8 @@ class Seq2Seq(nn.Module):
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
     """A freshly initialised model for the recipe's model section and the two vocabulary sizes."""
+    if problem := model_problem(cfg):
+        raise RecipeError(f"model: {problem}")
     encoder = RecurrentEncoder(
         cell=cfg.cell,
         vocab_size=src_vocab,

@@ -52,8 +52,8 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
 
 def int8_forward(layer: nn.Module) -> Callable[..., Any] | None:
     """The forward of a layer quantized here (Linear, GRUCell, LSTMCell), its packed weights looked up once;
-    None for any other layer. The search step calls it at every step (decode_step.py): the same kernel
-    and arguments as the module's own forward, without a module call."""
+    None for any other layer. The search step calls it at every step (fast_paths/search_step.py): the same
+    kernel and arguments as the module's own forward, without a module call."""
     if not type(layer).__module__.startswith("torch.ao.nn.quantized.dynamic"):
         return None
     kind = type(layer).__name__

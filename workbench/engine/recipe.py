@@ -180,6 +180,7 @@ DATA_PATHS = ("dir", "train_src", "train_tgt", "valid_src", "valid_tgt", "train_
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
+DEFAULT_RECIPE = "dates-en-fr"  # what `s2s-bench train` and the workbench's new-run form start from
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "data.kind": DATA_KINDS,
@@ -426,27 +427,40 @@ def _validate(recipe: Recipe, source: str) -> None:
     for name in needed:
         if not getattr(data, name):
             raise RecipeError(f"{source}: 'data.{name}' is required when data.kind = '{data.kind}'")
-    if model.input_feeding and model.attention == "none":
-        raise RecipeError(
-            f"{source}: 'model.input_feeding' needs attention; set model.attention or turn it off"
-        )
-    if model.attention == "dot" and model.bidirectional:
-        raise RecipeError(
-            f"{source}: 'model.attention' = 'dot' needs keys and queries of one size, but a bidirectional "
-            "encoder doubles them: use attention 'general' or set model.bidirectional = false"
-        )
-    if model.attention == "none" and model.decoder_init == "zeros":
-        raise RecipeError(
-            f"{source}: 'model.decoder_init' = 'zeros' without attention leaves the decoder blind to the "
-            "source: use 'bridge' or 'final'"
-        )
-    if model.decoder_init == "final" and model.encoder_layers != model.decoder_layers:
-        raise RecipeError(
-            f"{source}: 'model.decoder_init' = 'final' passes each encoder layer's state to the same decoder "
-            "layer, so model.encoder_layers must equal model.decoder_layers"
-        )
+    if problem := model_problem(model):
+        raise RecipeError(f"{source}: {problem}")
     if recipe.decoding.n_best > recipe.decoding.beam_size:
         raise RecipeError(f"{source}: 'decoding.n_best' must be <= decoding.beam_size")
+
+
+def model_problem(model: ModelConfig) -> str | None:
+    """Why a model section cannot work (naming the key), or None: the one place these rules live, read
+    by recipe validation and by `build_model`."""
+    if model.input_feeding and model.attention == "none":
+        return "'model.input_feeding' needs attention; set model.attention or turn it off"
+    if model.attention == "dot" and model.bidirectional:
+        return (
+            "'model.attention' = 'dot' needs keys and queries of one size, but a bidirectional encoder "
+            "doubles them: use attention 'general' or set model.bidirectional = false"
+        )
+    if model.attention == "none" and model.decoder_init == "zeros":
+        return (
+            "'model.decoder_init' = 'zeros' without attention leaves the decoder blind to the source: use "
+            "'bridge' or 'final'"
+        )
+    if model.decoder_init == "final" and model.encoder_layers != model.decoder_layers:
+        return (
+            "'model.decoder_init' = 'final' passes each encoder layer's state to the same decoder layer, so "
+            "model.encoder_layers must equal model.decoder_layers (or use 'bridge')"
+        )
+    return None
+
+
+def check_precision(precision: str) -> str:
+    """A decoding precision given outside a recipe (--precision), refused unless one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
 
 
 def write_recipe(recipe: Recipe, path: Path) -> None:

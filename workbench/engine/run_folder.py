@@ -266,3 +266,28 @@ def list_runs(runs_dir: Path) -> list[RunFolder]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return [run for _, run in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def steps_per_second(train: list[dict[str, Any]], window: int = 10) -> float | None:
+    """Recent training speed, from the last `window` train records of metrics.jsonl."""
+    recent = train[-window:]
+    if len(recent) < 2:
+        return None
+    steps = recent[-1]["step"] - recent[0]["step"]
+    seconds = recent[-1].get("wall", 0) - recent[0].get("wall", 0)
+    return steps / seconds if steps > 0 and seconds > 0 else None
+
+
+def eta_seconds(status: dict[str, Any], train: list[dict[str, Any]]) -> float | None:
+    """Time left until the trainer's step or time limit (status.json's `max_steps`, `max_minutes`, counted
+    from `wall_at_start`), at the recent speed; None without a limit or a record."""
+    if not train:
+        return None
+    last, candidates = train[-1], []
+    speed = steps_per_second(train)
+    if status.get("max_steps") and speed:
+        candidates.append((status["max_steps"] - last["step"]) / speed)
+    if status.get("max_minutes"):
+        elapsed = last.get("wall", 0) - status.get("wall_at_start", 0)
+        candidates.append(status["max_minutes"] * 60 - elapsed)
+    return max(min(candidates), 0.0) if candidates else None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from workbench.engine.decode_step import search_step
+from workbench.engine.fast_paths.search_step import search_step
 from workbench.engine.special_tokens import BOS, EOS, PAD
 
 if TYPE_CHECKING:

@@ -60,7 +60,7 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    wall: float = 0.0  # training seconds, pauses excluded, across sessions
+    wall: float = 0.0  # training seconds, pauses excluded, across resumes
     best: float | None = None  # over every validation: picks the best checkpoint
     best_step: int = 0
     scheduled_best: float | None = None  # over scheduled validations only: drives early stopping
@@ -305,6 +305,9 @@ class Trainer:
             params=self.params,
             processes=n,
             global_batch=self.global_batch(),
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            wall_at_start=round(p.wall, 2),
         )
         on = f"{n} processes, each on {describe(self.device)}" if n > 1 else describe(self.device)
         self._log(

@@ -13,7 +13,7 @@ from .data.batching import pad
 from .devices import resolve_device
 from .model import Seq2Seq, build_model
 from .quantization import quantize_int8
-from .recipe import PRECISIONS, DecodingConfig, RecipeError
+from .recipe import DecodingConfig, check_precision
 from .run_folder import RunFolder, RunFolderError
 from .search import beam_search, greedy_search, max_lengths
 from .tokenizers import TokenizerPair, load_tokenizers
@@ -70,9 +70,7 @@ class Translator:
         run = run if isinstance(run, RunFolder) else RunFolder.open(run)
         recipe = run.recipe()
         if precision is not None:
-            if precision not in PRECISIONS:
-                raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-            recipe.decoding = dataclasses.replace(recipe.decoding, precision=precision)
+            recipe.decoding = dataclasses.replace(recipe.decoding, precision=check_precision(precision))
         if checkpoint == "best" and not run.has_checkpoint("best"):
             checkpoint = "last"
         if not run.has_checkpoint(checkpoint):
@@ -117,7 +115,8 @@ class Translator:
             src = src.to(self.device)
             limits = max_lengths(lengths, self.decoding.max_length_ratio, self.decoding.max_length_offset)
             if beam == 1:
-                hyps = greedy_search(self.model, src, lengths, limits, attention=attention)
+                alpha = self.decoding.length_penalty  # scores on beam search's scale
+                hyps = greedy_search(self.model, src, lengths, limits, attention=attention, alpha=alpha)
             else:
                 hyps = beam_search(
                     self.model,

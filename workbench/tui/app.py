@@ -18,7 +18,7 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes
+from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, RecipeError, builtin_recipes
 from workbench.engine.run_folder import RunFolder, RunFolderError
 from workbench.engine.sweep import Sweep, builtin_sweeps
 from workbench.engine.sweep_queue import SweepQueue, queue_sweep
@@ -34,7 +34,6 @@ from .screens.dashboard import DashboardScreen
 from .screens.decode import DecodeScreen
 from .screens.runs import RunsScreen
 
-DEFAULT_RECIPE = "dates-en-fr"
 POLL_INTERVAL_S = 0.5
 STYLES = Path(__file__).parent / "styles"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.engine.recipe import Recipe
-from workbench.engine.run_folder import LIVE_STATES, RunFolder, RunFolderError
+from workbench.engine.run_folder import LIVE_STATES, RunFolder, RunFolderError, eta_seconds, steps_per_second
 
 # Metrics where a higher value is better, in the order a run's headline metric is chosen.
 HIGHER_IS_BETTER = ("bleu", "exact", "chrf")
@@ -135,23 +135,8 @@ class RunHistory:
 
     def steps_per_second(self, window: int = 10) -> float | None:
         """Recent training speed, from the last `window` train records."""
-        recent = self.train[-window:]
-        if len(recent) < 2:
-            return None
-        steps = recent[-1]["step"] - recent[0]["step"]
-        seconds = recent[-1].get("wall", 0) - recent[0].get("wall", 0)
-        return steps / seconds if steps > 0 and seconds > 0 else None
+        return steps_per_second(self.train, window)
 
     def eta_seconds(self) -> float | None:
-        """Time left until the recipe's step or time limit, at the recent speed."""
-        if self.recipe is None or not self.train or not self.live:
-            return None
-        t, last = self.recipe.training, self.train[-1]
-        candidates = []
-        speed = self.steps_per_second()
-        if t.max_steps and speed:
-            candidates.append((t.max_steps - last["step"]) / speed)
-        if t.max_minutes:
-            candidates.append(t.max_minutes * 60 - last.get("wall", 0))
-        candidates = [max(c, 0.0) for c in candidates]
-        return min(candidates) if candidates else None
+        """Time left until the trainer's step or time limit, at the recent speed."""
+        return eta_seconds(self.status, self.train) if self.live else None

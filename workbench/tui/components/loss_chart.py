@@ -6,7 +6,7 @@ from textual_plotext.plot import Plot
 
 from ..run_watcher import RunHistory
 from ..series import downsample, ema, log10
-from .throttled_plot import ThrottledPlot, plot_line
+from .throttled_plot import ThrottledPlot, plot_line, whole_ticks
 
 SMOOTHING_CHOICES = (0.0, 0.6, 0.9, 0.97)
 
@@ -65,6 +65,7 @@ class LossChart(ThrottledPlot):
         plt.xlabel("step" if self.x_axis == "step" else "minutes")
         all_y: list[float] = []
         overlay = bool(self.run_colors)
+        steps: list[float] = []
         for n, history in enumerate(self.histories):
             train = [r for r in history.train if isinstance(r.get("loss"), (int, float))]
             if train:
@@ -73,6 +74,7 @@ class LossChart(ThrottledPlot):
                 xs, ys = downsample(xs, ys, max_points)
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
+                steps += xs
                 # compared runs: their legend is beside the chart, naming what each run varies
                 plot_line(
                     plt, xs, ys, None if overlay else "train", self.run_colors[n] if overlay else "cyan"
@@ -85,6 +87,8 @@ class LossChart(ThrottledPlot):
                 ys = log10(ys) if self.log_scale else ys
                 all_y += ys
                 plot_line(plt, xs, ys, "valid", "orange")
+        if self.x_axis == "step":
+            whole_ticks(plt, steps)
         if not all_y:
             plt.title("no training records yet")
         elif self.log_scale:

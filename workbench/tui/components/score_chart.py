@@ -1,14 +1,17 @@
-"""Validation scores over steps or time on a 0-100 scale: a run's headline metric and BLEU, or several
+"""Validation scores over steps or time on a 0-100 scale cut to the scores so far (an early BLEU of 2-10
+would be a flat line at the bottom of the whole range): a run's headline metric and BLEU, or several
 runs' BLEU, each in its own colour."""
 
 from __future__ import annotations
+
+import math
 
 from textual_plotext.plot import Plot
 
 from ..display_format import metric_label
 from ..run_watcher import RunHistory
 from ..series import downsample
-from .throttled_plot import ThrottledPlot, plot_line
+from .throttled_plot import ThrottledPlot, plot_line, whole_ticks
 
 
 class ScoreChart(ThrottledPlot):
@@ -43,7 +46,8 @@ class ScoreChart(ThrottledPlot):
 
     def draw(self, plt: Plot, max_points: int) -> None:
         plt.xlabel("step" if self.x_axis == "step" else "minutes")
-        plotted = False
+        drawn: list[float] = []
+        steps: list[float] = []
         colors = ("green", "yellow", "magenta", "blue")
         for n, history in enumerate(self.histories):
             for k, name in enumerate(["bleu"] if self.run_colors else self.metrics(history)):
@@ -58,7 +62,15 @@ class ScoreChart(ThrottledPlot):
                     plot_line(plt, xs, ys, None, self.run_colors[n])
                 else:
                     plot_line(plt, xs, ys, metric_label(name), colors[k % 4])
-                plotted = True
-        if not plotted:
+                drawn += ys
+                steps += xs
+        if not drawn:
             plt.title("no validation yet")
-        plt.ylim(0, 100)
+        plt.ylim(0, score_ceiling(drawn))
+        if self.x_axis == "step":
+            whole_ticks(plt, steps)
+
+
+def score_ceiling(scores: list[float]) -> float:
+    """The top of the score axis: the best score with a tenth of headroom, rounded up to ten, 10 to 100."""
+    return float(min(100, max(10, math.ceil(max(scores, default=0.0) * 1.1 / 10) * 10)))

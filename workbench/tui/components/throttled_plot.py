@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from textual_plotext import PlotextPlot
@@ -75,3 +76,16 @@ def plot_line(
         plt.scatter(xs, ys, label=label, color=color, marker="●")
     else:
         plt.plot(xs, ys, label=label, color=color, marker="braille")
+
+
+def whole_ticks(plt: Plot, xs: list[float], n: int = 5) -> None:
+    """Label a step axis with about n whole numbers at a round spacing (1, 2, 2.5 or 5 times a power of
+    ten); plotext's own ticks fall on fractions such as 1937.5."""
+    if not xs:
+        return
+    low, high = min(xs), max(xs)
+    raw = max(high - low, 1.0) / (n - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    spacing = max(1, int(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)))
+    ticks = list(range(math.ceil(low / spacing) * spacing, int(high) + 1, spacing))
+    plt.xticks(ticks, [str(t) for t in ticks])

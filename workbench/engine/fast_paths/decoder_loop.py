@@ -1,5 +1,7 @@
 """The training loop of the input-feeding decoder (GRU or LSTM cell, any attention) as one autograd node.
 
+Reference: `RecurrentDecoder.step` looped over the target (decoders.py), differentiated by autograd.
+
 The input-feeding decoder (one layer, a GRU or LSTM cell, attention) runs its T target steps in a
 Python loop. Differentiated by autograd, each step records some thirty nodes, and backward forms, at
 every step, a 64-row weight-gradient product and a weight-sized accumulation for each of its matrices.
@@ -14,7 +16,7 @@ Here the whole loop is one `autograd.Function`:
 Same function, same dropout masks (drawn in the same order and shapes as `nn.Dropout` does on the CPU;
 on a GPU nn.Dropout's own kernel draws other masks of the same law), and the same gradients to
 rounding (tests compare both paths in float64). Under CPU bf16 autocast the products with weights run
-in bf16 and the rest in fp32, as in fused_gru.py. Scores are additive (Bahdanau, Luong
+in bf16 and the rest in fp32, as in packed_gru.py. Scores are additive (Bahdanau, Luong
 "concat": v · tanh(k + W_q h)) or multiplicative (Luong "dot" and "general": k · h, the keys projected
 once per source as before).
 """
@@ -25,7 +27,15 @@ import torch
 from torch import Tensor, nn
 
 from workbench.engine.devices import product_dtype
-from workbench.engine.fused_gru import addmm_in, gru_update, gru_update_backward, mm_in, without_autocast
+from workbench.engine.fast_paths.kernels import (
+    addmm_in,
+    gru_update,
+    gru_update_backward,
+    lstm_update,
+    lstm_update_backward,
+    mm_in,
+    without_autocast,
+)
 
 aten = torch.ops.aten
 
@@ -58,38 +68,6 @@ def fused_decoder_loop(
         None if energy is None else energy.weight,
         attentional_layer.weight, attentional_layer.bias, dropout, dtype,
     )  # fmt: skip
-
-
-def lstm_update(
-    gi: Tensor, gh: Tensor, c_prev: Tensor, gates: Tensor, c: Tensor, tanh_c: Tensor, h: Tensor
-) -> Tensor:
-    """h, c = LSTM(h_prev, c_prev) from the projections gi, gh (N, 4H), biases included, as torch's cell.
-
-    The activated gates i, f, g, o go into gates (N, 4H), the cell into c, tanh(c) into tanh_c and
-    the new hidden state into h; returns h.
-    """
-    size = h.size(1)
-    torch.add(gi, gh, out=gates)
-    gates[:, : 2 * size].sigmoid_()
-    gates[:, 2 * size : 3 * size].tanh_()
-    gates[:, 3 * size :].sigmoid_()
-    i, f, g, o = gates.chunk(4, dim=1)
-    torch.addcmul(f * c_prev, i, g, out=c)
-    return torch.mul(o, torch.tanh(c, out=tanh_c), out=h)
-
-
-def lstm_update_backward(
-    dh: Tensor, dc: Tensor | float, gates: Tensor, c_prev: Tensor, tanh_c: Tensor, d_gates: Tensor
-) -> Tensor:
-    """For d loss / d h and d loss / d c, fills d_gates (N, 4H); returns d loss / d c_prev."""
-    size = dh.size(1)
-    i, f, g, o = gates.chunk(4, dim=1)
-    dc = aten.tanh_backward(dh * o, tanh_c).add_(dc)
-    d_gates[:, :size] = aten.sigmoid_backward(dc * g, i)
-    d_gates[:, size : 2 * size] = aten.sigmoid_backward(dc * c_prev, f)
-    d_gates[:, 2 * size : 3 * size] = aten.tanh_backward(dc * i, g)
-    d_gates[:, 3 * size :] = aten.sigmoid_backward(dh * tanh_c, o)
-    return dc * f
 
 
 class _DecoderLoop(torch.autograd.Function):

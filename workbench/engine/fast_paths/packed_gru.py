@@ -6,100 +6,29 @@ gradient the size of the whole packed input for each step's slice of it, adds th
 recurrence into buffers laid out like the packed data, backward walks the steps back for the state
 gradients only, and the input and weight gradients are single products over all tokens.
 
-Same results and gradients as `nn.GRU` on the same PackedSequence to rounding (tests, float64). The GRU
-gate updates are shared with the decoder's fused loop (fused_decoder.py).
+Reference: `nn.GRU` on the same PackedSequence (encoders.py); the same results and gradients to
+rounding (tests/test_fused.py, float64). The gate updates are shared with the decoder's fused loop
+(kernels.py).
 
 Under CPU bf16 autocast (`training.precision = "bf16"`) both fused paths multiply in bf16, which AMX
 runs several times faster than fp32, and keep everything else in fp32: the states, the gates, the
-buffers saved for backward, the sums of products and the gradients they return. `addmm_in` and `mm_in` below
-are the products of both paths; with equal dtypes they are torch's own, so fp32 is unchanged.
+buffers saved for backward, the sums of products and the gradients they return (kernels.mm_in, addmm_in).
 """
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from workbench.engine.devices import product_dtype
-
-aten = torch.ops.aten
-
-
-def trains_fused(x: Tensor, weight: Tensor) -> bool:
-    """Whether a recurrence on input x with this weight takes a fused training path: gradients wanted,
-    the weight trained, in fp32 or fp64, without autocast or under the CPU's bf16 one (CUDA autocast
-    keeps torch's kernels)."""
-    autocast = torch.is_autocast_enabled(x.device.type)
-    return (
-        torch.is_grad_enabled()
-        and weight.requires_grad
-        and x.dtype in (torch.float32, torch.float64)
-        and (not autocast or (x.device.type == "cpu" and torch.get_autocast_dtype("cpu") == torch.bfloat16))
-    )
-
-
-def without_autocast(method: Callable) -> Callable:
-    """An autograd Function's forward or backward run outside autocast: it casts for its products itself
-    (and backward may be called inside an autocast region, which would otherwise recast them)."""
-
-    @functools.wraps(method)
-    def run(ctx, *args):
-        device = next(a for a in args if isinstance(a, Tensor)).device
-        with torch.autocast(device.type, enabled=False):
-            return method(ctx, *args)
-
-    return run
-
-
-def mm_in(a: Tensor, b: Tensor, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
-    """a @ b with the product in dtype, the result in a's dtype."""
-    if a.dtype == dtype and b.dtype == dtype:
-        return torch.mm(a, b, out=out)
-    product = torch.mm(a.to(dtype), b.to(dtype))
-    return product.to(a.dtype) if out is None else out.copy_(product)
-
-
-def addmm_in(bias: Tensor, a: Tensor, b: Tensor, dtype: torch.dtype, out: Tensor | None = None) -> Tensor:
-    """bias + a @ b with the product in dtype, the sum in bias's dtype."""
-    if bias.dtype == a.dtype == b.dtype == dtype:
-        return torch.addmm(bias, a, b, out=out)
-    return torch.add(bias, torch.mm(a.to(dtype), b.to(dtype)), out=out)
-
-
-def gru_update(gi: Tensor, gh: Tensor, h_prev: Tensor, rz: Tensor, n: Tensor, h: Tensor) -> Tensor:
-    """h = GRU(h_prev) from the input and hidden projections gi, gh (N, 3H), biases included.
-
-    The gates go into rz (N, 2H) and n (N, H), the new state into h; returns h. torch's formula:
-    r, z = sigmoid(gi_rz + gh_rz), n = tanh(gi_n + r * gh_n), h = (1 - z) n + z h_prev.
-    """
-    size = h.size(1)
-    r_z = torch.add(gi[:, : 2 * size], gh[:, : 2 * size], out=rz).sigmoid_()
-    torch.addcmul(gi[:, 2 * size :], r_z[:, :size], gh[:, 2 * size :], out=n).tanh_()
-    return torch.lerp(n, h_prev, r_z[:, size:], out=h)
-
-
-def gru_update_backward(
-    dh: Tensor, rz: Tensor, n: Tensor, gh_n: Tensor, h_prev: Tensor, d_gi: Tensor, d_gh: Tensor
-) -> Tensor:
-    """For d loss / d h, fills d_gi and d_gh (N, 3H); returns the gradient that reaches h_prev through z.
-
-    gh_n is the hidden projection's n part (W_hn h_prev + b_hn). The other part of h_prev's gradient is
-    d_gh @ W_hh, left to the caller, who may fold it into a larger product.
-    """
-    size = dh.size(1)
-    r, z = rz[:, :size], rz[:, size:]
-    direct = dh * z
-    d_n = aten.tanh_backward(dh - direct, n)
-    d_gi[:, 2 * size :] = d_n
-    d_gi[:, :size] = aten.sigmoid_backward(d_n * gh_n, r)
-    d_gi[:, size : 2 * size] = aten.sigmoid_backward(dh * (h_prev - n), z)
-    d_gh[:, : 2 * size] = d_gi[:, : 2 * size]
-    torch.mul(d_n, r, out=d_gh[:, 2 * size :])
-    return direct
+from workbench.engine.fast_paths.kernels import (
+    addmm_in,
+    gru_update,
+    gru_update_backward,
+    mm_in,
+    without_autocast,
+)
 
 
 def packed_gru(rnn: nn.GRU, packed: PackedSequence) -> tuple[PackedSequence, Tensor]:

@@ -1,19 +1,21 @@
 """The decoder's step as search runs it: RecurrentDecoder.step's operations without module calls.
 
+Reference: `Seq2Seq.step` (model.py), which calls `RecurrentDecoder.step` and its modules.
+
 A search step reads every decoder weight once (28 MB for the reference model, for five beams). Those
 weights stream through the CPU's caches and evict the interpreter's own data, so each module call
 of the reference step (hook checks, parameter lookups through `Module.__getattr__`) costs several µs
 of cache misses: some 65 µs of a ~1 ms beam-5 step, and the attention mask's operators another 15 µs
 for a source that has no padding. Here each layer's forward is looked up once per search (its weights
 bound to the kernel it calls, fp32, bf16 or int8), the step calls those kernels directly, and the mask
-is skipped where no position is padding: beam-5 latency fell 8% in fp32 and 12% in int8
-(docs/benchmarks.md, ninth session).
+is skipped where no position is padding: beam-5 latency 8% lower in fp32 and 12% in int8
+(docs/benchmarks.md).
 
-The same kernels on the same operands, so the same numbers: tests compare every output, state and
-attention weight with the reference step's bit for bit, for GRU and LSTM cells, every attention and
-every decoding precision. Used only where nothing is differentiated (search runs under inference
-mode), in eval mode, for the input-feeding decoder with a GRU or LSTM cell and attention; everything
-else runs the reference step.
+The same kernels on the same operands, so the same numbers: tests/test_model.py compares every output,
+state and attention weight with the reference step's bit for bit, for GRU and LSTM cells, every
+attention and every decoding precision. Used only where nothing is differentiated (search runs under
+inference mode), in eval mode, for the input-feeding decoder with a GRU or LSTM cell and attention;
+everything else, and everything under `fast_paths.reference_maths()`, runs the reference step.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import Tensor, nn
 from workbench.engine.attention import BahdanauAttention, LuongAttention
 from workbench.engine.decoders import DecoderState
 from workbench.engine.encoders import EncoderOutput
+from workbench.engine.fast_paths import enabled
 from workbench.engine.quantization import int8_forward
 
 if TYPE_CHECKING:
@@ -46,7 +49,7 @@ def search_step(model: Seq2Seq) -> Step:
         and decoder.cell_type in ("gru", "lstm")
         and isinstance(decoder.attention, (BahdanauAttention, LuongAttention))
     )
-    if model.training or torch.is_grad_enabled() or not fits:
+    if not enabled() or model.training or torch.is_grad_enabled() or not fits:
         return model.step
     return _InputFeedingStep(model)
 

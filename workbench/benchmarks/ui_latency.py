@@ -1,4 +1,4 @@
-"""The `ui` benchmark: how the TUI responds while a trainer runs beside it (issue 3's latency budget).
+"""The `ui` benchmark: how the TUI responds while a trainer runs beside it.
 
 The app runs headless in this process on a copy of a trained run; the copy's trainer runs in its own
 process, as in real use, so training competes for the cores while sentences are typed into the decode
@@ -32,10 +32,9 @@ from textual.widgets import Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
-
-from .app import S2SBenchApp
-from .live_translator import Decoded
-from .screens.decode import DecodeScreen
+from workbench.tui.app import S2SBenchApp
+from workbench.tui.live_translator import Decoded
+from workbench.tui.screens.decode import DecodeScreen
 
 MONTHS = ("January February March April May June July August September October November December").split()
 DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
@@ -250,7 +249,7 @@ class _Probe:
         self.trainer_steps = self._last_step() - first_step
 
     def result(self, train: bool, key_interval_s: float) -> dict[str, Any]:
-        from workbench.engine.benchmark.decode_bench import percentile
+        from workbench.benchmarks.decode_bench import percentile
 
         def ms(values: list[float], q: float) -> float | None:
             return round(percentile(values, q) * 1000, 2) if values else None

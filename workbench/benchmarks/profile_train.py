@@ -181,7 +181,7 @@ def _summary(prof: Any, steps: int, plain_ms: float, top: int) -> dict[str, Any]
         key=lambda e: e.cpu_time_total,
         reverse=True,
     )
-    # The fused training loop (fused_decoder.py) calls no submodule: its parts are not timed apart.
+    # The fused training loop (fast_paths/decoder_loop.py) calls no submodule: its parts are not timed apart.
     parts = {name: ms for name, ms in parts.items() if ms or not name.startswith("  of which")}
     return {
         "steps": steps,

@@ -1,0 +1,37 @@
+"""The docs quote one number for one measurement: every BLEU cited for a recipe is its results table's."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+ROW = re.compile(r"^\| `([\w-]+)`.*?\*\*BLEU ([\d.]+), chrF ([\d.]+)\*\*", re.MULTILINE)
+
+
+def table() -> dict[str, float]:
+    """Recipe -> valid BLEU, from the table of docs/results.md."""
+    return {name: float(bleu) for name, bleu, _ in ROW.findall((ROOT / "docs/results.md").read_text())}
+
+
+def same(quoted: str, measured: float) -> bool:
+    decimals = len(quoted.partition(".")[2])
+    return float(quoted) == round(measured, decimals)
+
+
+def test_every_bleu_quoted_for_a_recipe_in_results_md_is_the_tables():
+    bleu = table()
+    assert len(bleu) >= 8 and bleu["tatoeba-en-zh"] == 32.86
+    text = (ROOT / "docs/results.md").read_text()
+    quotes = re.findall(r"([\d.]+) for `([\w-]+)`", text)
+    assert quotes
+    for quoted, name in quotes:
+        assert same(quoted, bleu[name]), (name, quoted, bleu[name])
+
+
+def test_the_readme_table_rounds_the_results_table():
+    bleu = table()
+    rows = re.findall(
+        r"^\| `([\w-]+)`[^|]*\|[^|]*\|[^|]*\| BLEU ([\d.]+)", (ROOT / "README.md").read_text(), re.M
+    )
+    assert len(rows) >= 5
+    for name, quoted in rows:
+        assert same(quoted, bleu[name]), (name, quoted, bleu[name])
