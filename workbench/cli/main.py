@@ -291,7 +291,7 @@ def _print_translations(
     for number, nbest in enumerate(translator.translate(lines, beam, n_best, attention=attention), first):
         if nbest[0].dropped_pieces:
             err.print(
-                f"note: line {number}: {cut_notice(nbest[0])}", highlight=False, markup=False, soft_wrap=True
+                f"note: line {number}: {_cut_notice(nbest[0])}", highlight=False, markup=False, soft_wrap=True
             )
         for t in nbest:
             print(f"{t.score:.4f}\t{t.text}" if n_best > 1 else t.text, flush=True)
@@ -299,8 +299,8 @@ def _print_translations(
             out.print(attention_grid(nbest[0], color=not out.no_color))
 
 
-def cut_notice(translation) -> str:
-    """What the input cap did to a source, in one line (decode's notes, the decode panel)."""
+def _cut_notice(translation) -> str:
+    """What the input cap (decoding.max_input_pieces) did to a source, for decode's note."""
     kept = len(translation.src_pieces)
     return (
         f"{kept + translation.dropped_pieces:,} pieces long: translated its first {kept:,} "
@@ -457,15 +457,15 @@ def serve(
         err.print(
             f"[bold yellow]warning:[/] serving on {escape(host)}, not a loopback address: whoever reaches "
             "this port and holds the URL controls the workbench (starts trainings, deletes runs, reads "
-            "files). Prefer the default and `ssh -L 8000:localhost:8000 HOST`.",
+            f"files). Prefer the default and `ssh -L {port}:localhost:{port} HOST`.",
             highlight=False,
         )
-    console.print(f"s2s-bench serves {runs_dir} on {server.url}", highlight=False, soft_wrap=True)
+    say = {"highlight": False, "markup": False, "soft_wrap": True}  # a path or [::1] is not markup
+    console.print(f"s2s-bench serves {runs_dir} on {server.url}", **say)
     console.print(
         f"Open that URL (it holds the access token); from a laptop: ssh -L {port}:localhost:{port} "
         "THIS-MACHINE, then open it there. Ctrl+C stops serving; trainers go on.",
-        highlight=False,
-        soft_wrap=True,
+        **say,
     )
     try:
         server.serve()
