@@ -169,7 +169,7 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
     from workbench.engine.translator import Translator
 
     sets = [*TINY, "training.valid_every=4", "training.log_every=2", "training.average_checkpoints=2"]
-    sets += ["training.max_steps=40"]
+    sets += ["training.max_steps=80"]
     whole = run_cli(
         "train", "reverse", "--headless", "--name", "whole", "--runs-dir", str(tmp_path), sets=sets
     )
@@ -188,20 +188,23 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
         grown = len(steps(run.path)) if run.metrics_path.is_file() else 0
         while trainer.poll() is None and (len(steps(run.path)) if run.metrics_path.is_file() else 0) <= grown:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.0))
+        time.sleep(rng.uniform(0.0, 0.8))
         if trainer.poll() is not None:
             break  # it finished before this kill
         trainer.kill()
         trainer.wait()
         kills += 1
-        assert run.recipe() and run.status()["state"] in ("failed", "running", "new")
+        state = run.status()["state"]
+        assert run.recipe() and state in ("failed", "running", "new", "finished")
         for tag in ("last", "best", "averaged"):
             if run.has_checkpoint(tag):
                 Translator.from_run(run.path, tag).translate(["a b c"], 1)
-    assert kills >= 5
+        if state == "finished":
+            break  # it finished just before the kill
+    assert kills >= 3
     assert run.status()["state"] == "finished"
     assert [(s, r) for s, r in zip(steps(run.path), steps(tmp_path / "whole"))] and steps(run.path) == list(
-        range(2, 41, 2)
+        range(2, 81, 2)
     )
     cut_losses = [(r["step"], r["loss"]) for r in run.read_metrics()[0] if r["kind"] == "train"]
     whole_losses = [
@@ -210,7 +213,7 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
         if r["kind"] == "train"
     ]
     assert cut_losses == whole_losses
-    assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 41, 4))
+    assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 81, 4))
     assert not list(run.path.glob("**/.*.tmp"))  # a cut-short write's temporary file is cleared on resume
 
 

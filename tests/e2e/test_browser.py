@@ -141,7 +141,13 @@ def test_the_workbench_in_a_browser_trains_decodes_and_outlives_its_tab(tmp_path
             shutil.copytree(run.path, runs_dir / "copy")
             wait_for(page, reader, lambda s: "runs (2)" in s and "copy" in s, 20, "the copy listed")
             press(page, "m", "ArrowDown", "c")
-            screen = wait_for(page, reader, lambda s: "recipe differences" in s, 20, "the compare screen")
+            screen = wait_for(
+                page,
+                reader,
+                lambda s: "Compare │ 2 runs" in s and "the same recipe" in s,
+                20,
+                "the compare screen",
+            )
             save(page, "compare", screen)
             press(page, "Escape")
             wait_for(page, reader, lambda s: "runs (2)" in s, 10, "the runs screen")

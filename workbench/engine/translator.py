@@ -130,7 +130,10 @@ class Translator:
                 )
             for i, nbest in zip(chunk, hyps):
                 src_pieces = self.tokenizers.src.pieces(src_ids[i])
-                results[i] = [self._translation(h, src_pieces, dropped[i]) for h in nbest[:n_best]]
+                results[i] = [self._translation(h, src_pieces, dropped[i]) for h in nbest[:n_best]] or [
+                    # no hypothesis at all (non-finite scores: weights that diverged): an empty line
+                    Translation("", float("-inf"), src_pieces, [], [[]] if attention else None, dropped[i])
+                ]
         self.model.train(was_training)
         return results
 
