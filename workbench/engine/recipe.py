@@ -270,19 +270,23 @@ def builtin_recipes() -> dict[str, Path]:
 
 def find_recipe(name_or_path: str) -> Path:
     """A recipe file from a path or a built-in name."""
+    return find_file(name_or_path, builtin_recipes(), "recipe", RecipeError)
+
+
+def find_file(name_or_path: str, builtins: dict[str, Path], what: str, error: type[UserError]) -> Path:
+    """A recipe or sweep file from a path or a built-in name; an `error` that suggests the closest name."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or os.sep in name_or_path:
         if not path.is_file():
-            raise RecipeError(f"{name_or_path}: no such recipe file")
+            raise error(f"{name_or_path}: no such {what} file")
         return path
-    builtins = builtin_recipes()
     if name_or_path in builtins:
         return builtins[name_or_path]
     if path.is_file():
         return path
     hint = difflib.get_close_matches(name_or_path, list(builtins), n=1)
-    extra = f" (did you mean '{hint[0]}'?)" if hint else f"; built-in recipes: {', '.join(builtins)}"
-    raise RecipeError(f"{name_or_path}: no such recipe{extra}")
+    extra = f" (did you mean '{hint[0]}'?)" if hint else f"; built-in {what}s: {', '.join(builtins)}"
+    raise error(f"{name_or_path}: no such {what}{extra}")
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

@@ -141,14 +141,7 @@ class RunFolder:
 
     def trainer_alive(self) -> bool:
         """Whether a trainer process on this machine holds the run's lock."""
-        try:
-            with open(self.path / ".lock") as f:
-                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return False
-        except FileNotFoundError:
-            return False
-        except BlockingIOError:
-            return True
+        return lock_held(self.path / ".lock")
 
     # Status -------------------------------------------------------------------------------------
     def write_status(self, state: str, **fields: Any) -> None:
@@ -252,6 +245,18 @@ class RunFolder:
             if command in CONTROL_COMMANDS:
                 commands.append(command)
         return commands
+
+
+def lock_held(path: Path) -> bool:
+    """Whether a live process holds the flock on `path` (the kernel drops it when the process dies)."""
+    try:
+        with open(path) as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+    except FileNotFoundError:
+        return False
+    except BlockingIOError:
+        return True
 
 
 def list_runs(runs_dir: Path) -> list[RunFolder]:

@@ -27,6 +27,7 @@ from .recipe import (
     Recipe,
     RecipeError,
     builtin_recipes_dir,
+    find_file,
     find_recipe,
     parse_override,
     read_toml,
@@ -89,17 +90,7 @@ def builtin_sweeps() -> dict[str, Path]:
 
 def find_sweep(name_or_path: str) -> Path:
     """A sweep file from a path or a built-in name."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or os.sep in name_or_path:
-        if not path.is_file():
-            raise SweepError(f"{name_or_path}: no such sweep file")
-        return path
-    builtins = builtin_sweeps()
-    if name_or_path in builtins:
-        return builtins[name_or_path]
-    hint = difflib.get_close_matches(name_or_path, list(builtins), n=1)
-    extra = f" (did you mean '{hint[0]}'?)" if hint else f"; built-in sweeps: {', '.join(builtins)}"
-    raise SweepError(f"{name_or_path}: no such sweep file{extra}")
+    return find_file(name_or_path, builtin_sweeps(), "sweep", SweepError)
 
 
 def load_sweep(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:

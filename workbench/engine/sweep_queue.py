@@ -21,7 +21,7 @@ from typing import Any
 from .atomic_files import write_atomic, write_json_atomic
 from .errors import UserError
 from .recipe import Recipe
-from .run_folder import PROCESS_DIED, STOPPED_BY_USER, RunFolder
+from .run_folder import PROCESS_DIED, STOPPED_BY_USER, RunFolder, lock_held
 from .sweep import Sweep, load_sweep
 
 SWEEPS_FOLDER = ".sweeps"
@@ -135,14 +135,7 @@ class SweepQueue:
     # The runner -----------------------------------------------------------------------------------
     def runner_alive(self) -> bool:
         """Whether a queue runner process holds this sweep's runner lock."""
-        try:
-            with open(self.lock_path) as f:
-                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return False
-        except FileNotFoundError:
-            return False
-        except BlockingIOError:
-            return True
+        return lock_held(self.lock_path)
 
     def claim_runner(self) -> Any:
         """Become this sweep's one runner (held while the returned file stays open); else an error."""
