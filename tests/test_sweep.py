@@ -230,3 +230,64 @@ def test_devices_this_machine_lacks_are_refused_before_anything_is_queued(tmp_pa
     path = sweep_file(tmp_path, GRID)
     done = s2s("sweep", str(path), "--devices", "0,2", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 2 and "no CUDA GPU" in done.stderr and not (tmp_path / "runs").exists()
+
+
+LADDER = """
+base = "reverse"
+[set]
+"training.max_steps" = 30
+[[rungs]]
+name = "as-written"
+[[rungs]]
+name = "lstm"
+description = "an LSTM instead of a GRU"
+set = { "model.cell" = "lstm" }
+[[rungs]]
+name = "wider"
+[rungs.set.model]
+hidden_size = 48
+"""
+
+
+def test_a_ladder_applies_each_rung_on_top_of_the_rungs_before_it(tmp_path):
+    sweep = load_sweep(sweep_file(tmp_path, LADDER, "ladder.toml"))
+    points = sweep.points()
+    assert [p.run_name for p in points] == ["ladder-1-as-written", "ladder-2-lstm", "ladder-3-wider"]
+    assert [p.values for p in points] == [
+        {},
+        {"model.cell": "lstm"},
+        {"model.cell": "lstm", "model.hidden_size": 48},
+    ]
+    base = points[0].recipe
+    assert (points[2].recipe.model.cell, points[2].recipe.model.hidden_size) == ("lstm", 48)
+    assert (base.model.cell, base.model.hidden_size) != ("lstm", 48)
+    assert {p.recipe.training.max_steps for p in points} == {30}
+    assert sweep.varied() == ["model.cell", "model.hidden_size"]
+    with pytest.raises(SweepError, match="varies 'model.cell' \\(a rung sets it\\)"):
+        load_sweep(sweep.path, ["model.cell=gru"])
+
+
+def test_a_stored_ladder_loads_back_to_the_same_points(tmp_path):
+    sweep = load_sweep(sweep_file(tmp_path, LADDER, "ladder.toml"))
+    queue = queue_sweep(tmp_path / "runs", sweep)
+    assert [p.values for p in queue.sweep().points()] == [p.values for p in sweep.points()]
+    assert json.loads(queue.queue_path.read_text())["varied"] == ["model.cell", "model.hidden_size"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[rungs]]\nname = "a"\n[axes]\n"model.cell" = ["gru"]', "not both"),
+        ('samples = 2\n[[rungs]]\nname = "a"', "takes none"),
+        ('[[rungs]]\nname = "a"\n[[rungs]]\nname = "a"\nset = { "model.cell" = "lstm" }', "taken by"),
+        ('[[rungs]]\nname = "a"\n[[rungs]]\nname = "b"', "rung 2 (b): 'set' must be a table"),
+        ('[[rungs]]\nname = "a"\nsets = {}', "unknown key 'sets'"),
+        ('[[rungs]]\nname = "a b"', "'name' must be"),
+        ('[[rungs]]\nname = "a"\n[[rungs]]\nname = "b"\nset = { "model.cel" = "lstm" }', "model.cel"),
+    ],
+)
+def test_a_bad_ladder_is_one_error_naming_the_file_and_the_rung(tmp_path, text, message):
+    path = sweep_file(tmp_path, 'base = "reverse"\n' + text, "bad.toml")
+    with pytest.raises(SweepError) as caught:
+        load_sweep(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)

@@ -3,8 +3,11 @@
 A sweep file (TOML) holds `base` (a built-in recipe name or a path relative to the file), optional
 `name`, `description`, `samples` (0: the full grid; N: N random points seeded by `seed`), `[set]`
 (fixed keys for every run) and `[axes]` (dotted recipe key -> list of values, or with samples > 0
-`{ log_uniform = [lo, hi] }` / `{ uniform = [lo, hi] }`). Every point is validated as a whole recipe
-when the file is loaded, so a bad key or value is reported before anything starts.
+`{ log_uniform = [lo, hi] }` / `{ uniform = [lo, hi] }`). Instead of `[axes]`, a ladder gives
+`[[rungs]]`: each rung a `name` and a `set` table applied on top of the rungs before it, so run i is the
+base with the changes of rungs 1..i (one change at a time, from a system as written to a modern recipe).
+Every point is validated as a whole recipe when the file is loaded, so a bad key or value is reported
+before anything starts.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from .recipe import (
     set_key,
 )
 
-SWEEP_KEYS = ("name", "description", "base", "samples", "seed", "set", "axes")
+SWEEP_KEYS = ("name", "description", "base", "samples", "seed", "set", "axes", "rungs")
+RUNG_KEYS = ("name", "description", "set")
 DISTRIBUTIONS = ("log_uniform", "uniform")
 
 
@@ -63,6 +67,7 @@ class Sweep:
     path: Path
     base_path: Path
     builtin_base: bool
+    rungs: list[dict[str, Any]] = field(default_factory=list)  # a ladder: name, description, set (dotted)
     _points: list[SweepPoint] = field(default_factory=list, repr=False)
 
     def points(self) -> list[SweepPoint]:
@@ -78,9 +83,18 @@ class Sweep:
             "samples": self.samples,
             "seed": self.seed,
             "set": self.fixed,
-            "axes": self.axes,
         }
+        if self.rungs:
+            raw["rungs"] = self.rungs
+        else:
+            raw["axes"] = self.axes
         return tomli_w.dumps(raw)
+
+    def varied(self) -> list[str]:
+        """The keys the runs differ in: the axes, or every key a rung sets."""
+        if not self.rungs:
+            return list(self.axes)
+        return list(dict.fromkeys(key for rung in self.rungs for key in rung["set"]))
 
 
 def builtin_sweeps() -> dict[str, Path]:
@@ -117,15 +131,18 @@ def load_sweep(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] 
     recipe_from_dict(copy.deepcopy(base_raw), source=str(base_path))  # errors of the base name its file
 
     fixed = _flatten(_typed(raw, "set", dict, {}, path))
-    axes = _read_axes(raw, path, samples)
+    rungs = _read_rungs(raw, path, samples)
+    axes = {} if rungs else _read_axes(raw, path, samples)
+    varied = axes or {key: None for rung in rungs for key in rung["set"]}
     for override in overrides:
         key, value = parse_override(override)
-        if key in axes:
-            raise SweepError(f"--set {override}: {path} varies '{key}' (it is an axis)")
+        if key in varied:
+            what = "a rung sets it" if rungs else "it is an axis"
+            raise SweepError(f"--set {override}: {path} varies '{key}' ({what})")
         fixed[key] = value
     for key in fixed:
-        if key in axes:
-            raise SweepError(f"{path}: '{key}' is both in [set] and in [axes]")
+        if key in varied:
+            raise SweepError(f"{path}: '{key}' is both in [set] and in " + ("a rung" if rungs else "[axes]"))
 
     base_recipe = _recipe(base_raw, fixed, path, "[set]")
     sweep = Sweep(
@@ -140,6 +157,7 @@ def load_sweep(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] 
         path,
         base_path,
         builtin,
+        rungs,
     )
     sweep._points = _points(sweep, base_raw)
     return sweep
@@ -178,6 +196,39 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[full] = value
     return flat
+
+
+def _read_rungs(raw: dict[str, Any], path: Path, samples: int) -> list[dict[str, Any]]:
+    """A ladder's rungs, each {name, description, set (dotted keys)}; [] when the file has [axes]."""
+    if "rungs" not in raw:
+        return []
+    rungs = raw["rungs"]
+    if "axes" in raw:
+        raise SweepError(f"{path}: give [axes] (a grid) or [[rungs]] (a ladder), not both")
+    if samples:
+        raise SweepError(f"{path}: 'samples' draws points of [axes]; a ladder of [[rungs]] takes none")
+    if not isinstance(rungs, list) or not rungs or not all(isinstance(r, dict) for r in rungs):
+        raise SweepError(f"{path}: 'rungs' must be one or more [[rungs]] tables, each with a name and a set")
+    out, names = [], set()
+    for i, rung in enumerate(rungs, 1):
+        where = f"{path}: rung {i}"
+        for key in rung:
+            if key not in RUNG_KEYS:
+                raise SweepError(f"{where}: unknown key '{key}' (a rung takes {', '.join(RUNG_KEYS)})")
+        name = rung.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[\w][\w.-]*", name):
+            raise SweepError(f"{where}: 'name' must be letters, digits, '.', '_' or '-'; got {name!r}")
+        if name in names:
+            raise SweepError(f"{where}: the name {name!r} is taken by an earlier rung")
+        names.add(name)
+        changes = rung.get("set", {})
+        if not isinstance(changes, dict) or (i > 1 and not changes):
+            raise SweepError(f"{where} ({name}): 'set' must be a table of the keys this rung changes")
+        description = rung.get("description", "")
+        if not isinstance(description, str):
+            raise SweepError(f"{where} ({name}): 'description' must be a string")
+        out.append({"name": name, "description": description, "set": _flatten(changes)})
+    return out
 
 
 def _read_axes(raw: dict[str, Any], path: Path, samples: int) -> dict[str, Any]:
@@ -219,6 +270,8 @@ def _recipe(base_raw: dict[str, Any], values: dict[str, Any], path: Path, where:
 
 
 def _points(sweep: Sweep, base_raw: dict[str, Any]) -> list[SweepPoint]:
+    if sweep.rungs:
+        return _ladder(sweep, base_raw)
     if sweep.samples:
         chosen = _draws(sweep)
     else:
@@ -231,6 +284,17 @@ def _points(sweep: Sweep, base_raw: dict[str, Any]) -> list[SweepPoint]:
         seen.add(name)
         recipe = _recipe(base_raw, {**sweep.fixed, **values}, sweep.path, f"run {name}")
         points.append(SweepPoint(name, values, recipe))
+    return points
+
+
+def _ladder(sweep: Sweep, base_raw: dict[str, Any]) -> list[SweepPoint]:
+    """Run i: the base with the changes of rungs 1..i; named `<sweep>-<i>-<rung>`."""
+    points, values = [], {}
+    for i, rung in enumerate(sweep.rungs, 1):
+        values = {**values, **rung["set"]}
+        name = f"{sweep.name}-{i}-{rung['name']}"
+        recipe = _recipe(base_raw, {**sweep.fixed, **values}, sweep.path, f"run {name}")
+        points.append(SweepPoint(name, dict(values), recipe))
     return points
 
 

@@ -222,7 +222,7 @@ def queue_sweep(
         {
             "name": sweep.name,
             "runs": names,
-            "varied": list(sweep.axes),
+            "varied": sweep.varied(),
             "parallel": parallel,
             "devices": devices,
             "cancelled": [],

@@ -83,4 +83,4 @@ def _describe_sweep(path: Path) -> tuple[str, str]:
     except UserError as exc:
         return "?", f"unreadable: {exc}"
     lines = sweep.description.strip().splitlines()
-    return f"{len(sweep.points())} runs", lines[0] if lines else f"over {', '.join(sweep.axes)}"
+    return f"{len(sweep.points())} runs", lines[0] if lines else f"over {', '.join(sweep.varied())}"

@@ -74,6 +74,10 @@ class NewSweepScreen(ModalScreen[NewSweepRequest | None]):
         except (UserError, KeyError) as exc:
             summary.update(Text(str(exc), style="red"))
             return
+        if sweep.rungs:
+            rungs = " > ".join(rung["name"] for rung in sweep.rungs)
+            summary.update(f"a ladder of {len(sweep.points())} runs from {sweep.base}: {rungs}")
+            return
         axes = ", ".join(f"{k} ({len(v) if isinstance(v, list) else 'drawn'})" for k, v in sweep.axes.items())
         summary.update(f"{len(sweep.points())} runs of {sweep.base} over {axes}")
 
