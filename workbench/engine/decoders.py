@@ -162,7 +162,8 @@ class RecurrentDecoder(nn.Module):
         cell = None
         if self.init == "bridge":
             assert self.bridge is not None
-            hidden = torch.tanh(self.bridge(summary(enc))).unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
+            hidden = torch.tanh(self.bridge(summary(enc)))
+            hidden = hidden.unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
             # Joey NMT starts an LSTM's memory cell from the same projection.
             cell = hidden if self.cell_type == "lstm" else None
         elif self.init == "final":
@@ -228,7 +229,7 @@ class RecurrentDecoder(nn.Module):
         return self.attention(query, enc.keys, enc.states, enc.mask)
 
     def _output(self, top: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor | None]:
-        """Luong's order: decoder outputs (before dropout) and attention weights for top states (N, [T,] H)."""
+        """Luong's order: outputs (before dropout) and attention weights for top states (N, [T,] H)."""
         if self.attention is None:
             return top, None
         context, weights = self._attend(top, enc)

@@ -63,7 +63,8 @@ class OneHot(nn.Module):
         self.register_buffer("_like", torch.zeros(0), persistent=False)  # carries dtype and device only
 
     def forward(self, tokens: Tensor) -> Tensor:
-        vectors = self._like.new_zeros(*tokens.shape, self.num_embeddings).scatter_(-1, tokens.unsqueeze(-1), 1.0)
+        vectors = self._like.new_zeros(*tokens.shape, self.num_embeddings)
+        vectors.scatter_(-1, tokens.unsqueeze(-1), 1.0)
         vectors[..., PAD] = 0.0  # only PAD sets this column
         return vectors
 

@@ -485,7 +485,7 @@ def _classic_problem(model: ModelConfig) -> str | None:
     if model.one_hot and model.tie_embeddings:
         return "'model.one_hot' has no embedding to tie to the output layer: set model.tie_embeddings = false"
     if model.one_hot and (model.src_vectors or model.tgt_vectors):
-        return "'model.one_hot' has no embedding to load vectors into: drop model.src_vectors and model.tgt_vectors"
+        return "'model.one_hot' has no embedding to load vectors into: unset model.src_vectors/tgt_vectors"
     if model.attention == "none" and model.attention_combine != "concat":
         return "'model.attention_combine' combines the attention's context: it needs model.attention"
     if model.context_every_step and model.attention != "none":
