@@ -224,6 +224,30 @@ def test_a_reversed_source_model_reads_the_reversed_source_and_attends_in_source
     assert not torch.allclose(logits, plain(src, lengths, tgt)[0])
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"one_hot": True, "reverse_source": True},
+        {"attention": "cosine", "attention_combine": "add", "input_feeding": False},
+        {"attention": "none", "input_feeding": False, "context_every_step": True, "cell": "lstm"},
+        {"attention": "none", "input_feeding": False, "context_every_step": True, "decoder_layers": 2},
+        {"decoder_order": "bahdanau", "input_feeding": False, "cell": "lstm"},
+    ],
+)
+def test_stepping_reproduces_the_teacher_forced_forward(options):
+    torch.manual_seed(1)
+    model = build_model(replace(TINY, **options), SRC_V, TGT_V).eval()
+    src, lengths, tgt = batch(seed=1)
+    logits, attention = model(src, lengths, tgt, return_attention=True)
+    enc = model.encode(src, lengths)
+    state = model.start(enc)
+    for t in range(tgt.size(1)):
+        log_probs, state, step_attention = model.step(tgt[:, t], state, enc)
+        torch.testing.assert_close(log_probs, F.log_softmax(logits[:, t], -1), atol=1e-5, rtol=1e-5)
+        if attention is not None:
+            torch.testing.assert_close(step_attention, attention[:, t], atol=1e-6, rtol=1e-5)
+
+
 # -- recipes ---------------------------------------------------------------------------------------------
 
 
