@@ -75,6 +75,9 @@ class ModelConfig:
     encoder_layers: int = 1
     bidirectional: bool = True
     decoder_layers: int = 1
+    # none | bahdanau | dot | general | concat | cosine (cos(h, W s_j), the context sums the W s_j): the
+    # score. "bahdanau" is the additive score in Luong's order (as Joey NMT does) unless
+    # decoder_order = "bahdanau".
     attention: str = "bahdanau"
     input_feeding: bool = True
     decoder_init: str = "bridge"  # bridge | final | zeros
@@ -85,7 +88,8 @@ class ModelConfig:
     tgt_vectors: str = ""
     freeze_vectors: bool = False
     # One-hot token vectors as the RNN inputs on both sides, no embedding layer (Keras's character
-    # model); embedding_size is then ignored: each side's input size is its vocabulary size.
+    # model); embedding_size is then ignored: each side's input size is its vocabulary size. A batch's
+    # inputs are then B x S x vocab floats: meant for character vocabularies.
     one_hot: bool = False
     # How the attentional vector a_t joins the decoder state h_t and the context c_t (attention only):
     # concat: a_t = tanh(W [h_t; c_t]) | add: a_t = h_t + c_t (c_t first projected to the hidden size
