@@ -5,7 +5,7 @@ import torch
 
 from workbench.engine.attention import BahdanauAttention, LuongAttention, batch_matmul, build_attention
 
-KINDS = ["bahdanau", "dot", "general", "concat"]
+KINDS = ["bahdanau", "dot", "general", "concat", "cosine"]
 B, S, T, H = 3, 6, 4, 8
 LENGTHS = torch.tensor([6, 4, 1])
 

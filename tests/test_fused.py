@@ -67,7 +67,7 @@ def test_the_packed_gru_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(run, (x, *weights))
 
 
-def model_and_batch(attention: str, dropout: float, seed: int = 0, cell: str = "gru"):
+def model_and_batch(attention: str, dropout: float, seed: int = 0, cell: str = "gru", **options):
     torch.manual_seed(seed)
     cfg = replace(
         CONFIG,
@@ -76,6 +76,7 @@ def model_and_batch(attention: str, dropout: float, seed: int = 0, cell: str = "
         dropout=dropout,
         embedding_dropout=dropout,
         bidirectional=attention != "dot",  # dot compares keys and queries of one size
+        **options,
     )
     model = build_model(cfg, SRC_V, TGT_V).double().train()
     g = torch.Generator().manual_seed(seed)
@@ -165,8 +166,29 @@ def test_the_fused_paths_are_taken_only_where_they_apply(monkeypatch):
     assert taken(replace(CONFIG, cell="rnn")) == []
     assert taken(replace(CONFIG, input_feeding=False)) == ["encoder"]
     assert taken(replace(CONFIG, encoder_layers=2, decoder_layers=2)) == []
+    # One-hot inputs and reversed sources change what the RNNs read, not their maths.
+    assert taken(replace(CONFIG, one_hot=True, reverse_source=True)) == ["decoder", "encoder"]
+    # Other scores, combinations and orders than the decoder loop's run the step loop.
+    assert taken(replace(CONFIG, attention="cosine")) == ["encoder"]
+    assert taken(replace(CONFIG, attention_combine="add")) == ["encoder"]
+    assert taken(replace(CONFIG, decoder_order="bahdanau", input_feeding=False)) == ["encoder"]
+    no_attention = replace(CONFIG, attention="none", input_feeding=False)
+    assert taken(replace(no_attention, context_every_step=True)) == ["encoder"]
     with reference_maths():
         assert taken(CONFIG) == []
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_fused_paths_with_one_hot_inputs_and_reversed_sources_equal_the_reference(cell):
+    model, src, lengths, tgt = model_and_batch("bahdanau", 0.3, cell=cell, one_hot=True, reverse_source=True)
+    out_f, att_f, grads_f = decode(model, src, lengths, tgt)
+    with reference_maths():
+        out_s, att_s, grads_s = decode(model, src, lengths, tgt)
+    torch.testing.assert_close(out_f, out_s, rtol=0, atol=1e-12)
+    torch.testing.assert_close(att_f, att_s, rtol=0, atol=1e-12)
+    assert grads_f.keys() == grads_s.keys() and "encoder.rnn.weight_ih_l0" in grads_f
+    for name in grads_s:
+        torch.testing.assert_close(grads_f[name], grads_s[name], rtol=0, atol=1e-11, msg=name)
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:

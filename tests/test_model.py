@@ -23,7 +23,8 @@ from workbench.engine.vectors import load_vectors
 TINY = ModelConfig(embedding_size=8, hidden_size=12, dropout=0.0)
 SRC_V, TGT_V = 13, 11
 CELLS = ["gru", "lstm", "rnn"]
-ATTENTIONS = ["none", "bahdanau", "dot", "general", "concat"]
+ATTENTIONS = ["none", "bahdanau", "dot", "general", "concat", "cosine"]
+SEARCH_STEP_ATTENTIONS = ["bahdanau", "dot", "general", "concat"]  # the scores fast_paths/search_step.py has
 INITS = ["bridge", "final", "zeros"]
 
 
@@ -91,6 +92,9 @@ def test_every_configuration_runs_forward_and_backward(cell, attention, init, fe
         {"attention": "none", "input_feeding": False, "decoder_init": "zeros"},
         {"attention": "dot", "bidirectional": True},
         {"decoder_init": "final", "encoder_layers": 2, "decoder_layers": 1},
+        {"one_hot": True, "tie_embeddings": True},
+        {"context_every_step": True},
+        {"decoder_order": "bahdanau", "input_feeding": True},
     ],
 )
 def test_the_model_refuses_what_a_recipe_refuses_with_the_same_message(bad):
@@ -144,7 +148,7 @@ def assert_search_step_matches(model, src, src_lengths, tgt, same=torch.equal):
     return enc
 
 
-@pytest.mark.parametrize("cell,attention", itertools.product(["gru", "lstm"], ATTENTIONS[1:]))
+@pytest.mark.parametrize("cell,attention", itertools.product(["gru", "lstm"], SEARCH_STEP_ATTENTIONS))
 @pytest.mark.parametrize("lengths", [(5, 3, 4), (4, 4)], ids=["padded", "unpadded"])
 @pytest.mark.parametrize("tie", [False, True])
 def test_the_search_step_computes_exactly_the_reference_step(cell, attention, lengths, tie):
@@ -155,6 +159,13 @@ def test_the_search_step_computes_exactly_the_reference_step(cell, attention, le
     assert enc.unpadded == (min(lengths) == max(lengths))
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_search_step_of_a_one_hot_model_computes_exactly_the_reference_step(cell):
+    torch.manual_seed(2)
+    model = build_model(tiny_config(cell, "bahdanau", "bridge", True, one_hot=True), SRC_V, TGT_V).eval()
+    assert_search_step_matches(model, *batch(seed=2))
+
+
 @pytest.mark.parametrize("precision,cell", [("bf16", "gru"), ("int8", "gru"), ("int8", "lstm")])
 def test_the_search_step_of_a_bf16_or_int8_model_computes_exactly_the_reference_step(precision, cell):
     torch.manual_seed(3)
@@ -163,16 +174,20 @@ def test_the_search_step_of_a_bf16_or_int8_model_computes_exactly_the_reference_
 
 
 @pytest.mark.parametrize(
-    "cell,attention,feeding,layers",
+    "cell,attention,feeding,layers,extra",
     [
-        ("rnn", "bahdanau", True, 1),
-        ("gru", "none", False, 1),
-        ("gru", "bahdanau", False, 1),
-        ("lstm", "dot", True, 2),
+        ("rnn", "bahdanau", True, 1, {}),
+        ("gru", "none", False, 1, {}),
+        ("gru", "bahdanau", False, 1, {}),
+        ("lstm", "dot", True, 2, {}),
+        ("gru", "cosine", True, 1, {}),
+        ("lstm", "general", True, 1, {"attention_combine": "add"}),
+        ("gru", "bahdanau", False, 1, {"decoder_order": "bahdanau"}),
+        ("gru", "none", False, 1, {"context_every_step": True}),
     ],
 )
-def test_the_search_step_is_the_reference_where_it_does_not_apply(cell, attention, feeding, layers):
-    model = build_model(tiny_config(cell, attention, "bridge", feeding, layers), SRC_V, TGT_V).eval()
+def test_the_search_step_is_the_reference_where_it_does_not_apply(cell, attention, feeding, layers, extra):
+    model = build_model(tiny_config(cell, attention, "bridge", feeding, layers, **extra), SRC_V, TGT_V).eval()
     with torch.inference_mode():
         assert search_step(model) == model.step
 

@@ -1,8 +1,9 @@
-"""Attention over the encoder states: Bahdanau (additive) and Luong (dot, general, concat) scoring.
+"""Attention over the encoder states: Bahdanau (additive), Luong (dot, general, concat) and cosine scoring.
 
-Every decoder here uses the Luong ordering (the query is the decoder's new top hidden state), so
-these classes differ only in the scoring function. Keys are projected once per source with
-`precompute`; `forward` then scores one query per sentence (B, Hq) or a block of queries (B, T, Hq).
+These classes differ only in the scoring function; which state is the query (the new one in Luong's
+order, the previous one in Bahdanau's) is the decoder's choice (decoders.py). Keys are projected once
+per source with `precompute`; `forward` then scores one query per sentence (B, Hq) or a block of
+queries (B, T, Hq).
 
 These modules are the reference. With the default model (input feeding, a GRU or LSTM cell) training
 computes the same scores inside fast_paths/decoder_loop.py (forward and backward written out) and search
@@ -12,9 +13,10 @@ inside fast_paths/search_step.py; `fast_paths.reference_maths()` runs these inst
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat")
+ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat", "cosine")
 
 
 class _BatchMatmul(torch.autograd.Function):
@@ -57,6 +59,8 @@ def batch_matmul(a: Tensor, b: Tensor) -> Tensor:
 class Attention(nn.Module):
     """Base class: masked softmax over scores, then the weighted sum of the values."""
 
+    values_are_keys = False  # True: the context sums the projected keys instead of the encoder states
+
     def precompute(self, keys: Tensor) -> Tensor:
         """Project the keys (B, S, Hk) once per source; the result is passed to every `forward`."""
         return keys
@@ -79,7 +83,7 @@ class Attention(nn.Module):
         # -inf before the softmax gives padded positions exactly zero weight (every source has >= 1 token).
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
-        context = batch_matmul(weights, values)
+        context = batch_matmul(weights, proj_keys if self.values_are_keys else values)
         if single:
             return context.squeeze(1), weights.squeeze(1)
         return context, weights
@@ -139,8 +143,30 @@ class LuongAttention(Attention):
         return batch_matmul(query, proj_keys.transpose(1, 2))
 
 
+class CosineAttention(Attention):
+    """score = cos(q, W k): the cosine similarity of the query and a linear transform of each encoder
+    state (to the query's size); the context is the weighted sum of the transformed states W k."""
+
+    values_are_keys = True
+    EPS = 1e-8  # a zero vector has cosine 0 with everything
+
+    def __init__(self, key_size: int, query_size: int) -> None:
+        super().__init__()
+        self.key_layer = nn.Linear(key_size, query_size, bias=False)
+
+    def precompute(self, keys: Tensor) -> Tensor:
+        return self.key_layer(keys)
+
+    def score(self, query: Tensor, proj_keys: Tensor) -> Tensor:
+        query = F.normalize(query, dim=-1, eps=self.EPS)
+        keys = F.normalize(proj_keys, dim=-1, eps=self.EPS)
+        return batch_matmul(query, keys.transpose(1, 2))
+
+
 def build_attention(kind: str, key_size: int, query_size: int) -> Attention:
     """The attention module for a recipe's `model.attention` (not "none")."""
+    if kind == "cosine":
+        return CosineAttention(key_size, query_size)
     if kind == "bahdanau":
         return BahdanauAttention(key_size, query_size, query_size)
     if kind in ("dot", "general", "concat"):

@@ -1,16 +1,25 @@
-"""The recurrent decoder with Luong-ordered attention, as in Joey NMT and OpenNMT.
+"""The recurrent decoder: attention in Luong's order (Joey NMT, OpenNMT) or in Bahdanau's.
 
-At step t the RNN reads [embedding of y_{t-1}; a_{t-1} if input feeding]; attention uses the new top
-hidden state h_t as the query to get a context c_t; the attentional vector is a_t = tanh(W [h_t; c_t])
-and the vocabulary logits come from dropout(a_t). With attention "none" the output comes from h_t
-(the fixed-context model of Sutskever et al. and Cho et al.).
+Luong's order (`order = "luong"`, the default): at step t the RNN reads [embedding of y_{t-1}; a_{t-1}
+if input feeding]; attention uses the new top hidden state h_t as the query to get a context c_t; the
+attentional vector is a_t = tanh(W [h_t; c_t]) (`combine = "concat"`) or a_t = h_t + c_t (`"add"`, c_t
+projected to the hidden size where the sizes differ), and the vocabulary logits come from dropout(a_t).
+With attention "none" the output comes from h_t (the fixed-context model of Sutskever et al.).
+
+Bahdanau's order (`order = "bahdanau"`, Bahdanau et al. 2015): the previous top state s_{i-1} is the
+query, the context c_i joins the RNN's input [E y_{i-1}; c_i], and the output is a deep-output layer
+tanh(W [s_i; c_i; E y_{i-1}]) (a tanh layer in place of the article's maxout). Cho et al. 2014
+(`context_every_step`, attention "none") is the same decoder with one fixed context c, the encoder's
+summary (the top layer's final state, both directions).
 
 Training speed: all target positions are embedded in one lookup, and `forward` returns the outputs of
 all steps so that the vocabulary projection runs once over them (fused with the loss, see loss.py).
-Without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole target in one call
-and attention scores every step at once; with input feeding the steps are a loop, which CPU training
-runs as one autograd node for the GRU and LSTM cells (fast_paths/decoder_loop.py; `step` is the
-reference). Search runs `step`'s operations without module calls (fast_paths/search_step.py).
+In Luong's order without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole
+target in one call and attention scores every step at once; with input feeding, and in Bahdanau's
+order, the steps are a loop. With input feeding, the concat combination and an additive or
+multiplicative score (`luong_concat`), CPU training runs that loop as one autograd node for the GRU and
+LSTM cells (fast_paths/decoder_loop.py; `step` is the reference), and search runs `step`'s operations
+without module calls (fast_paths/search_step.py).
 """
 
 from __future__ import annotations
@@ -20,14 +29,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from workbench.engine.attention import build_attention
-from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder
+from workbench.engine.attention import BahdanauAttention, LuongAttention, build_attention
+from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder, make_embedding
 from workbench.engine.fast_paths import trains_fused
 from workbench.engine.fast_paths.decoder_loop import fused_decoder_loop
-from workbench.engine.special_tokens import PAD
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
 DECODER_INITS = ("bridge", "final", "zeros")
+DECODER_ORDERS = ("luong", "bahdanau")
+COMBINES = ("concat", "add")
 
 
 @dataclass
@@ -64,24 +74,39 @@ class RecurrentDecoder(nn.Module):
         dropout: float = 0.0,
         embedding_dropout: float = 0.0,
         tie_embeddings: bool = False,
+        one_hot: bool = False,
+        combine: str = "concat",
+        context_every_step: bool = False,
+        order: str = "luong",
     ) -> None:
         super().__init__()
         if cell not in RNN_CLASSES:
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
         if init not in DECODER_INITS:
             raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
+        if order not in DECODER_ORDERS or combine not in COMBINES:
+            raise ValueError(f"unknown decoder order {order!r} or attention combination {combine!r}")
         self.cell_type = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.input_feeding = input_feeding
         self.init = init
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.order = order
+        self.context_every_step = context_every_step
+        self.embedding = make_embedding(vocab_size, embedding_size, one_hot)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
+        embedded_size = self.embedding.embedding_dim
 
-        rnn_input = embedding_size + (hidden_size if input_feeding else 0)
+        scorer = None if attention == "none" else build_attention(attention, encoder.output_size, hidden_size)
+        # The context's size: the attention's values (the encoder states, or cosine's projected keys), or
+        # the encoder's summary with context_every_step.
+        context_size = hidden_size if scorer is not None and scorer.values_are_keys else encoder.output_size
+        # Bahdanau's and Cho's order: the context joins the RNN's input and feeds a deep-output layer.
+        deep = order == "bahdanau" or context_every_step
+        rnn_input = embedded_size + (hidden_size if input_feeding else 0) + (context_size if deep else 0)
         # A cell avoids nn.GRU's per-call overhead in the step loop; stacks and the
         # all-steps-at-once path need the full module (cuDNN on GPU).
-        self.use_cell = input_feeding and num_layers == 1
+        self.use_cell = (input_feeding or order == "bahdanau") and num_layers == 1
         if self.use_cell:
             self.rnn: nn.Module = CELL_CLASSES[cell](rnn_input, hidden_size)
         else:
@@ -93,11 +118,14 @@ class RecurrentDecoder(nn.Module):
                 dropout=dropout if num_layers > 1 else 0.0,
             )
 
-        self.attention = (
-            None if attention == "none" else build_attention(attention, encoder.output_size, hidden_size)
-        )
+        self.attention = scorer
+        luong = scorer is not None and order == "luong"
         self.attentional_layer = (
-            None if self.attention is None else nn.Linear(hidden_size + encoder.output_size, hidden_size)
+            nn.Linear(hidden_size + context_size, hidden_size) if luong and combine == "concat" else None
+        )
+        # The maths of fast_paths/decoder_loop.py and search_step.py (with input feeding and a cell).
+        self.luong_concat = self.attentional_layer is not None and isinstance(
+            scorer, (BahdanauAttention, LuongAttention)
         )
         self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
         self.dropout = nn.Dropout(dropout)
@@ -112,6 +140,17 @@ class RecurrentDecoder(nn.Module):
         )
         if tie_embeddings:
             self.output_layer.weight = self.embedding.weight
+        # Layers of the other combinations and orders, made last: the default model's initialisation
+        # draws the same numbers as it did without them.
+        # combine = "add": a_t = h_t + c_t, the context projected first where its size differs.
+        self.context_layer = (
+            nn.Linear(context_size, hidden_size, bias=False)
+            if luong and combine == "add" and context_size != hidden_size
+            else None
+        )
+        self.deep_output = (
+            nn.Linear(hidden_size + context_size + embedded_size, hidden_size) if deep else None
+        )
         self._output_t: Tensor | None = None  # see `keep_output_transposed`
         self._output_t_of: tuple[int, int] | None = None  # (storage, version) of the weight it copies
 
@@ -123,9 +162,8 @@ class RecurrentDecoder(nn.Module):
         cell = None
         if self.init == "bridge":
             assert self.bridge is not None
-            top = enc.final[-1]  # (dirs, B, H): both directions of the top layer, concatenated
-            top = top.permute(1, 0, 2).reshape(batch, -1)
-            hidden = torch.tanh(self.bridge(top)).unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
+            hidden = torch.tanh(self.bridge(summary(enc)))
+            hidden = hidden.unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
             # Joey NMT starts an LSTM's memory cell from the same projection.
             cell = hidden if self.cell_type == "lstm" else None
         elif self.init == "final":
@@ -185,13 +223,24 @@ class RecurrentDecoder(nn.Module):
         out, hidden = self.rnn(x.unsqueeze(1), state.hidden)
         return out[:, 0], hidden, None
 
+    def _attend(self, query: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
+        """Context and attention weights for queries (N, [T,] H)."""
+        assert self.attention is not None and enc.keys is not None
+        return self.attention(query, enc.keys, enc.states, enc.mask)
+
     def _output(self, top: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor | None]:
-        """Decoder outputs (before dropout) and attention weights for top states (N, [T,] H)."""
+        """Luong's order: outputs (before dropout) and attention weights for top states (N, [T,] H)."""
         if self.attention is None:
             return top, None
-        assert self.attentional_layer is not None and enc.keys is not None
-        context, weights = self.attention(top, enc.keys, enc.states, enc.mask)
-        return torch.tanh(self.attentional_layer(torch.cat([top, context], dim=-1))), weights
+        context, weights = self._attend(top, enc)
+        if self.attentional_layer is not None:
+            return torch.tanh(self.attentional_layer(torch.cat([top, context], dim=-1))), weights
+        return top + (context if self.context_layer is None else self.context_layer(context)), weights
+
+    def _deep(self, top: Tensor, context: Tensor, embedded: Tensor) -> Tensor:
+        """Bahdanau's and Cho's output (before dropout): tanh(W [s_i; c_i; E y_{i-1}])."""
+        assert self.deep_output is not None
+        return torch.tanh(self.deep_output(torch.cat([top, context, embedded], dim=-1)))
 
     def step(
         self, embedded: Tensor, state: DecoderState, enc: EncoderOutput
@@ -199,9 +248,17 @@ class RecurrentDecoder(nn.Module):
         """One step from embedded inputs (N, E): outputs (N, H) for `logits`, new state, attention (N, S).
 
         The reference of fast_paths/decoder_loop.py (training) and fast_paths/search_step.py (search)."""
-        x = embedded if state.feed is None else torch.cat([embedded, state.feed], dim=-1)
-        top, hidden, cell = self._rnn_step(x, state)
-        out, weights = self._output(top, enc)
+        if self.deep_output is not None:  # Bahdanau's order (query s_{i-1}) or Cho's fixed context
+            if self.attention is None:
+                context, weights = summary(enc), None
+            else:
+                context, weights = self._attend(state.hidden[-1], enc)
+            top, hidden, cell = self._rnn_step(torch.cat([embedded, context], dim=-1), state)
+            out = self._deep(top, context, embedded)
+        else:
+            x = embedded if state.feed is None else torch.cat([embedded, state.feed], dim=-1)
+            top, hidden, cell = self._rnn_step(x, state)
+            out, weights = self._output(top, enc)
         out = self.dropout(out)
         # The dropped-out vector is fed back (as OpenNMT does); one dropout mask per step.
         return out, DecoderState(hidden=hidden, cell=cell, feed=out if self.input_feeding else None), weights
@@ -226,8 +283,12 @@ class RecurrentDecoder(nn.Module):
                 enc.states, enc.mask, self.rnn, self.attention.additive_layers(),  # type: ignore[arg-type]
                 self.attentional_layer, self.dropout.p if self.training else 0.0,
             )  # fmt: skip
-        if not self.input_feeding:
+        if not self.input_feeding and self.order == "luong":  # no step reads the previous one's output
             hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
+            if self.context_every_step:
+                context = summary(enc).unsqueeze(1).expand(-1, embedded.size(1), -1)
+                top, _ = self.rnn(torch.cat([embedded, context], dim=-1), hx)
+                return self.dropout(self._deep(top, context, embedded)), None
             top, _ = self.rnn(embedded, hx)
             out, weights = self._output(top, enc)
             return self.dropout(out), weights
@@ -243,7 +304,7 @@ class RecurrentDecoder(nn.Module):
         """Whether teacher-forced training can run the loop as one node (fast_paths/decoder_loop.py)."""
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
-            and self.attention is not None
+            and self.luong_concat
             and trains_fused(embedded, self.rnn.weight_hh)
         )
 
@@ -264,6 +325,12 @@ class RecurrentDecoder(nn.Module):
             outputs.append(out)
             attention.append(weights)
         return torch.stack(outputs, dim=1), None if self.attention is None else torch.stack(attention, dim=1)
+
+
+def summary(enc: EncoderOutput) -> Tensor:
+    """The encoder's summary (B, dirs * H): the top layer's final states, directions concatenated."""
+    top = enc.final[-1]  # (dirs, B, H)
+    return top.permute(1, 0, 2).reshape(top.size(1), -1)
 
 
 def _identity(weight: Tensor) -> tuple[int, int]:

@@ -1,7 +1,9 @@
-"""The recurrent encoder: embeddings, then a (bi)directional GRU/LSTM/RNN over the packed source.
+"""The recurrent encoder: embeddings (or one-hot vectors), then a (bi)directional GRU/LSTM/RNN over the
+packed source, read as written or backwards (`reverse_source`, Sutskever et al. 2014).
 
 `nn.GRU` is the reference; CPU training of a one-layer GRU runs fast_paths/packed_gru.py instead
-(`_fusable` below; docs/architecture.md).
+(`_fusable` below; docs/architecture.md). One-hot inputs and the reversal change only what the RNN
+reads, so that path computes them too.
 """
 
 from __future__ import annotations
@@ -51,8 +53,38 @@ class EncoderOutput:
         return replace(self, keys=keys)
 
 
+class OneHot(nn.Module):
+    """Token ids (...) to one-hot vectors (..., vocab), PAD to zeros: the input of a model without an
+    embedding layer. It has no parameters; the vectors take the dtype and device the model was moved to."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.num_embeddings = self.embedding_dim = vocab_size
+        self.register_buffer("_like", torch.zeros(0), persistent=False)  # carries dtype and device only
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        vectors = self._like.new_zeros(*tokens.shape, self.num_embeddings)
+        vectors.scatter_(-1, tokens.unsqueeze(-1), 1.0)
+        vectors[..., PAD] = 0.0  # only PAD sets this column
+        return vectors
+
+
+def make_embedding(vocab_size: int, embedding_size: int, one_hot: bool = False) -> nn.Module:
+    """A learned embedding (PAD's row zero), or one-hot vectors (embedding_size ignored)."""
+    return OneHot(vocab_size) if one_hot else nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+
+
+def reversal(src: Tensor) -> Tensor:
+    """Positions (B, S) that reverse each sentence within its real length, padding left in place: the
+    permutation is its own inverse, so it reads a source backwards and puts the states back in order."""
+    lengths = (src != PAD).sum(dim=1, keepdim=True)  # PAD only follows a sentence
+    positions = torch.arange(src.size(1), device=src.device).expand_as(src)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
 class RecurrentEncoder(nn.Module):
-    """Embeds the source and runs a multi-layer, optionally bidirectional, recurrent network over it.
+    """Embeds the source and runs a multi-layer, optionally bidirectional, recurrent network over it;
+    with reverse_source each sentence is read last token first and its states returned in source order.
 
     `self.rnn` is the reference; CPU training of a one-layer GRU runs fast_paths/packed_gru.py."""
 
@@ -66,6 +98,8 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = True,
         dropout: float = 0.0,
         embedding_dropout: float = 0.0,
+        one_hot: bool = False,
+        reverse_source: bool = False,
     ) -> None:
         super().__init__()
         if cell not in RNN_CLASSES:
@@ -75,10 +109,11 @@ class RecurrentEncoder(nn.Module):
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.reverse_source = reverse_source
+        self.embedding = make_embedding(vocab_size, embedding_size, one_hot)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.rnn = RNN_CLASSES[cell](
-            embedding_size,
+            self.embedding.embedding_dim,
             hidden_size,
             num_layers,
             batch_first=True,
@@ -90,7 +125,8 @@ class RecurrentEncoder(nn.Module):
         """Encode src (B, S) of token ids; src_lengths (B,) are the real lengths, all >= 1."""
         batch, max_len = src.shape
         lengths = src_lengths.cpu()  # packing wants them on the CPU
-        embedded = self.embedding_dropout(self.embedding(src))
+        order = reversal(src) if self.reverse_source else None
+        embedded = self.embedding_dropout(self.embedding(src if order is None else src.gather(1, order)))
         fused = self._fusable(embedded)
         unpadded = int(lengths.min()) == max_len
         if unpadded and not fused:
@@ -101,6 +137,8 @@ class RecurrentEncoder(nn.Module):
             packed = pack(embedded, lengths)
             outputs, final = packed_gru(self.rnn, packed) if fused else self.rnn(packed)  # type: ignore[arg-type]
             states = unpack(outputs, max_len)
+        if order is not None:  # state j again belongs to source token j (padding stays zero)
+            states = states.gather(1, order.unsqueeze(-1).expand_as(states))
         final_cell = None
         if isinstance(final, tuple):
             final, final_cell = final

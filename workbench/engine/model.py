@@ -128,6 +128,8 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
         bidirectional=cfg.bidirectional,
         dropout=cfg.dropout,
         embedding_dropout=cfg.embedding_dropout,
+        one_hot=cfg.one_hot,
+        reverse_source=cfg.reverse_source,
     )
     decoder = RecurrentDecoder(
         cell=cfg.cell,
@@ -142,6 +144,10 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
         dropout=cfg.dropout,
         embedding_dropout=cfg.embedding_dropout,
         tie_embeddings=cfg.tie_embeddings,
+        one_hot=cfg.one_hot,
+        combine=cfg.attention_combine,
+        context_every_step=cfg.context_every_step,
+        order=cfg.decoder_order,
     )
     model = Seq2Seq(encoder, decoder)
     initialise(model)

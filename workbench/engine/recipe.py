@@ -31,7 +31,7 @@ class RecipeError(UserError):
 
 DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv")
 CELLS = ("gru", "lstm", "rnn")
-ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat")
+ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")
 
 
 @dataclass
@@ -75,6 +75,9 @@ class ModelConfig:
     encoder_layers: int = 1
     bidirectional: bool = True
     decoder_layers: int = 1
+    # none | bahdanau | dot | general | concat | cosine (cos(h, W s_j), the context sums the W s_j): the
+    # score. "bahdanau" is the additive score in Luong's order (as Joey NMT does) unless
+    # decoder_order = "bahdanau".
     attention: str = "bahdanau"
     input_feeding: bool = True
     decoder_init: str = "bridge"  # bridge | final | zeros
@@ -84,6 +87,25 @@ class ModelConfig:
     src_vectors: str = ""  # word2vec/GloVe text file for source embeddings
     tgt_vectors: str = ""
     freeze_vectors: bool = False
+    # One-hot token vectors as the RNN inputs on both sides, no embedding layer (Keras's character
+    # model); embedding_size is then ignored: each side's input size is its vocabulary size. A batch's
+    # inputs are then B x S x vocab floats: meant for character vocabularies.
+    one_hot: bool = False
+    # How the attentional vector a_t joins the decoder state h_t and the context c_t (attention only):
+    # concat: a_t = tanh(W [h_t; c_t]) | add: a_t = h_t + c_t (c_t first projected to the hidden size
+    # by a linear layer when the sizes differ).
+    attention_combine: str = "concat"
+    # attention = "none": the encoder's summary c (top layer's final state, both directions) joins
+    # every decoder input and the output layer, tanh(W [h_t; c; E y_{t-1}]) (Cho et al. 2014).
+    context_every_step: bool = False
+    # luong: the new state h_t queries the attention (Luong et al. 2015, Joey NMT; so attention =
+    # "bahdanau" alone is the additive score in this order) | bahdanau: the previous state s_{i-1}
+    # queries it, the context c_i joins the cell's input with E y_{i-1}, and the output is
+    # tanh(W [s_i; c_i; E y_{i-1}]) (Bahdanau et al. 2015); needs input_feeding = false.
+    decoder_order: str = "luong"
+    # Each source sentence is read backwards by the encoder (Sutskever et al. 2014); attention
+    # positions still index the source as written.
+    reverse_source: bool = False
 
 
 @dataclass
@@ -189,6 +211,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.cell": CELLS,
     "model.attention": ATTENTIONS,
     "model.decoder_init": ("bridge", "final", "zeros"),
+    "model.attention_combine": ("concat", "add"),
+    "model.decoder_order": ("luong", "bahdanau"),
     "training.optimizer": ("adam", "sgd", "rmsprop"),
     "training.batch_unit": ("sentences", "tokens"),
     "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
@@ -457,6 +481,38 @@ def model_problem(model: ModelConfig) -> str | None:
             "'model.decoder_init' = 'final' passes each encoder layer's state to the same decoder layer, so "
             "model.encoder_layers must equal model.decoder_layers (or use 'bridge')"
         )
+    return _classic_problem(model)
+
+
+def _classic_problem(model: ModelConfig) -> str | None:
+    """model_problem's rules for one_hot, attention_combine, context_every_step and decoder_order."""
+    if model.one_hot and model.tie_embeddings:
+        return "'model.one_hot' has no embedding to tie to the output layer: set model.tie_embeddings = false"
+    if model.one_hot and (model.src_vectors or model.tgt_vectors):
+        return "'model.one_hot' has no embedding to load vectors into: unset model.src_vectors/tgt_vectors"
+    if model.attention == "none" and model.attention_combine != "concat":
+        return "'model.attention_combine' combines the attention's context: it needs model.attention"
+    if model.context_every_step and model.attention != "none":
+        return (
+            "'model.context_every_step' gives the decoder the encoder's one summary; with attention the "
+            "context is computed at every step: set model.attention = 'none' or turn it off"
+        )
+    if model.decoder_order == "bahdanau":
+        if model.attention == "none":
+            return (
+                "'model.decoder_order' = 'bahdanau' orders the attention's steps: it needs model.attention "
+                "(without attention, model.context_every_step gives Cho et al.'s decoder)"
+            )
+        if model.input_feeding:
+            return (
+                "'model.decoder_order' = 'bahdanau' feeds the context c_i, not the attentional vector, into "
+                "the cell: set model.input_feeding = false"
+            )
+        if model.attention_combine != "concat":
+            return (
+                "'model.decoder_order' = 'bahdanau' computes its output from [s_i; c_i; E y_{i-1}]: "
+                "model.attention_combine = 'add' applies to the 'luong' order only"
+            )
     return None
 
 

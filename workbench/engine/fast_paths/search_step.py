@@ -14,7 +14,8 @@ is skipped where no position is padding: beam-5 latency 8% lower in fp32 and 12%
 The same kernels on the same operands, so the same numbers: tests/test_model.py compares every output,
 state and attention weight with the reference step's bit for bit, for GRU and LSTM cells, every
 attention and every decoding precision. Used only where nothing is differentiated (search runs under
-inference mode), in eval mode, for the input-feeding decoder with a GRU or LSTM cell and attention;
+inference mode), in eval mode, for the input-feeding decoder with a GRU or LSTM cell and attention
+in Luong's order, combined by concatenation, with an additive or multiplicative score;
 everything else, and everything under `fast_paths.reference_maths()`, runs the reference step.
 """
 
@@ -28,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.engine.attention import BahdanauAttention, LuongAttention
 from workbench.engine.decoders import DecoderState
 from workbench.engine.encoders import EncoderOutput
 from workbench.engine.fast_paths import enabled
@@ -44,20 +44,18 @@ NARROW = (torch.bfloat16, torch.float16)  # logits widened to fp32, as Seq2Seq.s
 def search_step(model: Seq2Seq) -> Step:
     """The step function for one search: this module's where it applies, else `model.step`."""
     decoder = model.decoder
-    fits = (
-        decoder.use_cell
-        and decoder.cell_type in ("gru", "lstm")
-        and isinstance(decoder.attention, (BahdanauAttention, LuongAttention))
-    )
+    fits = decoder.use_cell and decoder.input_feeding and decoder.luong_concat and decoder.cell_type != "rnn"
     if not enabled() or model.training or torch.is_grad_enabled() or not fits:
         return model.step
     return _InputFeedingStep(model)
 
 
 def forward_of(layer: nn.Module) -> Callable[..., Any]:
-    """The layer's forward with its weights looked up once: linear layers and GRU/LSTM cells, float or
-    int8; any other module is returned as it is, to be called."""
+    """The layer's forward with its weights looked up once: embeddings, linear layers and GRU/LSTM cells,
+    float or int8; any other module (one-hot vectors) is returned as it is, to be called."""
     kind = type(layer)
+    if kind is nn.Embedding:
+        return partial(F.embedding, weight=layer.weight)
     if kind is nn.Linear:
         return partial(F.linear, weight=layer.weight, bias=layer.bias)
     if kind in (nn.GRUCell, nn.LSTMCell):
@@ -73,7 +71,7 @@ class _InputFeedingStep:
     def __init__(self, model: Seq2Seq) -> None:
         decoder = model.decoder
         assert decoder.attention is not None and decoder.attentional_layer is not None
-        self.embedding = decoder.embedding.weight
+        self.embed = forward_of(decoder.embedding)
         self.lstm = decoder.cell_type == "lstm"
         self.cell = forward_of(decoder.rnn)
         additive = decoder.attention.additive_layers()
@@ -86,7 +84,7 @@ class _InputFeedingStep:
         self, prev_tokens: Tensor, state: DecoderState, enc: EncoderOutput
     ) -> tuple[Tensor, DecoderState, Tensor]:
         assert state.feed is not None
-        x = torch.cat([F.embedding(prev_tokens, self.embedding), state.feed], dim=-1)
+        x = torch.cat([self.embed(prev_tokens), state.feed], dim=-1)
         cell = None
         if self.lstm:
             assert state.cell is not None
