@@ -73,9 +73,8 @@ def test_without_valid_fraction_the_valid_files_are_read_as_before(tmp_path):
 
 def test_valid_fraction_on_files_and_tsv_corpora(tmp_path):
     folder = write_folder(tmp_path, 20)
-    raw = {
-        "data": {"kind": "files", "train_src": str(folder / "train.en"), "train_tgt": str(folder / "train.fr")}
-    }
+    paths = {"train_src": str(folder / "train.en"), "train_tgt": str(folder / "train.fr")}
+    raw = {"data": {"kind": "files", **paths}}
     with pytest.raises(RecipeError, match="data.valid_src"):
         recipe_from_dict(raw)
     raw["data"]["valid_fraction"] = 0.25
@@ -205,7 +204,7 @@ def test_max_epochs_trains_that_many_epochs_validating_at_the_end_of_each(tmp_pa
     assert [r["epoch"] for r in valid] == [0, 1, 2]  # counted before the epoch closes
     assert all(0 <= r["accuracy"] <= 1 for r in valid)
     best = max(valid, key=lambda r: r["accuracy"])
-    assert read_state(run.checkpoints_dir, "best")["step"] == best["step"]  # the best checkpoint is picked by accuracy
+    assert read_state(run.checkpoints_dir, "best")["step"] == best["step"]  # picked by accuracy
     log = (run.path / "train.log").read_text()
     assert "<unk> is 0.0% of source tokens" in log and "data: 64 train, 16 valid, 0 test pairs" in log
 
@@ -267,7 +266,7 @@ def test_eval_json_reports_token_accuracy(tmp_path, one_thread):
 def test_seed_recipes_are_grouped_first():
     recipes = {name: Path(f"{name}.toml") for name in ("alpha", "seed-2-b", "seed-1-a", "zeta")}
     assert [(title, list(group)) for title, group in recipe_groups(recipes)] == [
-        ("seed systems", ["seed-2-b", "seed-1-a"]),
+        ("seed systems", ["seed-1-a", "seed-2-b"]),
         ("", ["alpha", "zeta"]),
     ]
     assert [title for title, _ in recipe_groups({"alpha": Path("a.toml")})] == [""]

@@ -282,10 +282,12 @@ SEED_GROUP = "seed systems"
 
 
 def recipe_groups(recipes: dict[str, Path]) -> list[tuple[str, dict[str, Path]]]:
-    """Recipes in titled groups, the empty ones left out: the seed systems (names starting with `seed-`)
-    first, then every other recipe under the title "" (`s2s-bench recipes` and the workbench list them so)."""
-    seed = {name: path for name, path in recipes.items() if name.startswith(SEED_PREFIX)}
-    other = {name: path for name, path in recipes.items() if name not in seed}
+    """Recipes in titled groups, each by name, the empty ones left out: the seed systems (names starting
+    with `seed-`) first, then every other recipe under the title "" (as `s2s-bench recipes` and the
+    workbench list them)."""
+    ordered = sorted(recipes.items())
+    seed = {name: path for name, path in ordered if name.startswith(SEED_PREFIX)}
+    other = {name: path for name, path in ordered if name not in seed}
     return [(title, group) for title, group in ((SEED_GROUP, seed), ("", other)) if group]
 
 
