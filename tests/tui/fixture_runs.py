@@ -99,6 +99,7 @@ def write_run(
                     "bleu": round(95 * progress * quality, 2),
                     "chrf": round(97 * progress * quality**0.5, 2),
                     "exact": round(progress * 0.98 * quality, 4),
+                    "accuracy": round((0.4 + 0.59 * progress) * quality, 4),
                 }
             )
             sample_rows = [

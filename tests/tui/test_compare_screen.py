@@ -51,6 +51,7 @@ def test_a_sweep_opens_as_a_row_per_run_with_its_values_metrics_and_state(make_a
             "attention",
             "BLEU",
             "chrF",
+            "acc",
             "loss",
             "steps",
             "time",
@@ -58,8 +59,9 @@ def test_a_sweep_opens_as_a_row_per_run_with_its_values_metrics_and_state(make_a
             "state",
         ]
         assert [row[1:3] for row in cells(table)] == SWEEP_ORDER
-        assert cells(table)[3][3:] == ["92.2", "95.5", "0.194", "1,000", "1m03s", "10.0k", "✓ finished"]
-        assert cells(table)[5][3:] == ["—", "—", "—", "0", "—", "—", "◌ queued"]
+        best = ["92.2", "95.5", "96.0%", "0.194", "1,000", "1m03s", "10.0k", "✓ finished"]
+        assert cells(table)[3][3:] == best
+        assert cells(table)[5][3:] == ["—", "—", "—", "—", "0", "—", "—", "◌ queued"]
         title = str(pilot.app.screen.query_one("#compare-title").render())
         assert "sweep dates-grid" in title and "✓3/6 ●1 ◌1 ✗1" in title
 
@@ -70,7 +72,7 @@ def test_the_best_value_of_each_metric_column_is_highlighted(make_app, sweep_run
     async def scenario(pilot):
         table = await open_sweep(pilot, runs_dir)
         best = {}
-        for key in ("bleu", "chrf", "loss", "seconds", "tokens_per_s"):
+        for key in ("bleu", "chrf", "accuracy", "loss", "seconds", "tokens_per_s"):
             styled = [
                 row
                 for row in range(table.row_count)
@@ -80,6 +82,7 @@ def test_the_best_value_of_each_metric_column_is_highlighted(make_app, sweep_run
         assert best == {
             "bleu": [["lstm", "bahdanau"]],  # highest
             "chrf": [["lstm", "bahdanau"]],
+            "accuracy": [["lstm", "bahdanau"]],
             "loss": [["lstm", "bahdanau"]],  # lowest
             "seconds": [["lstm", "general"]],  # shortest
             "tokens_per_s": [["gru", "general"]],  # fastest
@@ -99,7 +102,7 @@ def test_o_sorts_by_each_column_in_turn_best_first_and_o_shift_reverses(make_app
         assert "BLEU ▼" in [str(c.label) for c in table.columns.values()]
         await pilot.press("O")
         assert column(table, "bleu") == ["13.3", "34.2", "83.6", "88.3", "92.2", "—"]
-        await pilot.press("o", "o")  # loss: lowest first
+        await pilot.press("o", "o", "o")  # chrF, accuracy, then loss: lowest first
         assert column(table, "loss")[0] == "0.194"
         table.sort_by("tokens_per_s")  # what a click on the header does
         assert column(table, "tokens_per_s")[:2] == ["15.0k", "13.8k"]
@@ -110,7 +113,7 @@ def test_o_sorts_by_each_column_in_turn_best_first_and_o_shift_reverses(make_app
 def test_a_click_on_a_column_header_sorts_by_it(make_app, sweep_runs, runs_dir):
     async def scenario(pilot):
         table = await open_sweep(pilot, runs_dir)
-        x = sum(c.get_render_width(table) for c in list(table.columns.values())[:5]) + 2  # into "loss"
+        x = sum(c.get_render_width(table) for c in list(table.columns.values())[:6]) + 2  # into "loss"
         await pilot.click(ComparisonTable, offset=(x, 1))
         await pilot.pause()
         assert table.sort_key == "loss"

@@ -262,3 +262,32 @@ def test_reopening_the_app_attaches_to_the_live_run(make_app, finished_run, live
     drive(make_app(), scenario)
     status = json.loads((live_run / "status.json").read_text())
     assert status["state"] == "running"  # opening and quitting the UI leaves the trainer alone
+
+
+def test_seed_recipes_are_listed_first_under_their_title(make_app, recipes, tmp_path):
+    for name in ("seed-2-lstm", "seed-1-gru"):
+        path = tmp_path / "recipes" / f"{name}.toml"
+        path.write_text(load_recipe(recipes["dates-en-fr"]).to_toml().replace("dates-en-fr", name))
+        recipes[name] = path  # the app's recipes
+
+    async def scenario(pilot):
+        await open_runs(pilot)
+        table = pilot.app.screen.query_one(RecipesTable)
+        assert table.names == ["seed-1-gru", "seed-2-lstm", "dates-en-fr", "dates-lstm"]
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [row[0] for row in rows] == [
+            "seed systems",
+            "  seed-1-gru",
+            "  seed-2-lstm",
+            "other recipes",
+            "  dates-en-fr",
+            "  dates-lstm",
+            "dates-grid sweep",
+        ]
+        assert rows[1][2] == "A small dates model for the TUI tests."
+        table.move_cursor(row=2)
+        assert table.highlighted_recipe() == "seed-2-lstm"
+        table.move_cursor(row=3)
+        assert table.highlighted_recipe() is None
+
+    drive(make_app(), scenario)

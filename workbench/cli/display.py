@@ -62,8 +62,8 @@ class TrainingDisplay:
                 self.last_plain = time.monotonic()
         elif kind == "valid" and not self.quiet:
             self.console.print(
-                f"valid step {record['step']}: loss {record['loss']:.3f}  BLEU {record['bleu']:.2f}  "
-                f"chrF {record['chrf']:.2f}  exact {record['exact']:.1%}"
+                f"valid step {record['step']}: loss {record['loss']:.3f}  accuracy {record['accuracy']:.1%}  "
+                f"BLEU {record['bleu']:.2f}  chrF {record['chrf']:.2f}  exact {record['exact']:.1%}"
             )
 
 

@@ -12,9 +12,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from workbench.engine.errors import UserError, out_of_memory, out_of_memory_message
-from workbench.engine.recipe import DEFAULT_RECIPE, RecipeError, builtin_recipes, check_precision, load_recipe
+from workbench.engine.recipe import (
+    DEFAULT_RECIPE,
+    RecipeError,
+    builtin_recipes,
+    check_precision,
+    load_recipe,
+    recipe_groups,
+)
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import Precision, bench_app
@@ -323,7 +331,7 @@ def evaluate(
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
     import time
 
-    from workbench.engine.evaluation import score
+    from workbench.engine.evaluation import score, teacher_forced
     from workbench.engine.translator import Translator
 
     sources, references = _read_lines(src), _read_lines(ref)
@@ -348,8 +356,23 @@ def evaluate(
             soft_wrap=True,
         )
     s = score(hyps, references, language=folder.recipe().data.tgt)
+    # Token accuracy with each reference fed as the decoder's input (int8 weights cannot run that pass:
+    # it takes the checkpoint in fp32). Pairs with a side that tokenizes to nothing are left out of it.
+    model = translator.model
+    if translator.decoding.precision == "int8":
+        model = Translator.from_run(folder, checkpoint, device, "fp32").model
+    cap = translator.decoding.max_input_pieces
+    ids = [
+        (s_ids[:cap], t_ids)
+        for s_ids, t_ids in zip(
+            translator.tokenizers.src.encode_many(sources), translator.tokenizers.tgt.encode_many(references)
+        )
+        if s_ids and t_ids
+    ]
+    accuracy = teacher_forced(model, [a for a, _ in ids], [b for _, b in ids])[1] if ids else None
     result = {
         **s.as_dict(),
+        "accuracy": None if accuracy is None else round(accuracy, 4),
         "bleu_signature": s.bleu_signature,
         "chrf_signature": s.chrf_signature,
         "sentences": len(sources),
@@ -367,6 +390,7 @@ def evaluate(
     table.add_row("BLEU", f"{s.bleu:.2f}", s.bleu_signature)
     table.add_row("chrF", f"{s.chrf:.2f}", s.chrf_signature)
     table.add_row("exact", f"{s.exact:.1%}", "")
+    table.add_row("accuracy", "—" if accuracy is None else f"{accuracy:.1%}", "tokens, teacher-forced")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
 
@@ -400,8 +424,14 @@ def recipes() -> None:
     table = Table(title="built-in recipes")
     table.add_column("name")
     table.add_column("description")
-    for name, path in builtin_recipes().items():
-        table.add_row(name, load_recipe(path).description)
+    groups = recipe_groups(builtin_recipes())
+    for index, (title, group) in enumerate(groups):
+        if len(groups) > 1:  # a title row over each group, a line between groups
+            table.add_row(Text(title or "other recipes", style="bold"), "")
+        for name, path in group.items():
+            table.add_row(name, load_recipe(path).description)
+        if index < len(groups) - 1:
+            table.add_section()
     console.print(table)
 
 

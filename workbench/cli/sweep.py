@@ -24,6 +24,7 @@ ASK_ABOVE = 64  # runs; a larger sweep asks first
 HEADERS = {
     "bleu": "BLEU",
     "chrf": "chrF",
+    "accuracy": "accuracy",
     "loss": "valid loss",
     "steps": "steps",
     "seconds": "time",
@@ -265,6 +266,8 @@ def _format(column: str, value: Any) -> str:
         return ""
     if column in ("bleu", "chrf"):
         return f"{value:.2f}"
+    if column == "accuracy":
+        return f"{value:.1%}"
     if column == "loss":
         return f"{value:.3g}"
     if column == "seconds":

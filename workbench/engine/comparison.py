@@ -14,12 +14,13 @@ from .run_folder import RunFolder
 METRICS: dict[str, str] = {
     "bleu": "max",
     "chrf": "max",
+    "accuracy": "max",
     "loss": "min",
     "seconds": "min",
     "tokens_per_s": "max",
 }
 # The columns after the varied keys, in order.
-COLUMNS = ("bleu", "chrf", "loss", "steps", "seconds", "tokens_per_s", "state")
+COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "state")
 IGNORED_KEYS = ("description",)
 
 
@@ -32,6 +33,7 @@ class RunRow:
     state: str
     bleu: float | None  # best valid BLEU
     chrf: float | None  # best valid chrF
+    accuracy: float | None  # best valid token accuracy (teacher-forced)
     loss: float | None  # lowest valid loss
     steps: int
     seconds: float | None  # training wall time, pauses excluded
@@ -46,6 +48,7 @@ class RunRow:
             "state",
             "bleu",
             "chrf",
+            "accuracy",
             "loss",
             "steps",
             "seconds",
@@ -120,6 +123,7 @@ def _row(run: RunFolder, values: dict[str, Any]) -> RunRow:
         state=status.get("state", "new"),
         bleu=_extreme(valid, "bleu", max),
         chrf=_extreme(valid, "chrf", max),
+        accuracy=_extreme(valid, "accuracy", max),
         loss=_extreme(valid, "loss", min),
         steps=steps,
         seconds=max(walls) if walls else None,

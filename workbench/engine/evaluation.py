@@ -1,10 +1,16 @@
-"""Corpus scores with sacreBLEU: BLEU, chrF and exact match, with their signatures."""
+"""Corpus scores with sacreBLEU: BLEU, chrF and exact match, with their signatures; and the
+teacher-forced scores of a model on token ids: loss per target token and token accuracy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from sacrebleu.metrics import BLEU, CHRF
+
+from .data.batching import batch_indices, collate
+from .devices import autocast
+from .model import Seq2Seq
 
 # sacreBLEU's tokenizer for languages written without spaces between words.
 _BLEU_TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char", "th": "char"}
@@ -39,3 +45,33 @@ def score(hypotheses: list[str], references: list[str], language: str = "en") ->
     c = chrf.corpus_score(hypotheses, [references])
     exact = sum(h == r for h, r in zip(hypotheses, references)) / len(hypotheses)
     return Scores(b.score, c.score, exact, str(bleu.get_signature()), str(chrf.get_signature()))
+
+
+@torch.inference_mode()
+def teacher_forced(
+    model: Seq2Seq,
+    src_ids: list[list[int]],
+    tgt_ids: list[list[int]],
+    batch_size: int = 64,
+    batch_unit: str = "sentences",
+    precision: str = "fp32",
+) -> tuple[float, float]:
+    """The loss per target token and the token accuracy of `model` on (source, target) ids, each target
+    fed its gold prefix: the share of target tokens, EOS included, whose highest-scoring piece is the gold
+    one (Keras's `metrics=['accuracy']` on a seq2seq model). `precision`: a training precision (autocast)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, tokens, correct = 0.0, 0, 0
+    lengths = ([len(s) for s in src_ids], [len(t) + 1 for t in tgt_ids])
+    for idx in batch_indices(*lengths, batch_size, batch_unit, seed=0, shuffle=False):
+        batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx).to(device)
+        with autocast(device, precision):
+            loss_sum, right = model.loss_and_correct(
+                batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out
+            )
+        total += loss_sum.item()
+        correct += int(right.item())
+        tokens += batch.n_tgt_tokens
+    model.train(was_training)
+    return total / max(tokens, 1), correct / max(tokens, 1)

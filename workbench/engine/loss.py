@@ -36,6 +36,15 @@ def projected_cross_entropy(
     return _chunked(hidden, weight, targets, label_smoothing, gradients=False)[0]
 
 
+def cross_entropy_and_correct(hidden: Tensor, weight: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """`projected_cross_entropy` (no smoothing, no gradient) and, in the same pass, how many non-PAD
+    targets are the argmax of their logits: token accuracy under teacher forcing, for validation."""
+    hidden = hidden.reshape(-1, hidden.size(-1))
+    correct = torch.zeros((), dtype=torch.long, device=hidden.device)
+    loss = _chunked(hidden, weight, targets.reshape(-1), 0.0, gradients=False, correct=correct)[0]
+    return loss, correct
+
+
 class _ProjectedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, targets: Tensor, label_smoothing: float) -> Tensor:  # type: ignore[override]
@@ -60,9 +69,15 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
 
 
 def _chunked(
-    hidden: Tensor, weight: Tensor, targets: Tensor, label_smoothing: float, gradients: bool
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    label_smoothing: float,
+    gradients: bool,
+    correct: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """The summed loss and, if asked, its gradients with respect to hidden (N, H) and weight (V, H)."""
+    """The summed loss and, if asked, its gradients with respect to hidden (N, H) and weight (V, H);
+    `correct`, if given, gains the number of non-PAD targets that are their row's argmax."""
     rows, vocab = hidden.size(0), weight.size(0)
     eps = label_smoothing
     dtype = torch.promote_types(hidden.dtype, torch.float32)  # the softmax never in bf16/fp16
@@ -82,6 +97,8 @@ def _chunked(
         y = targets[start : start + chunk].unsqueeze(1)
         real = (y != PAD).to(dtype)  # (c, 1): PAD rows count for nothing
         log_probs = torch.log_softmax((h.to(low) @ weight_low.t()).to(dtype), dim=-1)
+        if correct is not None:
+            correct += ((log_probs.argmax(dim=1, keepdim=True) == y) & (y != PAD)).sum()
         # Label smoothing as torch defines it: (1 - eps) * NLL + eps * mean over the vocabulary of -log p.
         token_loss = -(1.0 - eps) * log_probs.gather(1, y)
         if eps:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from workbench.engine.decoders import DecoderState, RecurrentDecoder
 from workbench.engine.encoders import EncoderOutput, RecurrentEncoder
-from workbench.engine.loss import projected_cross_entropy
+from workbench.engine.loss import cross_entropy_and_correct, projected_cross_entropy
 from workbench.engine.recipe import ModelConfig, RecipeError, model_problem
 from workbench.engine.special_tokens import PAD
 
@@ -66,6 +66,14 @@ class Seq2Seq(nn.Module):
         outputs, _ = self._decode(src, src_lengths, tgt_in, sampling_prob)
         hidden = self.decoder.projection_input(outputs)
         return projected_cross_entropy(hidden, self.decoder.output_layer.weight, tgt_out, label_smoothing)
+
+    def loss_and_correct(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, tgt_out: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """`loss` under teacher forcing, and how many non-PAD targets are the argmax of their logits."""
+        outputs, _ = self._decode(src, src_lengths, tgt_in, 0.0)
+        hidden = self.decoder.projection_input(outputs)
+        return cross_entropy_and_correct(hidden, self.decoder.output_layer.weight, tgt_out)
 
     def _decode(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, sampling_prob: float

@@ -55,6 +55,12 @@ class DataConfig:
     valid_tsv: str = ""
     # Pairs longer than this many characters on either side are filtered (and reported).
     max_chars: int = 400
+    # Corpora read from files (folder, files, tsv) only; both are seeded with the recipe's seed, so every
+    # run and resume of a recipe gets the same pairs. max_pairs: train on a random sample of this many of
+    # the training file's kept pairs (0: all), taken first. valid_fraction: validate on this random share
+    # of those pairs, removed from training (Keras's validation_split), instead of reading valid files.
+    max_pairs: int = 0
+    valid_fraction: float = 0.0
 
 
 @dataclass
@@ -131,12 +137,13 @@ class TrainingConfig:
     lr_patience: int = 2
     min_lr: float = 1e-6
     max_steps: int = 0  # 0: no limit
-    max_epochs: int = 0
+    max_epochs: int = 0  # stop (finished) after this many full passes over the training pairs; 0: no limit
     max_minutes: float = 0.0
-    valid_every: int = 500
+    valid_every: int = 500  # steps between validations; 0: at the end of every epoch
     log_every: int = 20
     early_stopping: int = 0  # validations without improvement; 0 disables
-    early_stopping_metric: str = "bleu"  # loss | bleu | chrf | exact
+    # loss | bleu | chrf | exact | accuracy (token accuracy, teacher-forced: Keras's metrics=['accuracy'])
+    early_stopping_metric: str = "bleu"
     average_checkpoints: int = 0  # N >= 2: the `averaged` checkpoint is the mean of the last N validations'
     threads: int = 0  # CPU threads; 0: one per idle core when training starts
     precision: str = "auto"  # auto (= fp32) | fp32 | bf16 (CUDA, AMX CPUs) | fp16 (CUDA); devices.py
@@ -217,7 +224,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "training.batch_unit": ("sentences", "tokens"),
     "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
     "training.lr_schedule": ("constant", "plateau", "warmup_decay"),
-    "training.early_stopping_metric": ("loss", "bleu", "chrf", "exact"),
+    "training.early_stopping_metric": ("loss", "bleu", "chrf", "exact", "accuracy"),
     "decoding.precision": PRECISIONS,
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
 }
@@ -229,6 +236,8 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("data.valid_size", lambda v: v > 0, "> 0"),
     ("data.test_size", lambda v: v >= 0, ">= 0"),
     ("data.max_chars", lambda v: v > 0, "> 0"),
+    ("data.max_pairs", lambda v: v >= 0, ">= 0"),
+    ("data.valid_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("tokenizer.vocab_size", lambda v: v >= 8, ">= 8"),
     ("tokenizer.character_coverage", lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
     ("tokenizer.min_freq", lambda v: v >= 1, ">= 1"),
@@ -256,7 +265,7 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("training.max_steps", lambda v: v >= 0, ">= 0"),
     ("training.max_epochs", lambda v: v >= 0, ">= 0"),
     ("training.max_minutes", lambda v: v >= 0, ">= 0"),
-    ("training.valid_every", lambda v: v > 0, "> 0"),
+    ("training.valid_every", lambda v: v >= 0, ">= 0"),
     ("training.log_every", lambda v: v > 0, "> 0"),
     ("training.early_stopping", lambda v: v >= 0, ">= 0"),
     ("training.average_checkpoints", lambda v: v >= 0, ">= 0"),
@@ -290,6 +299,20 @@ def builtin_recipes_dir() -> Path:
 def builtin_recipes() -> dict[str, Path]:
     """Built-in recipe names and their files."""
     return {p.stem: p for p in sorted(builtin_recipes_dir().glob("*.toml"))}
+
+
+SEED_PREFIX = "seed-"  # recipes of the seed systems: listed together, first
+SEED_GROUP = "seed systems"
+
+
+def recipe_groups(recipes: dict[str, Path]) -> list[tuple[str, dict[str, Path]]]:
+    """Recipes in titled groups, each by name, the empty ones left out: the seed systems (names starting
+    with `seed-`) first, then every other recipe under the title "" (as `s2s-bench recipes` and the
+    workbench list them)."""
+    ordered = sorted(recipes.items())
+    seed = {name: path for name, path in ordered if name.startswith(SEED_PREFIX)}
+    other = {name: path for name, path in ordered if name not in seed}
+    return [(title, group) for title, group in ((SEED_GROUP, seed), ("", other)) if group]
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -449,9 +472,17 @@ def _validate(recipe: Recipe, source: str) -> None:
     data, model = recipe.data, recipe.model
     needed = {
         "folder": ("dir",),
-        "files": ("train_src", "train_tgt", "valid_src", "valid_tgt"),
+        "files": ("train_src", "train_tgt") + (() if data.valid_fraction else ("valid_src", "valid_tgt")),
         "tsv": ("train_tsv",),
     }.get(data.kind, ())
+    if data.kind not in ("folder", "files", "tsv"):
+        for name in ("max_pairs", "valid_fraction"):
+            if getattr(data, name):
+                raise RecipeError(
+                    f"{source}: 'data.{name}' applies to corpora read from files (data.kind folder, files, "
+                    f"tsv); a generated corpus ('{data.kind}') sets its sizes with data.train_size and "
+                    "data.valid_size"
+                )
     for name in needed:
         if not getattr(data, name):
             raise RecipeError(f"{source}: 'data.{name}' is required when data.kind = '{data.kind}'")

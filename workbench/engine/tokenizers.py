@@ -189,6 +189,37 @@ def train_tokenizers(cfg: TokenizerConfig, pairs: list[Pair], folder: Path, seed
     return tokenizers
 
 
+def vocabulary_summary(
+    tokenizers: TokenizerPair, pairs: list[Pair], src_ids: list[list[int]], tgt_ids: list[list[int]]
+) -> str:
+    """One line on what a vocabulary covers of the training pairs it was built from (and their ids): for
+    char and word vocabularies how many of the distinct pieces were kept, for every kind the share of
+    source and target tokens that are <unk>."""
+
+    def unk_percent(rows: list[list[int]]) -> float:
+        return 100 * sum(row.count(UNK) for row in rows) / max(1, sum(map(len, rows)))
+
+    unk = (
+        f"<unk> is {unk_percent(src_ids):.1f}% of source tokens and {unk_percent(tgt_ids):.1f}% of "
+        "target tokens in the training data"
+    )
+    src, tgt = tokenizers.src, tokenizers.tgt
+    if not isinstance(src, VocabTokenizer) or not isinstance(tgt, VocabTokenizer):
+        return f"{src.kind} vocabulary: {unk}"
+    noun = "words" if src.kind == "word" else "characters"
+
+    def kept(tokenizer: VocabTokenizer, texts: list[str]) -> str:
+        distinct = {piece for text in texts for piece in tokenizer.split(text)}
+        return f"{tokenizer.vocab_size - len(SPECIAL_PIECES):,} of {len(distinct):,}"
+
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    if tokenizers.joint:
+        sides = f"{kept(src, sources + targets)} {noun} (source and target) kept"
+    else:
+        sides = f"{kept(src, sources)} source {noun} and {kept(tgt, targets)} target {noun} kept"
+    return f"{src.kind} vocabulary: {sides}; {unk}"
+
+
 def save_tokenizers(tokenizers: TokenizerPair, folder: Path) -> None:
     """Write `tokenizer.json` and the two model or vocabulary files into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

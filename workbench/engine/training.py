@@ -37,12 +37,12 @@ from .distributed import (
     topology_from_environment,
 )
 from .errors import UserError, disk_error, error_message
-from .evaluation import score
+from .evaluation import score, teacher_forced
 from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
 from .run_folder import STOPPED_BY_USER, RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
-from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers
+from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers, vocabulary_summary
 from .translator import Translator
 from .vectors import load_vectors
 
@@ -140,6 +140,8 @@ class Trainer:
             for reason, count in reasons.items():
                 if count:
                     self._log(f"data: dropped {count} {split} pairs ({reason})")
+        for note in self.corpus.notes:
+            self._log(note)
         has_tokenizer = (self.run.tokenizer_dir / "tokenizer.json").is_file()
         if not has_tokenizer and self.main:
             train_tokenizers(r.tokenizer, self.corpus.train, self.run.tokenizer_dir, r.seed)
@@ -147,6 +149,12 @@ class Trainer:
         self.tokenizers: TokenizerPair = load_tokenizers(self.run.tokenizer_dir)
         self.train_src, self.train_tgt = self._encode(self.corpus.train, "train")
         self.valid_src, self.valid_tgt = self._encode(self.corpus.valid, "valid")
+        if not has_tokenizer:
+            self._log(vocabulary_summary(self.tokenizers, self.corpus.train, self.train_src, self.train_tgt))
+        self._log(
+            f"data: {len(self.train_src):,} train, {len(self.valid_src):,} valid, "
+            f"{len(self.corpus.test):,} test pairs"
+        )
         self.model: Seq2Seq = build_model(
             r.model, self.tokenizers.src.vocab_size, self.tokenizers.tgt.vocab_size
         )
@@ -345,7 +353,8 @@ class Trainer:
                 p.window_src_tokens += self._tokens(indices, "src")
                 if p.step % t.log_every == 0:
                     self._log_window(grad_norm.item())
-                if p.step % t.valid_every == 0:
+                # valid_every = 0: at the end of every epoch (as Keras validates).
+                if (p.step % t.valid_every == 0) if t.valid_every else p.batch_in_epoch == len(order):
                     if self._scheduled_validation():
                         return self._finish(
                             f"early stopping: no improvement in {t.early_stopping} validations"
@@ -607,14 +616,19 @@ class Trainer:
     def _validate(self) -> dict[str, Any]:
         r, p = self.recipe, self.progress
         start = time.monotonic()
-        loss = self._valid_loss()
+        loss, accuracy = self._valid_loss()
         n = r.decoding.valid_sentences or len(self.corpus.valid)
         pairs = self.corpus.valid[:n]
         hyps = [
             t[0].text for t in self.translator.translate([s for s, _ in pairs], r.decoding.valid_beam_size)
         ]
         scores = score(hyps, [ref for _, ref in pairs], language=r.data.tgt)
-        metrics = {"loss": round(loss, 5), "ppl": round(math.exp(min(loss, 50.0)), 3), **scores.as_dict()}
+        metrics = {
+            "loss": round(loss, 5),
+            "ppl": round(math.exp(min(loss, 50.0)), 3),
+            "accuracy": round(accuracy, 4),
+            **scores.as_dict(),
+        }
         record = {
             "kind": "valid",
             "step": p.step,
@@ -640,29 +654,12 @@ class Trainer:
         self.on_event("valid", record)
         return metrics
 
-    @torch.inference_mode()
-    def _valid_loss(self) -> float:
+    def _valid_loss(self) -> tuple[float, float]:
+        """The valid set's loss per target token and its token accuracy, in one teacher-forced pass."""
         t = self.recipe.training
-        self.model.eval()
-        total, tokens = 0.0, 0
-        order = batch_indices(
-            [len(s) for s in self.valid_src],
-            [len(x) + 1 for x in self.valid_tgt],
-            t.batch_size,
-            t.batch_unit,
-            seed=0,
-            shuffle=False,
+        return teacher_forced(
+            self.model, self.valid_src, self.valid_tgt, t.batch_size, t.batch_unit, t.precision
         )
-        for idx in order:
-            batch = collate([self.valid_src[i] for i in idx], [self.valid_tgt[i] for i in idx], idx).to(
-                self.device
-            )
-            with autocast(self.device, t.precision):
-                loss_sum = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
-            total += loss_sum.item()
-            tokens += batch.n_tgt_tokens
-        self.model.train()
-        return total / max(tokens, 1)
 
     def _write_samples(self, pairs: list[tuple[str, str]]) -> None:
         r = self.recipe

@@ -41,7 +41,7 @@ RUN_COLORS = (
     (240, 100, 100),
 )
 
-METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss"}
+METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss", "accuracy": "acc"}
 
 
 def state_badge(state: str) -> Text:
@@ -92,10 +92,11 @@ def duration(seconds: float | None) -> str:
 
 
 def metric(name: str, value: float | None) -> str:
-    """A validation metric as people quote it: exact match in percent, BLEU and chrF on 0-100."""
+    """A validation metric as people quote it: exact match and token accuracy in percent, BLEU and chrF
+    on 0-100."""
     if value is None:
         return "—"
-    if name == "exact":
+    if name in ("exact", "accuracy"):
         return f"{100 * value:.1f}%"
     if name == "loss":
         return f"{value:.3f}"

@@ -14,7 +14,7 @@ from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import LIVE_STATES, RunFolder, RunFolderError, eta_seconds, steps_per_second
 
 # Metrics where a higher value is better, in the order a run's headline metric is chosen.
-HIGHER_IS_BETTER = ("bleu", "exact", "chrf")
+HIGHER_IS_BETTER = ("bleu", "exact", "chrf", "accuracy")
 
 
 @dataclass

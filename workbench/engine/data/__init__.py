@@ -29,6 +29,8 @@ class Corpus:
     test: list[Pair]
     # split -> reason ("empty", "too_long") -> number of pairs dropped
     filtered: dict[str, dict[str, int]] = field(default_factory=dict)
+    # How the splits were drawn (data.max_pairs, data.valid_fraction), one line each, for train.log.
+    notes: list[str] = field(default_factory=list)
 
     def n_filtered(self) -> int:
         """Total number of pairs dropped over all splits."""
@@ -43,9 +45,9 @@ def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
     if cfg.kind in GENERATED_KINDS:
         return generated.generate_corpus(cfg, seed)
     if cfg.kind == "folder":
-        return files.read_folder(cfg)
+        return files.read_folder(cfg, seed)
     if cfg.kind == "files":
-        return files.read_files(cfg)
+        return files.read_files(cfg, seed)
     if cfg.kind == "tsv":
         return files.read_tsv(cfg, seed)
     kinds = ", ".join(GENERATED_KINDS + FILE_KINDS)

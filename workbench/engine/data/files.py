@@ -20,8 +20,9 @@ HOLD_OUT_SHARE = 0.05
 HOLD_OUT_MAX = 1000
 
 
-def read_folder(cfg: DataConfig) -> Corpus:
-    """`dir/train.SRC`, `train.TGT`, `valid.SRC`, `valid.TGT`, and `test.*` when both are present."""
+def read_folder(cfg: DataConfig, seed: int) -> Corpus:
+    """`dir/train.SRC`, `train.TGT`, `valid.SRC`, `valid.TGT` (not read with data.valid_fraction), and
+    `test.*` when both are present."""
     folder = Path(cfg.dir).expanduser()
     if not folder.is_dir():
         where = "" if folder.is_absolute() else f", under {Path.cwd()}"
@@ -34,7 +35,10 @@ def read_folder(cfg: DataConfig) -> Corpus:
         return folder / f"{name}.{cfg.src}", folder / f"{name}.{cfg.tgt}"
 
     train, train_drop = read_parallel(*split("train"), cfg.max_chars)
-    valid, valid_drop = read_parallel(*split("valid"), cfg.max_chars)
+    train, valid, notes = sample_and_split(cfg, seed, train, split("train")[0])
+    valid_drop: dict[str, int] = {}
+    if valid is None:
+        valid, valid_drop = read_parallel(*split("valid"), cfg.max_chars)
     test: list[Pair] = []
     test_drop: dict[str, int] = {}
     test_files = split("test")
@@ -44,27 +48,67 @@ def read_folder(cfg: DataConfig) -> Corpus:
     elif any(present):
         missing = test_files[present.index(False)]
         raise CorpusError(f"{missing}: no such file (the other side of the test set is present)")
-    return Corpus(train, valid, test, {"train": train_drop, "valid": valid_drop, "test": test_drop})
+    filtered = {"train": train_drop, "valid": valid_drop, "test": test_drop}
+    return Corpus(train, valid, test, filtered, notes)
 
 
-def read_files(cfg: DataConfig) -> Corpus:
-    """Explicit paths `train_src`, `train_tgt`, `valid_src`, `valid_tgt`; no test set."""
+def read_files(cfg: DataConfig, seed: int) -> Corpus:
+    """Explicit paths `train_src`, `train_tgt`, `valid_src`, `valid_tgt` (not read with
+    data.valid_fraction); no test set."""
     train, train_drop = read_parallel(Path(cfg.train_src), Path(cfg.train_tgt), cfg.max_chars)
-    valid, valid_drop = read_parallel(Path(cfg.valid_src), Path(cfg.valid_tgt), cfg.max_chars)
-    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}})
+    train, valid, notes = sample_and_split(cfg, seed, train, Path(cfg.train_src))
+    valid_drop: dict[str, int] = {}
+    if valid is None:
+        valid, valid_drop = read_parallel(Path(cfg.valid_src), Path(cfg.valid_tgt), cfg.max_chars)
+    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}}, notes)
 
 
 def read_tsv(cfg: DataConfig, seed: int) -> Corpus:
-    """Tab-separated `source<TAB>target[<TAB>...]` lines; without `valid_tsv` a seeded share is held out."""
+    """Tab-separated `source<TAB>target[<TAB>...]` lines; without `valid_tsv` (or data.valid_fraction)
+    a seeded share is held out."""
     train, train_drop = read_tsv_pairs(Path(cfg.train_tsv), cfg.max_chars)
-    if cfg.valid_tsv:
+    train, valid, notes = sample_and_split(cfg, seed, train, Path(cfg.train_tsv))
+    valid_drop: dict[str, int] = {}
+    if valid is None and cfg.valid_tsv:
         valid, valid_drop = read_tsv_pairs(Path(cfg.valid_tsv), cfg.max_chars)
-    else:
+    elif valid is None:
         train, valid = hold_out(train, seed, Path(cfg.train_tsv))
-        valid_drop = {}
     _require_pairs(train, Path(cfg.train_tsv), "train")
     _require_pairs(valid, Path(cfg.valid_tsv or cfg.train_tsv), "valid")
-    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}})
+    return Corpus(train, valid, [], {"train": train_drop, "valid": valid_drop, "test": {}}, notes)
+
+
+def sample_and_split(
+    cfg: DataConfig, seed: int, pairs: list[Pair], path: Path
+) -> tuple[list[Pair], list[Pair] | None, list[str]]:
+    """The training pairs after data.max_pairs (a seeded sample, in file order), the valid pairs drawn
+    from them by data.valid_fraction (None without it: valid comes from its own files), and what was done
+    in words. The draws depend only on the seed and the pairs kept, so every run and resume agree."""
+    notes = []
+    rng = random.Random(seed)
+    if cfg.max_pairs and cfg.max_pairs < len(pairs):
+        kept = sorted(rng.sample(range(len(pairs)), cfg.max_pairs))
+        notes.append(
+            f"data: a seeded sample of {cfg.max_pairs:,} of the {len(pairs):,} training pairs "
+            f"(data.max_pairs = {cfg.max_pairs})"
+        )
+        pairs = [pairs[i] for i in kept]
+    if not cfg.valid_fraction:
+        return pairs, None, notes
+    n_valid = round(cfg.valid_fraction * len(pairs))
+    if not 0 < n_valid < len(pairs):
+        raise CorpusError(
+            f"{path}: data.valid_fraction = {cfg.valid_fraction:g} of {len(pairs)} pair(s) leaves "
+            f"{n_valid} for valid and {len(pairs) - n_valid} for training; both need at least one"
+        )
+    held = set(rng.sample(range(len(pairs)), n_valid))
+    train = [pair for i, pair in enumerate(pairs) if i not in held]
+    valid = [pair for i, pair in enumerate(pairs) if i in held]
+    notes.append(
+        f"data: valid is a seeded {cfg.valid_fraction:.0%} of the training pairs (data.valid_fraction = "
+        f"{cfg.valid_fraction:g}): {len(train):,} train, {len(valid):,} valid pairs; no valid file read"
+    )
+    return train, valid, notes
 
 
 def read_parallel(src_path: Path, tgt_path: Path, max_chars: int) -> tuple[list[Pair], dict[str, int]]:

@@ -19,6 +19,7 @@ HEADERS = {
     "name": "recipe",  # a varied key: the recipe's name
     "bleu": "BLEU",
     "chrf": "chrF",
+    "accuracy": "acc",
     "loss": "loss",
     "steps": "steps",
     "seconds": "time",
@@ -119,7 +120,7 @@ class ComparisonTable(DataTable):
         value = row.name if key == "run" else row.get(key)
         if key == "state":
             return state_badge(row.state)
-        if key in ("bleu", "chrf"):
+        if key in ("bleu", "chrf", "accuracy"):
             text = metric(key, value)
         elif key == "loss":
             text = "—" if value is None else f"{value:.3g}"  # a loss near zero keeps its digits

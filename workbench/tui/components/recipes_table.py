@@ -1,4 +1,5 @@
-"""The built-in recipes a run can start from, and the built-in sweeps (tagged `sweep`) over them."""
+"""The built-in recipes a run can start from (the seed systems first, under their title), and the
+built-in sweeps (tagged `sweep`) over them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import RecipeError, load_recipe
+from workbench.engine.recipe import RecipeError, load_recipe, recipe_groups
 from workbench.engine.sweep import load_sweep
 
 SWEEP_PREFIX = "sweep:"  # row keys of sweeps (recipe names cannot hold a colon)
@@ -20,6 +21,7 @@ class RecipesTable(DataTable):
         self.add_columns("recipe", "model", "description")
         self.names: list[str] = []  # recipes shown
         self.sweep_names: list[str] = []  # sweeps shown, after the recipes
+        self.row_keys: list[str | None] = []  # each row's key; None: a group's title row
         self._described: dict[Path, tuple[str, str]] = {}
 
     def show(
@@ -32,28 +34,39 @@ class RecipesTable(DataTable):
         current = self._row_key() or preferred
         needle = filter_text.lower().strip()
         self.clear()
-        self.names, self.sweep_names = [], []
-        for kind, entries in (("recipe", recipes), ("sweep", sweeps or {})):
-            for name, path in entries.items():
-                if path not in self._described:
-                    self._described[path] = _describe(path) if kind == "recipe" else _describe_sweep(path)
+        self.names, self.sweep_names, self.row_keys = [], [], []
+        groups = recipe_groups(recipes)
+        for title, group in groups:
+            title = title or ("other recipes" if len(groups) > 1 else "")  # one group needs no title
+            shown = [(name, path) for name, path in group.items() if self._matches(name, path, needle)]
+            if shown and title:
+                self.add_row(Text(title, style="bold"), "", "")
+                self.row_keys.append(None)
+            for name, path in shown:
                 model, description = self._described[path]
-                if needle and needle not in f"{name} {model} {description}".lower():
-                    continue
-                if kind == "recipe":
-                    self.names.append(name)
-                    self.add_row(name, model, description, key=name)
-                else:
-                    self.sweep_names.append(name)
-                    label = Text.assemble((name, ""), (" sweep", "bold magenta"))
-                    self.add_row(label, model, description, key=SWEEP_PREFIX + name)
+                self.names.append(name)
+                self.row_keys.append(name)
+                self.add_row(Text("  " + name) if title else name, model, description, key=name)
+        for name, path in (sweeps or {}).items():
+            if not self._matches(name, path, needle, sweep=True):
+                continue
+            model, description = self._described[path]
+            self.sweep_names.append(name)
+            self.row_keys.append(SWEEP_PREFIX + name)
+            label = Text.assemble((name, ""), (" sweep", "bold magenta"))
+            self.add_row(label, model, description, key=SWEEP_PREFIX + name)
         self.border_title = f"recipes ({len(self.names)}) · sweeps ({len(self.sweep_names)})"
-        keys = self.names + [SWEEP_PREFIX + n for n in self.sweep_names]
-        if current in keys:
-            self.move_cursor(row=keys.index(current), animate=False)
+        if current in self.row_keys:
+            self.move_cursor(row=self.row_keys.index(current), animate=False)
+
+    def _matches(self, name: str, path: Path, needle: str, sweep: bool = False) -> bool:
+        if path not in self._described:
+            self._described[path] = _describe_sweep(path) if sweep else _describe(path)
+        model, description = self._described[path]
+        return not needle or needle in f"{name} {model} {description}".lower()
 
     def _row_key(self) -> str | None:
-        keys = self.names + [SWEEP_PREFIX + n for n in self.sweep_names]
+        keys = self.row_keys
         return keys[self.cursor_row] if 0 <= self.cursor_row < len(keys) else None
 
     def highlighted_recipe(self) -> str | None:

@@ -54,7 +54,7 @@ class ScoreChart(ThrottledPlot):
                 points = [r for r in history.valid if isinstance(r.get(name), (int, float))]
                 if not points:
                     continue
-                scale = 100.0 if name == "exact" else 1.0
+                scale = 100.0 if name in ("exact", "accuracy") else 1.0
                 xs = [r["step"] if self.x_axis == "step" else r.get("wall", 0.0) / 60 for r in points]
                 ys = [r[name] * scale for r in points]
                 xs, ys = downsample(xs, ys, max_points)

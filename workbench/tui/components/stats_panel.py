@@ -31,6 +31,8 @@ class StatsPanel(Static):
             ("grad", f"{last['grad_norm']:.3g}" if isinstance(last.get("grad_norm"), (int, float)) else "—"),
             (f"valid {metric_label(name)}", metric(name, valid.get(name))),
             ("best", f"{metric(name, best[0])} @{count(best[1])}" if best else "—"),
+            # Token accuracy under teacher forcing, from the validation's loss pass (runs since it exists).
+            *([("valid acc", metric("accuracy", valid["accuracy"]))] if _extra_accuracy(name, valid) else []),
             ("ETA", duration(history.eta_seconds())),
             ("time", duration(last.get("wall"))),
             ("on", on_what(status)),
@@ -48,6 +50,10 @@ class StatsPanel(Static):
                 )
             )
         self.update(grid)
+
+
+def _extra_accuracy(headline: str, valid: dict) -> bool:
+    return headline != "accuracy" and isinstance(valid.get("accuracy"), (int, float))
 
 
 def _loss(record: dict) -> str:
