@@ -63,14 +63,14 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
     recipe = load_recipe(
         name,
         [
-            "data.max_pairs=2000",
+            "data.max_pairs=1000",
             "data.valid_fraction=0.1",
             "training.max_epochs=0",
-            "training.max_steps=60",
-            "training.valid_every=30",
+            "training.max_steps=40",
+            "training.valid_every=20",
             "training.log_every=10",
             "training.threads=1",
-            "decoding.valid_sentences=100",
+            "decoding.valid_sentences=40",
         ],
     )
     run = RunFolder.create(tmp_path, recipe.with_absolute_paths(), name=name)
@@ -78,7 +78,7 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
 
     records, _ = run.read_metrics()
     valid = [r for r in records if r["kind"] == "valid"]
-    assert [r["step"] for r in valid] == [30, 60]
+    assert [r["step"] for r in valid] == [20, 40]
     first, last = valid
     assert last["loss"] < first["loss"] < _log_uniform_loss(run)
     assert last["accuracy"] > first["accuracy"]
