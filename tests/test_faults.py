@@ -61,7 +61,9 @@ def finite_checkpoints(run: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite_checkpoint(tmp_path):
+def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite_checkpoint(
+    tmp_path, record_property
+):
     sets = [*TINY, *DIVERGING]
     out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "nan",
                   "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
@@ -79,10 +81,12 @@ def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite
     assert "last.safetensors" in checkpoints and finite_checkpoints(run) == checkpoints  # none holds a NaN
     assert run_cli("decode", str(run), "--checkpoint", "last").returncode == 0
     assert all(s < step for s in steps(run))  # nothing logged from the diverged step on
+    record_property("inputs", 1)
+    record_property("shows", status["reason"])
 
 
 @pytest.mark.slow
-def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(tmp_path):
+def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(tmp_path, record_property):
     sets = [*TINY, *DIVERGING, "training.skip_nonfinite=2"]
     out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "skip",
                   "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
@@ -93,6 +97,8 @@ def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(
     assert finite_checkpoints(tmp_path / "skip") == sorted(
         p.name for p in (tmp_path / "skip" / "checkpoints").glob("*.safetensors")
     )
+    record_property("inputs", 3)
+    record_property("shows", RunFolder(tmp_path / "skip").status()["reason"])
 
 
 @pytest.fixture
@@ -124,7 +130,7 @@ def fill(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_works_once_space_is_back(
-    small_disk, tmp_path
+    small_disk, tmp_path, record_property
 ):
     runs = small_disk / "runs"
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
@@ -153,6 +159,8 @@ def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_work
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert steps(run.path) == list(range(5, 61, 5))  # no step missing or doubled
     assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
+    record_property("inputs", 1)
+    record_property("shows", status["reason"].replace(str(runs), "RUNS"))
 
 
 def samples_steps(run: Path) -> list[int]:
@@ -160,7 +168,9 @@ def samples_steps(run: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterrupted_curve(tmp_path):
+def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterrupted_curve(
+    tmp_path, record_property
+):
     """Validations every 4 steps, each writing last, best, step-N and averaged, and metrics every 2: a
     kill lands between steps, in a validation, in a checkpoint write or in an append. After each one the
     run loads and every checkpoint it has decodes; after the last resume its curve is the whole run's."""
@@ -215,9 +225,13 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
     assert cut_losses == whole_losses
     assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 81, 4))
     assert not list(run.path.glob("**/.*.tmp"))  # a cut-short write's temporary file is cleared on resume
+    record_property("inputs", kills)
+    record_property("shows", "each kill: the run lists as failed (the process died); resumed: the same curve")
 
 
-def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(tmp_path):
+def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(
+    tmp_path, record_property
+):
     from workbench.engine.checkpoint import load_checkpoint, recover, save_checkpoint
 
     model = torch.nn.Linear(3, 2)
@@ -246,6 +260,8 @@ def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_
     crash_after(files, files[:1])  # after it, amid the renames
     assert recover(tmp_path) == ["last"] and loaded_step() == 2
     assert torch.equal(load_file(tmp_path / "last.safetensors")["weight"], old["weight"] + 1.0)
+    record_property("inputs", 2)
+    record_property("shows", "the old checkpoint before the commit record, the new one after it")
 
 
 def wait_for_checkpoint(run: RunFolder, trainer: subprocess.Popen, seconds: float = 120) -> None:
@@ -314,10 +330,13 @@ OOM = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacit
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("where", "method", "at_step"), [("a training step", "train_step", 23),
-                                                       ("a validation", "_valid_loss", 20)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "at_step"),
+    [("train_step", 23), ("_valid_loss", 20)],
+    ids=["in a training step", "in a validation"],
+)
 def test_out_of_memory_mid_run_fails_it_in_one_line_naming_the_keys_and_resume_goes_on(
-    where, method, at_step, tmp_path, record_property
+    method, at_step, tmp_path, record_property
 ):
     """torch.OutOfMemoryError raised inside the real trainer (by a patch, so it runs on a CPU) after a
     checkpoint: exit 2, one line naming the recipe keys to lower, the run failed with that reason."""

@@ -44,22 +44,28 @@ def tokenizers(tmp_path_factory):
 
 @EXAMPLES
 @given(st.text(st.sampled_from(ALPHABET), max_size=80))
-def test_char_and_sentencepiece_decode_what_they_encode_stripped(tokenizers, text):
+def test_char_and_sentencepiece_decode_what_they_encode_stripped(tokenizers, record_property, text):
     assert tokenizers["char"].decode(tokenizers["char"].encode(text)) == text
     sentencepiece = tokenizers["sentencepiece"]
     assert sentencepiece.decode(sentencepiece.encode(text)) == text.strip()
+    record_property("inputs", 1)
+    record_property("shows", "decode(encode(text)) == text (sentencepiece: stripped)")
 
 
 @EXAMPLES
 @given(st.lists(st.sampled_from(WORDS), max_size=12), st.lists(st.sampled_from([" ", "  ", "\t", "\u3000"])))
-def test_word_decodes_known_words_joined_by_single_spaces(tokenizers, words, gaps):
+def test_word_decodes_known_words_joined_by_single_spaces(tokenizers, record_property, words, gaps):
     text = "".join(w + (gaps[i % len(gaps)] if gaps else " ") for i, w in enumerate(words))
     assert tokenizers["word"].decode(tokenizers["word"].encode(text)) == " ".join(words)
+    record_property("inputs", 1)
+    record_property("shows", "the words, joined by single spaces")
 
 
 @EXAMPLES
 @given(ANY_TEXT)
-def test_unknown_characters_decode_as_one_unknown_mark_each_and_never_raise(tokenizers, text):
+def test_unknown_characters_decode_as_one_unknown_mark_each_and_never_raise(
+    tokenizers, record_property, text
+):
     char = tokenizers["char"]
     known = set(char.vocab)
     expected = "".join(c if c in known else UNK_SURFACE for c in text)
@@ -67,6 +73,10 @@ def test_unknown_characters_decode_as_one_unknown_mark_each_and_never_raise(toke
     for tokenizer in tokenizers.values():
         assert isinstance(tokenizer.decode(tokenizer.encode(text)), str)
     assert not any(unicodedata.category(c) == "Cc" for c in printable(text))  # nothing a terminal acts on
+    record_property("inputs", 1)
+    record_property(
+        "shows", f"one {UNK_SURFACE} per unknown character; the workbench draws controls as U+FFFD"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +91,7 @@ def translator(tmp_path_factory):
 @settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
 @given(st.lists(ANY_TEXT | TRICKY, min_size=1, max_size=6), st.sampled_from([1, 3]), st.booleans())
 def test_a_translator_answers_any_unicode_text_with_one_translation_each(
-    translator, one_thread, sentences, beam, attention
+    translator, one_thread, record_property, sentences, beam, attention
 ):
     results = translator.translate(sentences, beam, n_best=min(2, beam), attention=attention)
     assert len(results) == len(sentences)
@@ -92,3 +102,5 @@ def test_a_translator_answers_any_unicode_text_with_one_translation_each(
             assert nbest[0].text == "" and nbest[0].src_pieces == []
         if attention:
             assert len(nbest[0].attention) == len(nbest[0].tgt_pieces) + 1
+    record_property("inputs", len(sentences))
+    record_property("shows", "one translation per sentence; empty for an empty or blank one")
