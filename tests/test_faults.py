@@ -226,7 +226,8 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
     assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 81, 4))
     assert not list(run.path.glob("**/.*.tmp"))  # a cut-short write's temporary file is cleared on resume
     record_property("inputs", kills)
-    record_property("shows", "each kill: the run lists as failed (the process died); resumed: the same curve")
+    shown = "after each kill the run loads and its checkpoints decode; resumed: the same losses at every step"
+    record_property("shows", shown)
 
 
 def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(
