@@ -35,3 +35,23 @@ def test_the_readme_table_rounds_the_results_table():
     assert len(rows) >= 5
     for name, quoted in rows:
         assert same(quoted, bleu[name]), (name, quoted, bleu[name])
+
+
+RELIABILITY_ROW = re.compile(r"^\| (.+?) \| `(test_\w+\.py)::(test_\w+)` \| ([\d,]+) \| (\w+) \|", re.M)
+
+
+def test_the_reliability_table_has_a_row_for_every_test_it_covers_and_no_other():
+    """docs/reliability.md's table is generated (scripts/reliability-table --write): a test added, renamed
+    or removed in the files the script runs, or a failing one, shows here until it is regenerated."""
+    text = (ROOT / "docs/reliability.md").read_text()
+    table = text.split("<!-- reliability-table -->")[1].split("<!-- /reliability-table -->")[0]
+    rows = RELIABILITY_ROW.findall(table)
+    assert len(rows) >= 40
+    files = set(re.findall(r'"tests/(test_\w+\.py)"', (ROOT / "scripts/reliability-table").read_text()))
+    assert {file for _, file, _, _, _ in rows} == files
+    for file in files:
+        defined = set(re.findall(r"^def (test_\w+)\(", (ROOT / "tests" / file).read_text(), re.M))
+        assert {function for _, f, function, _, _ in rows if f == file} == defined, file
+    for case, _, _, inputs, failures in rows:
+        assert failures in ("0", "skipped"), case
+        assert int(inputs.replace(",", "")) > 0 or failures == "skipped", case

@@ -61,7 +61,9 @@ def finite_checkpoints(run: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite_checkpoint(tmp_path):
+def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite_checkpoint(
+    tmp_path, record_property
+):
     sets = [*TINY, *DIVERGING]
     out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "nan",
                   "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
@@ -79,10 +81,12 @@ def test_a_diverging_run_stops_at_the_step_it_diverges_and_keeps_its_last_finite
     assert "last.safetensors" in checkpoints and finite_checkpoints(run) == checkpoints  # none holds a NaN
     assert run_cli("decode", str(run), "--checkpoint", "last").returncode == 0
     assert all(s < step for s in steps(run))  # nothing logged from the diverged step on
+    record_property("inputs", 1)
+    record_property("shows", status["reason"])
 
 
 @pytest.mark.slow
-def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(tmp_path):
+def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(tmp_path, record_property):
     sets = [*TINY, *DIVERGING, "training.skip_nonfinite=2"]
     out = run_cli("train", "reverse", "--headless", "--max-steps", "200", "--name", "skip",
                   "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
@@ -93,6 +97,8 @@ def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(
     assert finite_checkpoints(tmp_path / "skip") == sorted(
         p.name for p in (tmp_path / "skip" / "checkpoints").glob("*.safetensors")
     )
+    record_property("inputs", 3)
+    record_property("shows", RunFolder(tmp_path / "skip").status()["reason"])
 
 
 @pytest.fixture
@@ -124,7 +130,7 @@ def fill(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_works_once_space_is_back(
-    small_disk, tmp_path
+    small_disk, tmp_path, record_property
 ):
     runs = small_disk / "runs"
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
@@ -153,6 +159,8 @@ def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_work
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert steps(run.path) == list(range(5, 61, 5))  # no step missing or doubled
     assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
+    record_property("inputs", 1)
+    record_property("shows", status["reason"].replace(str(runs), "RUNS"))
 
 
 def samples_steps(run: Path) -> list[int]:
@@ -160,7 +168,9 @@ def samples_steps(run: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterrupted_curve(tmp_path):
+def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterrupted_curve(
+    tmp_path, record_property
+):
     """Validations every 4 steps, each writing last, best, step-N and averaged, and metrics every 2: a
     kill lands between steps, in a validation, in a checkpoint write or in an append. After each one the
     run loads and every checkpoint it has decodes; after the last resume its curve is the whole run's."""
@@ -215,9 +225,14 @@ def test_kill_9_at_random_moments_with_a_resume_after_each_ends_on_the_uninterru
     assert cut_losses == whole_losses
     assert samples_steps(run.path) == samples_steps(tmp_path / "whole") == list(range(4, 81, 4))
     assert not list(run.path.glob("**/.*.tmp"))  # a cut-short write's temporary file is cleared on resume
+    record_property("inputs", kills)
+    shown = "after each kill the run loads and its checkpoints decode; resumed: the same losses at every step"
+    record_property("shows", shown)
 
 
-def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(tmp_path):
+def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_never_a_mix(
+    tmp_path, record_property
+):
     from workbench.engine.checkpoint import load_checkpoint, recover, save_checkpoint
 
     model = torch.nn.Linear(3, 2)
@@ -246,3 +261,118 @@ def test_a_checkpoint_save_cut_short_anywhere_leaves_the_old_one_or_the_new_one_
     crash_after(files, files[:1])  # after it, amid the renames
     assert recover(tmp_path) == ["last"] and loaded_step() == 2
     assert torch.equal(load_file(tmp_path / "last.safetensors")["weight"], old["weight"] + 1.0)
+    record_property("inputs", 2)
+    record_property("shows", "the old checkpoint before the commit record, the new one after it")
+
+
+def wait_for_checkpoint(run: RunFolder, trainer: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not (run.has_checkpoint("last") and steps(run.path)):
+        assert time.monotonic() < deadline and trainer.poll() is None, "no checkpoint in time"
+        time.sleep(0.05)
+
+
+def unused_pid() -> int:
+    for pid in range(4_194_000, 4_194_300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    raise AssertionError("no free pid")
+
+
+async def runs_screen_rows(runs_dir: Path) -> dict[str, tuple[str, str]]:
+    """name -> (state, reason) as the workbench's Runs screen lists them."""
+    from workbench.tui.app import S2SBenchApp
+    from workbench.tui.components.runs_table import RunsTable
+
+    app = S2SBenchApp(runs_dir, recipes={}, sweeps={})
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await app.screen._read_runs().wait()
+        await pilot.pause()
+        return {s.name: (s.state, s.reason) for s in app.screen.query_one(RunsTable).summaries}
+
+
+@pytest.mark.slow
+def test_a_run_left_running_by_a_reboot_reads_as_failed_in_the_list_and_the_workbench_and_resumes(
+    tmp_path, record_property
+):
+    """A kill -9 and then a reboot: status.json still says running, its pid is gone or belongs to another
+    process, the .lock file and any temporaries are left. Liveness is the lock's flock, never the pid."""
+    import asyncio
+
+    env = {**os.environ, "NO_COLOR": "1"}
+    args = command("train", "reverse", "--headless", "--max-steps", "40", "--name", "boot",
+                   "--runs-dir", str(tmp_path), sets=TINY)  # fmt: skip
+    trainer = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = RunFolder(tmp_path / "boot")
+    wait_for_checkpoint(run, trainer)
+    trainer.kill()
+    trainer.wait()
+    assert (run.path / ".lock").is_file() and run.read_status_file()["state"] == "running"
+    for pid in (unused_pid(), os.getpid()):  # no such process; a live one that is no trainer
+        run.status_path.write_text(json.dumps({**run.read_status_file(), "pid": pid}))
+        listed = run_cli("runs", "--runs-dir", str(tmp_path))
+        assert listed.returncode == 0 and "failed (the process died)" in listed.stdout, listed.stdout
+        assert asyncio.run(runs_screen_rows(tmp_path)) == {"boot": ("failed", "the training process died")}
+        refused = run_cli("control", str(run.path), "stop")
+        assert refused.returncode == 2 and "no trainer is running this run (state: failed)" in refused.stderr
+    resumed = run_cli("resume", str(run.path), "--max-steps", "40")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == list(range(5, 41, 5)) and run.status()["state"] == "finished"
+    record_property("inputs", 2)
+    record_property("shows", "runs and the Runs screen: failed (the training process died); resume works")
+
+
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 GiB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("method", "at_step"),
+    [("train_step", 23), ("_valid_loss", 20)],
+    ids=["in a training step", "in a validation"],
+)
+def test_out_of_memory_mid_run_fails_it_in_one_line_naming_the_keys_and_resume_goes_on(
+    method, at_step, tmp_path, record_property
+):
+    """torch.OutOfMemoryError raised inside the real trainer (by a patch, so it runs on a CPU) after a
+    checkpoint: exit 2, one line naming the recipe keys to lower, the run failed with that reason."""
+    script = "\n".join(
+        [
+            "import sys, torch, workbench.engine.training as t",
+            f"real = t.Trainer.{method}",
+            "def patched(self, *args, **kwargs):",
+            f"    if self.progress.step >= {at_step}:",
+            f"        raise torch.OutOfMemoryError({OOM!r})",
+            "    return real(self, *args, **kwargs)",
+            f"t.Trainer.{method} = patched",
+            "from workbench.cli.main import main",
+            "sys.argv = ['s2s-bench', *sys.argv[1:]]",
+            "main()",
+        ]
+    )
+    args = command("train", "reverse", "--headless", "--max-steps", "40", "--name", "oom",
+                   "--runs-dir", str(tmp_path), sets=TINY)[3:]  # fmt: skip
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "300"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: out of memory (it tried to allocate 2.00 GiB): the model or a batch")
+    for key in ("model.hidden_size", "model.embedding_size", "tokenizer.vocab_size", "training.batch_size"):
+        assert key in line
+    run = RunFolder(tmp_path / "oom")
+    status = run.status()
+    assert status["state"] == "failed" and status["reason"] == line.removeprefix("error: ")
+    assert max(steps(run.path)) < at_step + 5 and finite_checkpoints(run.path)
+    resumed = run_cli("resume", str(run.path), "--max-steps", "40")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == list(range(5, 41, 5)) and run.status()["state"] == "finished"
+    record_property("inputs", 1)
+    record_property("shows", line.removeprefix("error: "))

@@ -69,15 +69,18 @@ def rewrite_weights(run: RunFolder, change) -> None:
             "tensor 'decoder.output_layer.weight' is float64, the model's is float32",
         ),
     ],
+    ids=["a tensor missing", "a tensor added", "a tensor of another shape", "a tensor of another dtype"],
 )
-def test_tampered_weights_are_refused_naming_the_tensor(copy, change, message):
+def test_tampered_weights_are_refused_naming_the_tensor(copy, change, message, record_property):
     rewrite_weights(copy, change)
     with pytest.raises(CheckpointError, match="best.safetensors: does not fit this run's model: ") as error:
         Translator.from_run(copy.path, "best")
     assert message in str(error.value)
+    record_property("inputs", 1)
+    record_property("shows", str(error.value).replace(str(copy.path) + "/", ""))
 
 
-def test_a_checkpoints_metadata_too_large_or_nested_too_deeply_is_refused(copy):
+def test_a_checkpoints_metadata_too_large_or_nested_too_deeply_is_refused(copy, record_property):
     meta = copy.checkpoints_dir / "best.json"
     meta.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(
@@ -86,8 +89,12 @@ def test_a_checkpoints_metadata_too_large_or_nested_too_deeply_is_refused(copy):
         Translator.from_run(copy.path, "best")
     with open(meta, "wb") as f:
         f.write(b" " * (17 * 2**20))
-    with pytest.raises(CheckpointError, match="best.json: not a readable checkpoint file \\(larger than"):
+    with pytest.raises(
+        CheckpointError, match="best.json: not a readable checkpoint file \\(larger than"
+    ) as e:
         Translator.from_run(copy.path, "best")
+    record_property("inputs", 2)
+    record_property("shows", str(e.value).replace(str(copy.path) + "/", ""))
 
 
 @pytest.mark.parametrize(
@@ -97,28 +104,39 @@ def test_a_checkpoints_metadata_too_large_or_nested_too_deeply_is_refused(copy):
         ("[1, 2]", "not a JSON object"),
         ("\xff\xfe not text", "not valid JSON"),
     ],
+    ids=["nested too deeply", "not an object", "not JSON"],
 )
-def test_a_malformed_tokenizer_file_is_refused_naming_it(copy, content, message):
+def test_a_malformed_tokenizer_file_is_refused_naming_it(copy, content, message, record_property):
     (copy.tokenizer_dir / "tokenizer.json").write_bytes(content.encode("latin-1", "replace"))
-    with pytest.raises(TokenizerError, match=message):
+    with pytest.raises(TokenizerError, match=message) as error:
         Translator.from_run(copy.path, "best")
+    record_property("inputs", 1)
+    record_property("shows", str(error.value).replace(str(copy.path) + "/", ""))
 
 
-def test_a_malformed_status_file_reads_as_a_run_without_a_state(copy):
+def test_a_malformed_status_file_reads_as_a_run_without_a_state(copy, record_property):
     copy.status_path.write_text("[" * 100_000)
     assert copy.status() == {"state": "new"}
     copy.status_path.write_text('["not", "an", "object"]')
     assert copy.status() == {"state": "new"}
+    record_property("inputs", 2)
+    record_property("shows", "the run lists without a state (new)")
 
 
-@pytest.mark.parametrize("content", ["a = " + "[" * 50_000 + "]" * 50_000, "# " + "x" * (2**20 + 10)])
-def test_a_recipe_too_large_or_nested_too_deeply_is_refused(copy, content):
+@pytest.mark.parametrize(
+    "content",
+    ["a = " + "[" * 50_000 + "]" * 50_000, "# " + "x" * (2**20 + 10)],
+    ids=["nested too deeply", "larger than 1 MiB"],
+)
+def test_a_recipe_too_large_or_nested_too_deeply_is_refused(copy, content, record_property):
     copy.recipe_path.write_text(content)
-    with pytest.raises(RunFolderError, match="recipe.toml: (nested too deeply|larger than)"):
+    with pytest.raises(RunFolderError, match="recipe.toml: (nested too deeply|larger than)") as error:
         copy.recipe()
+    record_property("inputs", 1)
+    record_property("shows", str(error.value).replace(str(copy.path) + "/", ""))
 
 
-def test_decoding_reads_nothing_a_run_folders_recipe_points_at_outside_it(copy, tmp_path):
+def test_decoding_reads_nothing_a_run_folders_recipe_points_at_outside_it(copy, tmp_path, record_property):
     """Decoding needs the tokenizer and the weights only: a recipe naming a FIFO as its corpus would make
     any read of it hang, and decoding does not."""
     trap = tmp_path / "trap"
@@ -138,3 +156,5 @@ def test_decoding_reads_nothing_a_run_folders_recipe_points_at_outside_it(copy, 
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.splitlines()) == 1
     assert json.loads((copy.checkpoints_dir / "best.json").read_text())  # untouched
+    record_property("inputs", 1)
+    record_property("shows", "decodes; the recipe's corpus paths are never opened")

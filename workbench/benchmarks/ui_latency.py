@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -66,9 +65,7 @@ def bench_ui(
         raise RunFolderError(f"{source.path}: no checkpoint yet (train the run to its first validation)")
     log = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="s2s-ui-bench-") as tmp:
-        copy = RunFolder(
-            Path(shutil.copytree(source.path, Path(tmp) / "runs" / source.name, ignore=_not_copied))
-        )
+        copy = source.copy_to(Path(tmp) / "runs" / source.name)
         trainer = None
         try:
             start_step = int(source.read_status_file().get("step") or 0)
@@ -127,11 +124,6 @@ def typed_sentences(run: RunFolder, count: int) -> list[str]:
         date = f"{rng.choice(DAYS)}, {rng.choice(MONTHS)} {rng.randint(1, 28)}, {rng.randint(1950, 2049)}"
         seen.setdefault(date, None)
     return list(seen)
-
-
-def _not_copied(folder: str, names: list[str]) -> set[str]:
-    """The source's lock and pending control messages stay behind: the copy is a run of its own."""
-    return {name for name in names if name in (".lock", "control")}
 
 
 class _Probe:

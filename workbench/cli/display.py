@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine.run_folder import RunFolder, eta_seconds
+from workbench.engine.run_folder import PROCESS_DIED, RunFolder, eta_seconds
 
 if TYPE_CHECKING:
     from workbench.engine.translator import Translation
@@ -107,12 +107,18 @@ def runs_table(runs: list[RunFolder]) -> Table:
         table.add_row(
             run.name,
             _recipe_name(run),
-            status.get("state", "?"),
+            _state(status),
             str(status.get("step", 0)),
             best,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
         )
     return table
+
+
+def _state(status: dict) -> str:
+    """The run's state; a run read as failed because its trainer is gone says so (its file says running)."""
+    state = str(status.get("state", "?"))
+    return f"{state} (the process died)" if status.get("reason") == PROCESS_DIED else state
 
 
 def _recipe_name(run: RunFolder) -> str:

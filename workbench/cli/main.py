@@ -111,7 +111,9 @@ def train(
         raise UserError(
             "--nnodes: give the run a --name, the same on every node, so that they share its folder"
         )
-    load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
+    corpus = load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
+    for note in _dropped_notes(corpus.filtered, resolved.data.max_chars):
+        err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     run = _distributed_run_folder(runs_dir, resolved, name, rendezvous, device)
     if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
@@ -120,6 +122,17 @@ def train(
         _open_tui(runs_dir=runs_dir, run=run.path)
         return
     _train(run, device, max_steps, max_minutes, False, nproc, rendezvous, threads)
+
+
+def _dropped_notes(filtered: dict[str, dict[str, int]], max_chars: int) -> list[str]:
+    """One line per split and reason of the pairs the corpus reader dropped (train.log has them too)."""
+    why = {"empty": "with an empty side", "too_long": f"longer than data.max_chars = {max_chars} characters"}
+    return [
+        f"{count:,} {split} pair(s) {why.get(reason, reason)} dropped"
+        for split, reasons in filtered.items()
+        for reason, count in reasons.items()
+        if count
+    ]
 
 
 def _distributed_run_folder(runs_dir: Path, recipe, name: str | None, rendezvous, device: str) -> RunFolder:

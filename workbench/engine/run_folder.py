@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -113,6 +114,31 @@ class RunFolder:
         if not (path / "recipe.toml").is_file():
             raise RunFolderError(f"{path}: not a run folder (no recipe.toml)")
         return cls(path)
+
+    def delete(self) -> None:
+        """Remove the run folder and everything in it. A symbolic link is removed, never followed: what it
+        points at stays, and a run folder that is itself a link loses only the link."""
+        try:
+            if self.path.is_symlink():
+                self.path.unlink()
+            else:  # on Linux rmtree opens each folder without following links (avoids_symlink_attacks)
+                shutil.rmtree(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise RunFolderError(f"{self.path}: cannot delete it ({exc.strerror or exc})") from None
+
+    def copy_to(self, path: Path) -> RunFolder:
+        """A copy at `path` that is a run of its own: without the lock, pending control messages and
+        symbolic links (whose targets lie outside the run, and would be read or written through)."""
+
+        def left_out(folder: str, names: list[str]) -> set[str]:
+            links = {name for name in names if os.path.islink(os.path.join(folder, name))}
+            return links | ({".lock", "control"} & set(names) if Path(folder) == self.path else set())
+
+        shutil.copytree(self.path, path, ignore=left_out)
+        RunFolder(path).control_dir.mkdir(exist_ok=True)
+        return RunFolder(path)
 
     def recipe(self) -> Recipe:
         try:

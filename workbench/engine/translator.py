@@ -101,7 +101,8 @@ class Translator:
         was_training = self.model.training
         self.model.eval()
         cap = self.decoding.max_input_pieces
-        src_ids = [self.tokenizers.src.encode(s) for s in sentences]
+        # Stripped as the corpus readers strip training lines: the model never saw surrounding whitespace.
+        src_ids = [self.tokenizers.src.encode(s.strip()) for s in sentences]
         dropped = [max(len(ids) - cap, 0) for ids in src_ids]
         src_ids = [ids[:cap] for ids in src_ids]
         results: list[list[Translation]] = [[] for _ in sentences]

@@ -15,6 +15,8 @@ from pathlib import Path
 from workbench.engine.data import Corpus, CorpusError, Pair
 from workbench.engine.recipe import DataConfig
 
+# The first bytes of compressed files, which are read as text only once decompressed.
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 # When no valid TSV is given, this share of the training pairs (at most HOLD_OUT_MAX) becomes valid.
 HOLD_OUT_SHARE = 0.05
 HOLD_OUT_MAX = 1000
@@ -145,14 +147,20 @@ def read_tsv_pairs(path: Path, max_chars: int) -> tuple[list[Pair], dict[str, in
 
 
 def read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file, unstripped; CorpusError if it is missing, empty or not UTF-8."""
+    """The lines of a UTF-8 text file, unstripped; CorpusError if it is missing, empty, not UTF-8, holds a
+    NUL, is compressed or is not a regular file."""
     path = path.expanduser()
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading a pipe would wait for ever
+        raise CorpusError(f"{path}: not a regular file (a pipe or a device); write the corpus to a file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CorpusError(f"{path}: no such file") from None
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read it ({exc.strerror})") from None
+    for magic, kind in COMPRESSED.items():
+        if data.startswith(magic):
+            raise CorpusError(f"{path}: a {kind}-compressed file, not text; decompress it first")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
@@ -164,6 +172,12 @@ def read_lines(path: Path) -> list[str]:
         raise CorpusError(
             f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte {column} of the line)"
         ) from None
+    nul = text.find("\0")
+    if nul >= 0:  # valid UTF-8, but no sentence holds one: a binary file, or UTF-16 text
+        line = text.count("\n", 0, nul) + 1
+        raise CorpusError(
+            f"{path}:{line}: a NUL character (a binary file, or text in UTF-16?); corpora are UTF-8 text"
+        )
     if not text.strip():
         raise CorpusError(f"{path}: the file is empty")
     # split("\n"), not splitlines(): the latter also breaks on U+2028 and friends and would misalign sides.

@@ -3,7 +3,6 @@ what can be done with them."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from textual import on, work
@@ -237,7 +236,11 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     @work(thread=True, group="delete")
     def _delete(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        try:
+            RunFolder(path).delete()
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
         self.app.call_from_thread(self._deleted, path)
 
     def _deleted(self, path: Path) -> None:
