@@ -19,7 +19,7 @@ def same(quoted: str, measured: float) -> bool:
 
 def test_every_bleu_quoted_for_a_recipe_in_results_md_is_the_tables():
     bleu = table()
-    assert len(bleu) >= 8 and bleu["tatoeba-en-zh"] == 32.86
+    assert len(bleu) >= 5 and bleu["tatoeba-en-zh"] == 32.86
     text = (ROOT / "docs/results.md").read_text()
     quotes = re.findall(r"([\d.]+) for `([\w-]+)`", text)
     assert quotes
