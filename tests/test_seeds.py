@@ -28,7 +28,7 @@ def test_there_are_five_seeds_each_with_a_description_and_a_listing_map():
         recipe = load_recipe(name)
         assert recipe.description.startswith(f"Seed {name.split('-')[1]} as written")
         header = builtin_recipes()[name].read_text().split("description =")[0]
-        assert "listing line" in header and "Chosen where" in header
+        assert "-> recipe key" in header and "Chosen where" in header
 
 
 @pytest.mark.parametrize(("ladder", "best"), sorted(LADDERS.items()))
