@@ -67,6 +67,7 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
             "data.valid_fraction=0.1",
             "training.max_epochs=0",
             "training.max_steps=40",
+            "training.batch_size=16",
             "training.valid_every=20",
             "training.log_every=10",
             "training.threads=1",

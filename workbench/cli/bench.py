@@ -22,7 +22,7 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 AsJson = typer.Option(False, "--json", help="One JSON line on standard output instead of a table.")
 

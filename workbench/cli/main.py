@@ -41,7 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line, never cut mid-word
 
 RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
