@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from test_model import SRC_V, TGT_V, batch
 
 from workbench.engine.attention import CosineAttention
 from workbench.engine.data.batching import collate
@@ -16,26 +17,15 @@ from workbench.engine.decoders import summary
 from workbench.engine.model import build_model
 from workbench.engine.recipe import DataConfig, ModelConfig, RecipeError, recipe_from_dict
 from workbench.engine.search import beam_search, greedy_search, max_lengths
-from workbench.engine.special_tokens import BOS, EOS, PAD
+from workbench.engine.special_tokens import EOS, PAD
 from workbench.engine.translator import decoding_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SRC_V, TGT_V = 13, 11
 E, H = 8, 12
 TINY = ModelConfig(embedding_size=E, hidden_size=H, dropout=0.0)
 BAHDANAU_ORDER = replace(TINY, decoder_order="bahdanau", input_feeding=False)
 CHO = replace(TINY, attention="none", context_every_step=True, input_feeding=False)
-
-
-def batch(seed=0, lengths=(5, 3, 4), tgt_len=6):
-    g = torch.Generator().manual_seed(seed)
-    src_lengths = torch.tensor(lengths)
-    src = torch.randint(4, SRC_V, (len(lengths), max(lengths)), generator=g)
-    src[torch.arange(max(lengths)).unsqueeze(0) >= src_lengths.unsqueeze(1)] = PAD
-    tgt = torch.randint(4, TGT_V, (len(lengths), tgt_len), generator=g)
-    tgt[:, 0] = BOS
-    return src, src_lengths, tgt
 
 
 def capture_inputs(module: torch.nn.Module) -> list[tuple]:

@@ -10,21 +10,13 @@ import sys
 import time
 
 import pytest
+from test_input_cap import LONG_LINE, TINY
 
 from workbench.cli.main import main
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.training import Trainer
 
-TINY = [
-    "data.train_size=300",
-    "data.valid_size=30",
-    "model.hidden_size=32",
-    "model.embedding_size=16",
-    "tokenizer.vocab_size=60",
-    "training.threads=1",
-]
-LONG = ("Saturday, November 21, 2026 " * 4000)[:100_000]
 CONTROLS = "".join(chr(c) for c in (*range(1, 10), 11, 12, *range(14, 32), 127))
 # One line each (no "\n" or "\r" inside: those end a line, as on every other tool's input).
 CASES = {
@@ -38,7 +30,7 @@ CASES = {
     "combining marks": "e\u0301\u0301\u0301\u0301 Jan 3",
     "Unicode line and paragraph separators": "Jan\u2028 3\u2029 1999\x85",
     "private use and noncharacters": "\ue000\uffff\U0010ffff\U000e0001",
-    "a 100,000-character line": LONG,
+    "a 100,000-character line": LONG_LINE,
 }
 
 
@@ -70,7 +62,7 @@ def test_decode_answers_one_line_for_each_hostile_input_line(case, run, monkeypa
     lines = out.split("\n")
     assert lines.pop() == "" and len(lines) == 3, out
     assert "\x1b" not in out  # no escape sequence reaches the terminal
-    if text is LONG:
+    if text is LONG_LINE:
         (note,) = err.splitlines()
         assert note.startswith("note: line 2: ") and note.endswith("(decoding.max_input_pieces)")
     else:
@@ -97,7 +89,7 @@ def test_10000_lines_on_standard_input_give_10000_lines_in_bounded_time(run, rec
     out = done.stdout.decode().split("\n")
     assert out.pop() == "" and len(out) == len(lines) == 10_000
     notes = done.stderr.decode().splitlines()
-    long_lines = [n for n, line in enumerate(lines, 1) if line is LONG]
+    long_lines = [n for n, line in enumerate(lines, 1) if line is LONG_LINE]
     assert [int(note.split()[2].rstrip(":")) for note in notes] == long_lines
     assert seconds < 120, f"{seconds:.1f} s"
     record_property("inputs", len(lines))
