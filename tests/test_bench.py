@@ -89,6 +89,23 @@ def test_flops_of_the_reference_model():
         ["model.attention='concat'", "model.decoder_init='zeros'", "model.tie_embeddings=true"],
         ["model.attention='none'", "model.input_feeding=false", "model.cell='rnn'"],
         ["model.input_feeding=false"],
+        ["model.one_hot=true", "model.reverse_source=true"],
+        ["model.attention='cosine'"],
+        ["model.attention='cosine'", "model.attention_combine='add'", "model.input_feeding=false"],
+        ["model.attention_combine='add'", "model.input_feeding=false"],
+        ["model.decoder_order='bahdanau'", "model.input_feeding=false"],
+        ["model.decoder_order='bahdanau'", "model.input_feeding=false", "model.one_hot=true"],
+        ["model.attention='none'", "model.context_every_step=true", "model.input_feeding=false"],
+        [
+            "model.cell='lstm'",
+            "model.attention='cosine'",
+            "model.attention_combine='add'",
+            "model.input_feeding=false",
+            "model.encoder_layers=2",
+            "model.decoder_layers=2",
+            "model.decoder_init='final'",
+        ],
+        ["model.cell='lstm'", "model.decoder_order='bahdanau'", "model.input_feeding=false"],
     ],
 )
 def test_flops_agree_with_torch_flop_counter(extra):
@@ -105,7 +122,7 @@ def test_flops_agree_with_torch_flop_counter(extra):
     unseen = 0
     if cfg.cell == "lstm":
         unseen += batch * src_len * flops.parts["encoder_rnn"]
-        if not (cfg.input_feeding and cfg.decoder_layers == 1):
+        if not model.decoder.use_cell:
             unseen += batch * tgt_len * flops.parts["decoder_rnn"]
     assert counter.get_total_flops() + unseen == flops.forward([src_len] * batch, [tgt_len] * batch)
 
