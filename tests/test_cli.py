@@ -89,6 +89,34 @@ def test_decode_reads_stdin_lines_and_writes_one_line_each(trained_run):
     assert len(out.stdout.splitlines()) == 3  # an empty line gives an empty translation
 
 
+def test_decode_and_eval_use_the_threads_asked_for_or_one_per_idle_core(trained_run, tmp_path, monkeypatch):
+    import torch
+    from typer.testing import CliRunner
+
+    from workbench.cli.main import app
+    from workbench.engine import devices
+
+    asked = []
+    monkeypatch.setattr(devices, "cpu_threads", lambda n: asked.append(n) or (n or 1))
+    (tmp_path / "src").write_text("Jan 3, 1999\n")
+    (tmp_path / "ref").write_text("3 janvier 1999\n")
+    score = ["eval", str(trained_run), "--src", str(tmp_path / "src"), "--ref", str(tmp_path / "ref")]
+    before = torch.get_num_threads()
+    try:
+        for args, threads in (
+            (["decode", str(trained_run), "--threads", "3"], 3),
+            (["decode", str(trained_run)], 1),  # the stand-in's count of idle cores
+            ([*score, "--threads", "2"], 2),
+        ):
+            torch.set_num_threads(4)
+            result = CliRunner().invoke(app, args, input="Jan 3, 1999\n")
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert asked == [3, 0, 2]
+
+
 def s2s_bytes(*args, stdin: bytes):
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "workbench", *args]

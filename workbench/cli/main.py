@@ -61,6 +61,10 @@ Threads = typer.Option(
     help="CPU threads for this process (overrides training.threads, not recipe.toml).",
 )
 
+DecodeThreads = typer.Option(
+    None, "--threads", min=1, help="CPU threads (default: one per idle core, as training.threads = 0)."
+)
+
 
 @app.callback()
 def root(ctx: typer.Context, runs_dir: Path | None = RunsDir, precision: str | None = Precision) -> None:
@@ -260,11 +264,13 @@ def decode(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     precision: str | None = Precision,
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    threads: int | None = DecodeThreads,
 ) -> None:
     """Translate standard input, one sentence a line, to standard output."""
     from workbench.engine.translator import Translator
 
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
+    _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
     if n_best > beam_size:
         raise RecipeError(f"--n-best {n_best} needs --beam of at least {n_best}")
@@ -284,6 +290,18 @@ def decode(
         raise
     if batch:
         _print_translations(out, translator, batch, first, beam_size, n_best, attention)
+
+
+def _cpu_threads(translator, threads: int | None) -> None:
+    """decode's and eval's intra-op threads on the CPU: as asked, or one per idle core. torch's own
+    default, one per core, stalls beside a training: each of its parallel regions waits for the thread
+    on the training's busy core."""
+    import torch
+
+    from workbench.engine.devices import cpu_threads
+
+    if translator.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(threads or 0))
 
 
 def _stdin_lines(interactive: bool) -> Iterator[str]:
@@ -340,6 +358,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     precision: str | None = Precision,
     device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    threads: int | None = DecodeThreads,
 ) -> None:
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
     import time
@@ -354,6 +373,7 @@ def evaluate(
         raise UserError(f"{src}: no sentences to score (the file is empty)")
     folder = RunFolder.open(run)
     translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
+    _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
     start = time.perf_counter()
     translations = [t[0] for t in translator.translate(sources, beam_size)]
