@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from workbench.engine.distributed import DistributedError, Topology, topology_from_environment
+from workbench.engine.launch import failure_message
 from workbench.engine.run_folder import RunFolder
 
 TINY = [
@@ -166,6 +167,20 @@ def test_killing_one_rank_ends_the_other_with_that_ranks_message_and_leaves_no_p
     assert (
         status["state"] == "failed" and status["reason"] == "rank 1: the process was killed by signal SIGKILL"
     )
+
+
+def test_the_rank_that_died_is_named_before_the_ranks_torchrun_stopped_after_it(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    def failure(rank: int, exitcode: int) -> ProcessFailure:
+        return ProcessFailure(rank, 1000 + rank, exitcode, str(tmp_path / "no-error-file"))
+
+    aborted = {0: failure(0, -signal.SIGTERM), 1: failure(1, -signal.SIGABRT)}
+    assert failure_message(aborted) == "rank 1: the process was killed by signal SIGABRT"
+    exited = {0: failure(0, -signal.SIGTERM), 1: failure(1, 3), 2: failure(2, -signal.SIGTERM)}
+    assert failure_message(exited) == "rank 1: the process exited with code 3"
+    stopped = {0: failure(0, -signal.SIGTERM), 1: failure(1, -signal.SIGTERM)}
+    assert failure_message(stopped) == "rank 0: the process was killed by signal SIGTERM"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ wait on a GPU stream. Rank 0 alone writes the run folder.
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import os
 import re
@@ -141,6 +142,7 @@ class Team:
 
     def close(self) -> None:
         if self.topology.distributed and dist.is_initialized():
+            gc.collect()  # what still refers to the groups (a DistributedDataParallel) goes before them
             dist.destroy_process_group()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -133,13 +134,17 @@ def train_distributed(
 
 def failure_message(failures: dict[int, Any]) -> str:
     """The failing rank's message, in words: the first failure, or one of its own accord within seconds of
-    it (a killed process says nothing itself, and the others say they lost contact with it). A process
-    that stalled is killed by torchrun later on, so the timeout its peers saw comes first."""
+    it (a killed process says nothing itself, and the others say they lost contact with it), before one that
+    torchrun's agent stopped. A process that stalled is killed by torchrun later on, so the timeout its peers
+    saw comes first."""
     first = min(f.timestamp for f in failures.values())
     own = {
         r: f for r, f in failures.items() if not f.error_file_data.get("peer") and f.timestamp <= first + 2
     }
-    rank, failure = min((own or failures).items(), key=lambda item: (item[1].timestamp, item[0]))
+    own = own or failures
+    # torchrun's agent stops the survivors of a failure with SIGTERM: the rank that died otherwise is the cause
+    cause = {r: f for r, f in own.items() if f.exitcode != -signal.SIGTERM} or own
+    rank, failure = min(cause.items(), key=lambda item: (item[1].timestamp, item[0]))
     if "peer" in failure.error_file_data:  # written by the trainer (distributed.record_failure)
         return str(failure.message)
     if failure.exitcode < 0:

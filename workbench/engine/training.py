@@ -262,7 +262,11 @@ class Trainer:
         self._status("running", device=str(self.device), reason="preparing data and model")
         try:
             self.prepare()
-            return self._loop(max_steps, max_minutes)
+            ended = self._loop(max_steps, max_minutes)
+            # Every process leaves together: one that tore down its connections while rank 0 still
+            # saved could abort at exit (gloo), and torchrun would then fail the finished run.
+            self.team.wait_for_all()
+            return ended
         except KeyboardInterrupt:
             if not hasattr(self, "_window_loss"):  # interrupted before the first step: nothing to keep
                 self._status("stopped", reason="interrupted while preparing")
@@ -289,6 +293,7 @@ class Trainer:
             raise
         finally:
             if hasattr(self, "team"):
+                vars(self).pop("loss_module", None)  # a DistributedDataParallel holds the process group
                 self.team.close()
             if lock is not None:
                 lock.close()
