@@ -142,7 +142,7 @@ def failure_message(failures: dict[int, Any]) -> str:
         r: f for r, f in failures.items() if not f.error_file_data.get("peer") and f.timestamp <= first + 2
     }
     own = own or failures
-    # torchrun's agent stops the survivors of a failure with SIGTERM: the rank that died otherwise is the cause
+    # torchrun's agent stops the survivors of a failure with SIGTERM: the rank that died otherwise caused it
     cause = {r: f for r, f in own.items() if f.exitcode != -signal.SIGTERM} or own
     rank, failure = min(cause.items(), key=lambda item: (item[1].timestamp, item[0]))
     if "peer" in failure.error_file_data:  # written by the trainer (distributed.record_failure)
