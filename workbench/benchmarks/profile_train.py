@@ -3,9 +3,10 @@
 Named ranges are opened around the model's parts with module hooks (encoder, attention keys, bridge,
 decoder RNN cell, attention, attentional layer), around the forward pass, the fused output projection
 and loss (which computes its gradients in its forward pass) and the gradient clipping; torch labels the
-optimizer's `zero_grad` and `step` itself. The backward pass is what is left of the step; its autograd
-nodes and the busiest operators are listed too. Nothing in the engine changes: the hooks and wrappers
-are removed when profiling ends.
+optimizer's `zero_grad` and `step` itself. What the forward pass spends outside those ranges is a part
+of its own and the backward pass is what is left of the step, so the parts add up to the step; the
+backward pass's autograd nodes and the busiest operators are listed too. Nothing in the engine
+changes: the hooks and wrappers are removed when profiling ends.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MODULE_RANGES = {
 }
 STEP, FORWARD, CLIP = "train_step", "forward", "clip_grad_norm"
 LOSS = "output projection + loss (and their gradients)"
+REST = "rest of the forward pass"
 ZERO_GRAD, OPTIMIZER = "Optimizer.zero_grad", "Optimizer.step"
 # The matrix-product operators that do the work (leaves: aten::linear and aten::matmul call these).
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::addbmm")
@@ -167,6 +169,12 @@ def _summary(prof: Any, steps: int, plain_ms: float, top: int) -> dict[str, Any]
         "  of which attention": regions["attention"],
         "  of which attentional layer": regions["attentional layer"],
         LOSS: regions[LOSS],
+        REST: regions[FORWARD]
+        - regions["encoder"]
+        - regions["attention keys"]
+        - regions["bridge"]
+        - decoder
+        - regions[LOSS],
         "backward": step - regions[FORWARD] - regions[CLIP] - regions[ZERO_GRAD] - regions[OPTIMIZER],
         "clip_grad_norm": regions[CLIP],
         "optimizer (zero_grad + step)": regions[ZERO_GRAD] + regions[OPTIMIZER],
