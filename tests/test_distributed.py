@@ -252,6 +252,35 @@ def test_sigterm_stops_every_process_and_the_run_resumes_on_the_uninterrupted_cu
 
 
 @pytest.mark.slow
+def test_kill_9_of_the_launcher_stops_every_process_with_a_checkpoint_and_the_run_resumes(tmp_path):
+    launcher = start(
+        "train",
+        "reverse",
+        "--headless",
+        "--nproc",
+        "2",
+        "--max-steps",
+        "100000",
+        "--name",
+        "o",
+        runs=tmp_path,
+        sets=["training.batch_size=16"],
+    )
+    run = tmp_path / "o"
+    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    launcher.kill()  # torchrun's agent with it: nobody is left to stop the workers
+    launcher.wait(timeout=10)
+    wait_until(lambda: workers(run) == {}, 60, "the orphaned workers to stop")
+    status = RunFolder(run).status()
+    assert status["state"] == "stopped" and status["reason"] == "stopped: its launcher died", status
+    stopped_at = status["step"]
+    assert RunFolder(run).has_checkpoint("last")
+    resumed = s2s("resume", str(run), "--headless", "--nproc", "2", "--max-steps", str(stopped_at + 5))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert RunFolder(run).status()["step"] == stopped_at + 5
+
+
+@pytest.mark.slow
 def test_resuming_on_another_number_of_processes_continues_and_says_the_data_order_changed(tmp_path):
     first = s2s(
         "train",

@@ -9,12 +9,16 @@ wait on a GPU stream. Rank 0 alone writes the run folder.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import gc
 import json
 import os
 import re
+import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +148,29 @@ class Team:
         if self.topology.distributed and dist.is_initialized():
             gc.collect()  # what still refers to the groups (a DistributedDataParallel) goes before them
             dist.destroy_process_group()
+
+
+# The process that started this one (torchrun's agent, srun's step daemon...), read as this module loads.
+LAUNCHER = os.getppid()
+
+
+def follow_launcher(launcher_gone: Callable[[], None]) -> None:
+    """Have the kernel send this process SIGTERM when the process that started it dies (Linux's
+    PR_SET_PDEATHSIG). torchrun's agent stops its workers when it is stopped; SIGKILLed, it cannot, and
+    they would train on as orphans. With the signal they stop together at one step, with a checkpoint.
+    `launcher_gone` is called at once if the launcher died before the request was made."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    if ctypes.CDLL(None).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+        return
+    if launcher_died():
+        launcher_gone()
+
+
+def launcher_died() -> bool:
+    """Whether this process was adopted: the process that started it is gone."""
+    return os.getppid() != LAUNCHER
 
 
 class PeerError(DistributedError):

@@ -31,7 +31,9 @@ from .devices import (
 from .distributed import (
     PeerError,
     Team,
+    follow_launcher,
     is_peer_failure,
+    launcher_died,
     peer_error,
     record_failure,
     topology_from_environment,
@@ -259,6 +261,8 @@ class Trainer:
         if self.main:
             _reserve(self.run.path / RESERVE)
         previous = {s: signal.signal(s, self._request_stop) for s in signals}
+        if in_main and self.topology.launched:
+            follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
         self._status("running", device=str(self.device), reason="preparing data and model")
         try:
             self.prepare()
@@ -342,7 +346,8 @@ class Trainer:
                 if command == "stop":
                     return self._stop(STOPPED_BY_USER)
                 if command == "signal":
-                    return self._stop("stopped by a signal")
+                    orphaned = self.topology.launched and launcher_died()
+                    return self._stop("stopped: its launcher died" if orphaned else "stopped by a signal")
                 if command == "time":
                     return self._finish(f"reached the time limit ({max_minutes:g} min)")
                 indices = order[p.batch_in_epoch]
