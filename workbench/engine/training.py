@@ -329,7 +329,7 @@ class Trainer:
         on = f"{n} processes, each on {describe(self.device)}" if n > 1 else describe(self.device)
         self._log(
             f"training on {on} in {self.precision}: {self.params:,} parameters, "
-            f"{len(self.train_src)} pairs, global batch {self.global_batch()}"
+            f"{len(self.train_src):,} pairs, global batch {self.global_batch()}"
         )
         self._window_start = time.monotonic()
         # Summed on the device so that the step needs no host sync; read at log time.
