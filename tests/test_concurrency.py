@@ -75,7 +75,8 @@ def test_two_runs_train_at_once_two_workbenches_watch_one_and_a_second_trainer_i
     tmp_path, record_property
 ):
     runs = tmp_path / "runs"
-    reverse, dates = train(runs, "reverse", "rev", 60), train(runs, "dates-en-fr", "dat", 40)
+    # 600 steps (about 8 s alone) outlast the second trainer's start (about 2 s), even on a quiet machine
+    reverse, dates = train(runs, "reverse", "rev", 600), train(runs, "dates-en-fr", "dat", 40)
     rev, dat = RunFolder(runs / "rev"), RunFolder(runs / "dat")
     wait(lambda: rev.trainer_alive() and dat.trainer_alive(), 60, "both trainers to start")
     second = subprocess.run(
@@ -87,7 +88,7 @@ def test_two_runs_train_at_once_two_workbenches_watch_one_and_a_second_trainer_i
     for trainer in (reverse, dates):
         out, err = trainer.communicate(timeout=60)
         assert trainer.returncode == 0, out + err
-    assert train_steps(rev) == list(range(5, 61, 5)) and train_steps(dat) == list(range(5, 41, 5))
+    assert train_steps(rev) == list(range(5, 601, 5)) and train_steps(dat) == list(range(5, 41, 5))
     assert seen == [train_steps(rev)] * 2  # each workbench saw the whole run, once, and nothing of the other
     letters = set("abcdefghijklmnopqrstuvwxyz ")
     assert all(set(s["src"]) <= letters for v in rev.read_samples()[0] for s in v["samples"])
