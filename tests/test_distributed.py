@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,6 +137,40 @@ def test_two_processes_take_the_same_steps_as_one_with_the_global_batch_and_as_a
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc", "one", "single", "two"]  # one folder a run
     log = (tmp_path / "two" / "train.log").read_text()
     assert log.count("training on 2 processes") == 1  # rank 0 alone writes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rendezvous", ["master", "c10d"])
+def test_two_nodes_train_one_run_folder_on_the_same_steps_as_two_processes_of_one_node(tmp_path, rendezvous):
+    port = str(free_port())
+    where = (
+        ["--master-addr", "127.0.0.1", "--master-port", port]
+        if rendezvous == "master"
+        else ["--rdzv-endpoint", f"127.0.0.1:{port}"]
+    )
+    nodes = [  # the second node first: it waits for the run folder that the first one makes
+        start("train", "reverse", "--headless", "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
+              *where, "--max-steps", "20", "--name", "n", runs=tmp_path, sets=["training.batch_size=16"])
+        for rank in (1, 0)
+    ]  # fmt: skip
+    for node in nodes:
+        out, _ = node.communicate(timeout=180)
+        assert node.returncode == 0, out
+    one_node = s2s(
+        "train", "reverse", "--headless", "--nproc", "2", "--max-steps", "20", "--name", "one-node",
+        runs=tmp_path, sets=["training.batch_size=16"],
+    )  # fmt: skip
+    assert one_node.returncode == 0, one_node.stdout + one_node.stderr
+    status = RunFolder(tmp_path / "n").status()
+    assert status["state"] == "finished" and status["processes"] == 2, status
+    assert train_losses(tmp_path / "n") == train_losses(tmp_path / "one-node")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n", "one-node"]
 
 
 @pytest.mark.slow
