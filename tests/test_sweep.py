@@ -138,6 +138,19 @@ def test_the_cli_exits_2_on_a_missing_base_recipe(tmp_path):
     assert done.returncode == 2 and "did you mean 'dates-en-fr'?" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stop", "nope"], "no sweep named 'nope'"),
+        (["--resume", "nope"], "no sweep named 'nope'"),
+        (["--stop", "a", "--resume", "a"], "give one of a sweep file, --resume NAME and --stop NAME"),
+    ],
+)
+def test_stop_and_resume_name_a_queued_sweep_one_at_a_time(tmp_path, args, message):
+    done = s2s("sweep", *args, "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_sweep_of_more_than_64_runs_asks_first(tmp_path):
     path = sweep_file(tmp_path, 'base = "reverse"\n[axes]\n"seed" = [' + ", ".join(map(str, range(65))) + "]")
     done = s2s("sweep", str(path), "--runs-dir", str(tmp_path / "runs"))

@@ -160,3 +160,34 @@ def test_a_paused_run_keeps_its_slot_and_stopped_or_cancelled_runs_are_not_start
     assert (progress.stopped, progress.cancelled, progress.complete) == (1, 1, True)
     assert queue.log_path.read_text().count(f"{first.name}: started") == 1
     assert not (second.path / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_stopping_a_sweep_stops_its_running_runs_starts_no_more_and_resume_finishes_them_all(tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    queue = queue_and_start(tmp_path, "halt", 300, '"training.lr" = [3e-3, 5e-3, 1e-2]', "--parallel", "2")
+    first, second, third = queue.runs()
+    wait_for(lambda: all(r.status().get("state") == "running" and r.status().get("step", 0) >= 5
+                         for r in (first, second)), what="two runs training")  # fmt: skip
+    stopped = s2s("sweep", "--stop", "halt", "--runs-dir", runs_dir)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "sent a stop to 2 running run(s)" in stopped.stdout and "sweep --resume halt" in stopped.stdout
+    wait_for(lambda: not queue.runner_alive(), 60, "the runner to leave")
+    assert [r.status()["state"] for r in queue.runs()] == ["stopped", "stopped", "queued"]
+    cut = [r.status()["step"] for r in (first, second)]
+    assert all(0 < step < 300 for step in cut) and all(r.has_checkpoint("last") for r in (first, second))
+    progress = queue.progress()
+    assert (progress.queued, progress.stopped, progress.complete) == (3, 0, False)
+    assert "stopped" in s2s("sweep", "--runs-dir", runs_dir).stdout  # the runner column
+
+    resumed = s2s("sweep", "--resume", "halt", "--runs-dir", runs_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(lambda: queue.progress().complete and not queue.runner_alive())
+    assert [r.status()["state"] for r in queue.runs()] == ["finished"] * 3
+    log = queue.log_path.read_text()
+    for run in (first, second):
+        assert log.count(f"{run.name}: started") == 1 and f"{run.name}: resumed" in log
+        steps = [r["step"] for r in run.read_metrics()[0] if r["kind"] == "train"]
+        assert steps == list(range(5, 301, 5))  # continued from the checkpoint: nothing doubled or lost
+    # The sweep took them up again: a later stop of theirs is a user's own, which a runner never undoes.
+    assert queue.read()["suspended"] == []

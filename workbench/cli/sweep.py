@@ -49,6 +49,9 @@ def sweep(
     resume: str | None = typer.Option(
         None, "--resume", help="Run sweep NAME's queue again: finish what is left, redo nothing finished."
     ),
+    stop: str | None = typer.Option(
+        None, "--stop", help="Stop sweep NAME: its running runs (with a checkpoint), and start no more."
+    ),
     parallel: int | None = typer.Option(
         None, "--parallel", min=1, help="Runs at a time (default: one per GPU; on CPU 1, sharing the cores)."
     ),
@@ -66,8 +69,11 @@ def sweep(
     """Queue every run of a sweep and train them in the background; with no file, list the sweeps."""
     runs_dir = _runs_dir(ctx, runs_dir)
     device_list = _devices(devices)
-    if file and resume:
-        raise UserError("give a sweep file or --resume NAME, not both")
+    if sum(bool(x) for x in (file, resume, stop)) > 1:
+        raise UserError("give one of a sweep file, --resume NAME and --stop NAME")
+    if stop:
+        _stop(SweepQueue.open(runs_dir, stop))
+        return
     if resume:
         if overrides:
             raise UserError("--set applies when a sweep is queued; its runs' recipes are already written")
@@ -134,8 +140,8 @@ def _start_runner(queue: SweepQueue) -> subprocess.Popen:
 def _resume(queue: SweepQueue, parallel: int | None, devices: list[str] | None) -> None:
     if queue.runner_alive():
         raise UserError(f"sweep {queue.name}: its queue runner is running it (log: {queue.log_path})")
-    if parallel is not None or devices is not None:
-        queue.update(**{k: v for k, v in (("parallel", parallel), ("devices", devices)) if v is not None})
+    changes = {k: v for k, v in (("parallel", parallel), ("devices", devices)) if v is not None}
+    queue.update(**changes, held=False)
     progress = queue.progress()
     if progress.complete:
         console.print(f"sweep {queue.name}: nothing left to run ({_progress_text(progress)})")
@@ -143,6 +149,16 @@ def _resume(queue: SweepQueue, parallel: int | None, devices: list[str] | None) 
     runner = _start_runner(queue)
     console.print(f"sweep {queue.name}: runner pid {runner.pid}; {_progress_text(progress)}")
     _print_next_steps(queue)
+
+
+def _stop(queue: SweepQueue) -> None:
+    stopped = queue.stop()
+    progress = queue.progress()
+    console.print(
+        f"sweep {queue.name}: sent a stop to {len(stopped)} running run(s) (each saves a checkpoint); "
+        f"the runner starts no more runs. {_progress_text(progress)}"
+    )
+    console.print(f"continue it: s2s-bench sweep --resume {queue.name}")
 
 
 def _print_next_steps(queue: SweepQueue) -> None:
@@ -175,7 +191,9 @@ def _list(runs_dir: Path) -> None:
         table.add_column(column)
     for queue in queues:
         progress = queue.progress()
-        runner = "running" if queue.runner_alive() else ("done" if progress.complete else "not running")
+        runner = "running" if queue.runner_alive() else "done" if progress.complete else "not running"
+        if queue.held and not progress.complete:
+            runner = "stopping" if queue.runner_alive() else "stopped"
         table.add_row(queue.name, str(progress.total), _progress_text(progress), runner)
     console.print(table)
 

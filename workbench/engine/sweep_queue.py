@@ -124,13 +124,29 @@ class SweepQueue:
         """The resolved sweep as it was queued."""
         return load_sweep(self.sweep_path)
 
+    def outcomes(self, statuses: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+        """Each run's `outcome` (from `statuses`, or read now), by name, in sweep order; a run that `stop`
+        stopped is interrupted, to be resumed."""
+        if statuses is None:
+            statuses = {run.name: run.status() for run in self.runs()}
+        suspended = set(self.read().get("suspended", []))
+        kinds = {name: outcome(status) for name, status in statuses.items()}
+        return {
+            name: "interrupted" if kind == "stopped" and name in suspended else kind
+            for name, kind in kinds.items()
+        }
+
     def progress(self) -> SweepProgress:
         counts = dict.fromkeys(("done", "running", "queued", "failed", "stopped", "cancelled"), 0)
-        runs = self.runs()
-        for run in runs:
-            kind = outcome(run.status())
+        kinds = self.outcomes()
+        for kind in kinds.values():
             counts["queued" if kind == "interrupted" else kind] += 1
-        return SweepProgress(total=len(runs), **counts)
+        return SweepProgress(total=len(kinds), **counts)
+
+    @property
+    def held(self) -> bool:
+        """Stopped with `stop`: the runner starts nothing until `sweep --resume`."""
+        return bool(self.read().get("held"))
 
     # The runner -----------------------------------------------------------------------------------
     def runner_alive(self) -> bool:
@@ -184,6 +200,28 @@ class SweepQueue:
             run.log("cancelled before it started")
             cancelled = [*queue.get("cancelled", []), run_name]
             write_json_atomic(self.queue_path, {**queue, "cancelled": cancelled})
+
+    def stop(self) -> list[str]:
+        """Hold the whole sweep: the runner starts nothing more, and each running run is sent a stop (it
+        saves a checkpoint). Queued runs stay queued; `sweep --resume` takes up the sweep again, the
+        runs stopped here included. The names of the runs sent a stop."""
+        with self.locked():
+            queue = self.read()
+            running = [run for run in self.runs() if outcome(run.status()) == "running"]
+            for run in running:
+                run.send_control("stop")
+            suspended = sorted({*queue.get("suspended", []), *(run.name for run in running)})
+            write_json_atomic(self.queue_path, {**queue, "held": True, "suspended": suspended})
+        self.log(f"sweep stopped: {len(running)} running run(s) sent a stop")
+        return [run.name for run in running]
+
+    def resumed(self, names: list[str]) -> None:
+        """Runs started again after `stop`: a later stop of theirs is a user's own. The caller holds the
+        change lock."""
+        queue = self.read()
+        suspended = [name for name in queue.get("suspended", []) if name not in names]
+        if suspended != queue.get("suspended", []):
+            write_json_atomic(self.queue_path, {**queue, "suspended": suspended})
 
 
 def list_sweeps(runs_dir: str | Path) -> list[SweepQueue]:

@@ -18,7 +18,7 @@ from .devices import usable_cpus
 from .errors import UserError
 from .launch import start_training
 from .run_folder import RunFolder
-from .sweep_queue import SweepQueue, outcome
+from .sweep_queue import SweepQueue
 
 POLL_S = 0.5
 MAX_STARTS = 3  # a run whose trainer keeps dying (killed for memory...) is given up after this many starts
@@ -57,9 +57,10 @@ def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
         while runner.step():
             time.sleep(poll_s)
         p = queue.progress()
+        what = "the sweep is stopped" if queue.held else "nothing left to run"
         queue.log(
-            f"runner {os.getpid()}: nothing left to run: {p.done} finished, {p.failed} failed, "
-            f"{p.stopped} stopped, {p.cancelled} cancelled"
+            f"runner {os.getpid()}: {what}: {p.done} finished, {p.failed} failed, {p.stopped} stopped, "
+            f"{p.cancelled} cancelled, {p.queued} to run"
         )
     finally:
         lock.close()
@@ -82,7 +83,7 @@ class QueueRunner:
         with self.queue.locked():  # a cancel waits until the runs started here hold their locks
             runs = self.queue.runs()
             statuses = {run.name: run.status() for run in runs}
-            kinds = {name: outcome(status) for name, status in statuses.items()}
+            kinds = self.queue.outcomes(statuses)
             for name in [n for n in self.live if kinds[n] != "running" and n not in self.children]:
                 self.live.discard(name)
                 s = statuses[name]
@@ -92,6 +93,8 @@ class QueueRunner:
             todo = [
                 r for r in runs if kinds[r.name] in ("queued", "interrupted") and r.name not in self.children
             ]
+            if self.queue.held:  # `sweep --stop`: wait for the runs that were sent a stop, start nothing
+                todo = []
             if not busy and not todo:
                 return False
             started = [
@@ -100,6 +103,7 @@ class QueueRunner:
                 if self._start(run, resumed=kinds[run.name] == "interrupted")
             ]
             _wait_until_held(started, self.children)
+            self.queue.resumed([run.name for run in started])
         return True
 
     def _start(self, run: RunFolder, resumed: bool) -> bool:
