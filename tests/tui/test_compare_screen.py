@@ -272,3 +272,35 @@ def test_enter_opens_the_highlighted_runs_dashboard(make_app, sweep_runs, runs_d
         assert pilot.app.current_mode == "dashboard" and pilot.app.history.run.path == sweep_runs[1]
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
+
+
+def test_shift_s_stops_the_whole_sweep_and_shift_r_takes_it_up_again(
+    make_app, sweep_runs, runs_dir, sweep_launcher
+):
+    running = RunFolder(sweep_runs[2])
+    queue = SweepQueue.open(runs_dir, SWEEP_NAME)
+
+    async def scenario(pilot):
+        await open_sweep(pilot, runs_dir)
+        assert pilot.app.screen.check_action("stop_sweep", ())
+        await pilot.press("S")
+        await pilot.app.workers.wait_for_complete()
+        assert running.take_controls() == ["stop"]  # the one running run, and only it
+        assert queue.held and queue.read()["suspended"] == [running.name]
+        assert sweep_launcher.launched == []
+        await pilot.press("R")
+        await pilot.app.workers.wait_for_complete()
+        assert not queue.held and [q.name for q in sweep_launcher.launched] == [SWEEP_NAME]
+
+    drive(make_app(attach_live=False), scenario, size=(100, 30))
+
+
+def test_marked_runs_have_no_sweep_to_stop(make_app, sweep_runs, runs_dir):
+    async def scenario(pilot):
+        await pilot.pause()
+        pilot.app.show_comparison(runs=[RunFolder(p) for p in sweep_runs[:2]])
+        await pilot.pause()
+        assert not pilot.app.screen.check_action("stop_sweep", ())
+        assert not pilot.app.screen.check_action("resume_sweep", ())
+
+    drive(make_app(attach_live=False), scenario, size=(100, 30))

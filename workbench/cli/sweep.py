@@ -138,11 +138,8 @@ def _start_runner(queue: SweepQueue) -> subprocess.Popen:
 
 
 def _resume(queue: SweepQueue, parallel: int | None, devices: list[str] | None) -> None:
-    if queue.runner_alive():
-        raise UserError(f"sweep {queue.name}: its queue runner is running it (log: {queue.log_path})")
     changes = {k: v for k, v in (("parallel", parallel), ("devices", devices)) if v is not None}
-    queue.update(**changes, held=False)
-    progress = queue.progress()
+    progress = queue.take_up(**changes)
     if progress.complete:
         console.print(f"sweep {queue.name}: nothing left to run ({_progress_text(progress)})")
         return

@@ -215,6 +215,14 @@ class SweepQueue:
         self.log(f"sweep stopped: {len(running)} running run(s) sent a stop")
         return [run.name for run in running]
 
+    def take_up(self, **changes: Any) -> SweepProgress:
+        """Ready the queue for a new runner (`sweep --resume`): refused while one runs; `changes` (parallel,
+        devices) are written and a `stop` is lifted. What is left to run."""
+        if self.runner_alive():
+            raise SweepQueueError(f"sweep {self.name}: its queue runner is running it (log: {self.log_path})")
+        self.update(**changes, held=False)
+        return self.progress()
+
     def resumed(self, names: list[str]) -> None:
         """Runs started again after `stop`: a later stop of theirs is a user's own. The caller holds the
         change lock."""

@@ -239,6 +239,34 @@ class S2SBenchApp(App):
         self.push_screen(CompareScreen(runs, sweep))
 
     @work(thread=True, group="control")
+    def stop_sweep(self, queue: SweepQueue) -> None:
+        """Stop a whole sweep: its running runs (each saves a checkpoint); its runner starts no more."""
+        try:
+            stopped = queue.stop()
+        except (UserError, OSError) as exc:
+            self.call_from_thread(self.notify, f"Could not stop the sweep: {exc}", severity="error")
+            return
+        self.call_from_thread(
+            self.notify,
+            f"Stopped sweep {queue.name}: {len(stopped)} running run(s) sent a stop; queued runs wait "
+            "(R takes the sweep up again).",
+        )
+
+    @work(thread=True, group="launch")
+    def resume_sweep(self, queue: SweepQueue) -> None:
+        """Start a runner on a sweep again: what is left, the runs a stop interrupted included."""
+        try:
+            progress = queue.take_up()
+            if progress.complete:
+                self.call_from_thread(self.notify, f"Sweep {queue.name}: nothing left to run.")
+                return
+            self._children.append(self.sweep_launcher(queue))
+        except (UserError, OSError) as exc:
+            self.call_from_thread(self.notify, f"Could not resume the sweep: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Resumed sweep {queue.name}: its runner trains what is left.")
+
+    @work(thread=True, group="control")
     def cancel_queued(self, run: RunFolder, sweep: str) -> None:
         """Take a queued run out of its sweep's queue."""
         try:

@@ -168,5 +168,19 @@ COMPARE_BINDINGS = [
         id="compare.cancel",
         tooltip="Take the highlighted queued run out of its queue",
     ),
+    Binding(
+        "S",
+        "stop_sweep",
+        "Stop sweep",
+        id="compare.stop_sweep",
+        tooltip="Stop the whole sweep: its running runs (with a checkpoint), and start no more",
+    ),
+    Binding(
+        "R",
+        "resume_sweep",
+        "Resume sweep",
+        id="compare.resume_sweep",
+        tooltip="Take the sweep up again: what is left, and the runs its stop interrupted",
+    ),
     Binding("l", "toggle_log", "Log", show=False, id="compare.log", tooltip="Loss on a log10 scale"),
 ]

@@ -198,6 +198,8 @@ class CompareScreen(Screen):
             return row is not None and row.state in LIVE_STATES
         if action == "cancel_run":
             return row is not None and row.state == "queued" and row.sweep is not None
+        if action in ("stop_sweep", "resume_sweep"):
+            return self.sweep is not None
         return True
 
     def action_close(self) -> None:
@@ -239,6 +241,14 @@ class CompareScreen(Screen):
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None:
             self.bench.send_control("stop", row.run)
+
+    def action_stop_sweep(self) -> None:
+        if self.sweep is not None:
+            self.bench.stop_sweep(self.sweep)
+
+    def action_resume_sweep(self) -> None:
+        if self.sweep is not None:
+            self.bench.resume_sweep(self.sweep)
 
     def action_cancel_run(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()
