@@ -151,6 +151,18 @@ def test_stop_and_resume_name_a_queued_sweep_one_at_a_time(tmp_path, args, messa
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_sweep_over_a_bad_corpus_exits_2_before_anything_is_queued(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.en").write_text("one\ntwo\n")
+    (corpus / "train.fr").write_text("un\n")
+    sets = f'[set]\n"data.kind" = "folder"\n"data.dir" = "{corpus}"\n"data.src" = "en"\n"data.tgt" = "fr"\n'
+    path = sweep_file(tmp_path, f'base = "reverse"\n{sets}[axes]\n"model.cell" = ["gru", "lstm"]')
+    done = s2s("sweep", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2 and "has 2 lines but" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_sweep_of_more_than_64_runs_asks_first(tmp_path):
     path = sweep_file(tmp_path, 'base = "reverse"\n[axes]\n"seed" = [' + ", ".join(map(str, range(65))) + "]")
     done = s2s("sweep", str(path), "--runs-dir", str(tmp_path / "runs"))

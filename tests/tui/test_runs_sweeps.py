@@ -131,3 +131,30 @@ def test_the_sweep_form_names_a_bad_key_and_a_sweep_queued_twice_is_refused(
         assert json.loads((runs_dir / ".sweeps" / SWEEP_NAME / "queue.json").read_text())["parallel"] == 2
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
+
+
+def test_a_sweep_over_a_bad_corpus_is_refused_by_the_form_and_queues_nothing(
+    make_app, sweep_launcher, runs_dir, tmp_path
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.en").write_text("one\ntwo\n")
+    (corpus / "train.fr").write_text("un\n")
+
+    async def scenario(pilot):
+        await open_runs(pilot)
+        pilot.app.screen.query_one(RecipesTable).focus()
+        await pilot.press("ctrl+end", "n")
+        await pilot.pause()
+        form = pilot.app.screen
+        form.query_one(
+            "#overrides", Input
+        ).value = f"data.kind=folder data.dir={corpus} data.src=en data.tgt=fr"
+        await pilot.click("#start")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert sweep_launcher.launched == []
+        assert not (runs_dir / ".sweeps").exists() and not any(runs_dir.glob("dates-grid-*"))
+        assert any("has 2 lines but" in n.message for n in pilot.app._notifications)
+
+    drive(make_app(attach_live=False), scenario, size=(100, 30))

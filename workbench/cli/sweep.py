@@ -82,8 +82,6 @@ def sweep(
     if not file:
         _list(runs_dir)
         return
-    from workbench.engine.data import load_corpus
-
     loaded = load_sweep(file, overrides)
     points = loaded.points()
     if len(points) > ASK_ABOVE and not yes:
@@ -91,12 +89,6 @@ def sweep(
             raise UserError(f"{file}: {len(points)} runs; pass --yes to queue more than {ASK_ABOVE}")
         if not typer.confirm(f"{file}: queue {len(points)} runs?"):
             raise typer.Exit(1)
-    seen = set()
-    for point in points:  # bad data is reported before anything is queued
-        data = json.dumps(point.recipe.to_dict()["data"], sort_keys=True)
-        if data not in seen:
-            seen.add(data)
-            load_corpus(point.recipe.data, point.recipe.seed)
     queue = queue_sweep(runs_dir, loaded, parallel, device_list)
     runner = _start_runner(queue)
     console.print(f"queued {len(points)} runs of sweep {queue.name} in {runs_dir}; runner pid {runner.pid}")

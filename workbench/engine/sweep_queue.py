@@ -243,15 +243,23 @@ def list_sweeps(runs_dir: str | Path) -> list[SweepQueue]:
 def queue_sweep(
     runs_dir: str | Path, sweep: Sweep, parallel: int | None = None, devices: list[str] | None = None
 ) -> SweepQueue:
-    """Make the sweep's queue and a run folder per point (state `queued`); the runner starts them."""
+    """Make the sweep's queue and a run folder per point (state `queued`); the runner starts them. Each
+    distinct corpus of the points is read first: bad data is reported before anything is queued."""
+    from .data import load_corpus
+
     path = Path(runs_dir).resolve() / SWEEPS_FOLDER / sweep.name
+    if (path / "queue.json").is_file():
+        raise _already_queued(path, sweep.name)
+    seen = set()
+    for point in sweep.points():
+        data = json.dumps(point.recipe.to_dict()["data"], sort_keys=True)
+        if data not in seen:
+            seen.add(data)
+            load_corpus(point.recipe.data, point.recipe.seed)
     try:
         path.mkdir(parents=True)
     except FileExistsError:
-        raise SweepQueueError(
-            f"{path}: a sweep named {sweep.name!r} is already queued there; continue it with "
-            f"`s2s-bench sweep --resume {sweep.name}`, or give this one another `name` in its file"
-        ) from None
+        raise _already_queued(path, sweep.name) from None
     queue = SweepQueue(path)
     write_atomic(queue.sweep_path, sweep.to_toml())
     names = []
@@ -276,3 +284,10 @@ def queue_sweep(
         },
     )
     return queue
+
+
+def _already_queued(path: Path, name: str) -> SweepQueueError:
+    return SweepQueueError(
+        f"{path}: a sweep named {name!r} is already queued there; continue it with "
+        f"`s2s-bench sweep --resume {name}`, or give this one another `name` in its file"
+    )
