@@ -247,6 +247,35 @@ def test_runs_go_one_per_gpu_by_default_and_share_the_cores_on_the_cpu():
     assert plan_slots(cores + 5, ["cpu"]).threads == 1
 
 
+def test_a_new_runner_places_runs_on_the_gpus_that_a_dead_runners_live_trainers_leave_free(
+    tmp_path, monkeypatch
+):
+    from workbench.engine import sweep_runner
+
+    queue = queue_sweep(tmp_path / "runs", load_sweep(sweep_file(tmp_path, GRID)))
+    orphan, *rest = queue.runs()
+    held = orphan.lock()  # a trainer a killed runner started, still training on cuda:1
+    orphan.write_status("running", device="cuda (GPU)", torch_device="cuda:1")
+    started = []
+
+    class Trainer:
+        def poll(self):
+            return None
+
+    def start_training(run, device, threads=None):
+        started.append((run.name, device))
+        return Trainer()
+
+    monkeypatch.setattr(sweep_runner, "start_training", start_training)
+    monkeypatch.setattr(sweep_runner, "_wait_until_held", lambda runs, children: None)
+    runner = sweep_runner.QueueRunner(queue, sweep_runner.Slots(["cuda:0", "cuda:1", "cuda:2"], 3, None))
+    try:
+        assert runner.step()
+    finally:
+        held.close()
+    assert started == [(rest[0].name, "cuda:0"), (rest[1].name, "cuda:2")]  # cuda:1 is taken
+
+
 def test_devices_this_machine_lacks_are_refused_before_anything_is_queued(tmp_path):
     import torch
 

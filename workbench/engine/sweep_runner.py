@@ -97,22 +97,28 @@ class QueueRunner:
                 todo = []
             if not busy and not todo:
                 return False
+            # The devices in use: this runner's trainers', and those of live trainers it did not start (a
+            # dead runner's), as their status says.
+            in_use = [device for _, device in self.children.values()] + [
+                statuses[run.name].get("torch_device", "") for run in busy if run.name not in self.children
+            ]
             started = [
                 run
                 for run in todo[: max(0, self.slots.parallel - len(busy))]
-                if self._start(run, resumed=kinds[run.name] == "interrupted")
+                if self._start(run, kinds[run.name] == "interrupted", in_use)
             ]
             _wait_until_held(started, self.children)
             self.queue.resumed([run.name for run in started])
         return True
 
-    def _start(self, run: RunFolder, resumed: bool) -> bool:
+    def _start(self, run: RunFolder, resumed: bool, in_use: list[str]) -> bool:
         if self.starts[run.name] >= MAX_STARTS:
             reason = f"its trainer was started {MAX_STARTS} times by the sweep runner and never finished"
             run.write_status("failed", reason=reason)
             self.queue.log(f"{run.name}: given up: {reason}")
             return False
-        device = _least_used(self.slots.devices, [d for _, d in self.children.values()])
+        device = _least_used(self.slots.devices, in_use)
+        in_use.append(device)
         try:  # a recipe that names its thread count keeps it; else the run gets its share of the cores
             own_threads = run.recipe().training.threads
         except UserError:

@@ -263,7 +263,12 @@ class Trainer:
         previous = {s: signal.signal(s, self._request_stop) for s in signals}
         if in_main and self.topology.launched:
             follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
-        self._status("running", device=str(self.device), reason="preparing data and model")
+        self._status(
+            "running",
+            device=str(self.device),
+            torch_device=str(self.device),
+            reason="preparing data and model",
+        )
         try:
             self.prepare()
             ended = self._loop(max_steps, max_minutes)
