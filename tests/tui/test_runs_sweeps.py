@@ -21,7 +21,7 @@ def test_a_sweeps_runs_are_grouped_under_its_progress(make_app, sweep_runs, fini
         table = await open_runs(pilot)
         assert cells(table) == [
             [
-                "sweep dates-grid",
+                "▾ sweep dates-grid",
                 "dates-en-fr.toml",
                 "✓3/6 ●1 ◌1 ✗1",
                 "6 runs",
@@ -39,11 +39,42 @@ def test_a_sweeps_runs_are_grouped_under_its_progress(make_app, sweep_runs, fini
         pilot.app.screen.query_one("#filter", Input).value = "lstm"
         await pilot.pause()
         assert [str(row[0]) for row in cells(table)] == [
-            "sweep dates-grid",
+            "▾ sweep dates-grid",
             "  ├ lstm-bahdanau",
             "  ├ lstm-general",
             "  └ lstm-concat",
         ]
+
+    drive(make_app(attach_live=False), scenario, size=(100, 30))
+
+
+def test_space_folds_a_sweep_into_its_header_row_and_unfolds_it(make_app, sweep_runs, finished_run):
+    async def scenario(pilot):
+        table = await open_runs(pilot)
+        table.focus()
+        await pilot.press("down", "down")  # on one of the sweep's runs
+        await pilot.pause()
+        assert pilot.app.screen.check_action("fold_sweep", ())
+        await pilot.press("space")
+        await pilot.pause()
+        assert [str(row[0]) for row in cells(table)] == ["▸ sweep dates-grid", "dates-demo"]
+        assert table.cursor_row == 0 and table.border_title == "runs (1)"
+        await pilot.press("down")
+        await pilot.pause()
+        assert not pilot.app.screen.check_action("fold_sweep", ())  # a run of no sweep
+        pilot.app.screen.query_one("#filter", Input).value = "concat"  # a filter still finds its runs
+        await pilot.pause()
+        assert [str(row[0]) for row in cells(table)] == [
+            "▸ sweep dates-grid",
+            "  ├ gru-concat",
+            "  └ lstm-concat",
+        ]
+        pilot.app.screen.query_one("#filter", Input).value = ""
+        await pilot.pause()
+        table.focus()
+        await pilot.press("home", "space")
+        await pilot.pause()
+        assert len(cells(table)) == 8 and str(cells(table)[0][0]) == "▾ sweep dates-grid"
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
 

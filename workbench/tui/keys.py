@@ -53,6 +53,13 @@ RUNS_BINDINGS = [
     Binding(
         "k", "cancel_run", "Cancel", id="runs.cancel", tooltip="Take a sweep's queued run out of its queue"
     ),
+    Binding(
+        "space",
+        "fold_sweep",
+        "Fold",
+        id="runs.fold",
+        tooltip="Show the highlighted sweep as one row, or unfold it",
+    ),
     Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the highlighted run"),
     Binding("slash", "focus_filter", "Filter", id="runs.filter", tooltip="Filter recipes and runs by name"),
 ]

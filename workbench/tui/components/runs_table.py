@@ -30,6 +30,7 @@ class RunsTable(DataTable):
         self.summaries: list[RunSummary] = []  # the runs shown
         self.items: list[RunSummary | SweepSummary] = []  # every row, sweep headers included
         self.marked: list[Path] = []  # in the order they were marked: the compared set's order
+        self.folded: set[str] = set()  # sweeps shown as their header row alone
 
     def show(self, summaries: list[RunSummary], sweeps: list[SweepSummary], filter_text: str = "") -> None:
         """Replace the rows, keeping the cursor on the same run or sweep."""
@@ -51,6 +52,8 @@ class RunsTable(DataTable):
                 runs = [s for s in runs if needle in f"{s.name} {s.recipe} {s.state}".lower()]
                 if not runs:
                     continue
+            if entry.name in self.folded and not needle:  # a filter shows what it finds
+                runs = []
             self.items += [entry, *runs]
             self.summaries += runs
         self.clear()
@@ -68,9 +71,15 @@ class RunsTable(DataTable):
                     self.move_cursor(row=row, animate=False)
                     break
 
+    def toggle_fold(self, sweep: str) -> None:
+        """Show a sweep as its header row alone, or with its runs again."""
+        self.folded ^= {sweep}
+
     def _add_sweep(self, sweep: SweepSummary, runs: list[RunSummary]) -> None:
         self.add_row(
-            Text.assemble(("sweep ", "dim"), (sweep.name, "bold")),
+            Text.assemble(
+                ("▸ " if sweep.name in self.folded else "▾ ", "dim"), ("sweep ", "dim"), (sweep.name, "bold")
+            ),
             sweep.base,
             progress_badge(sweep.progress),
             f"{len(sweep.runs)} runs",

@@ -207,11 +207,25 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         if action == "cancel_run":  # shown only where it can act: on a sweep's queued run
             run = self.query_one(RunsTable).highlighted_run() if self.is_mounted else None
             return run is not None and run.sweep is not None and run.state == "queued"
+        if action == "fold_sweep":
+            return self.is_mounted and self.query_one(RunsTable).highlighted_sweep() is not None
         return True
 
     @on(DataTable.RowHighlighted, "#runs")
     def _run_highlighted(self) -> None:
         self.refresh_bindings()
+
+    def action_fold_sweep(self) -> None:
+        table = self.query_one(RunsTable)
+        sweep = table.highlighted_sweep()
+        if sweep is None:
+            return
+        table.toggle_fold(sweep)
+        self._show_table()
+        for row, item in enumerate(table.items):  # the cursor on the sweep's header
+            if isinstance(item, SweepSummary) and item.name == sweep:
+                table.move_cursor(row=row, animate=False)
+                break
 
     def action_cancel_run(self) -> None:
         run = self.query_one(RunsTable).highlighted_run()
