@@ -170,6 +170,14 @@ def _progress_text(p: SweepProgress) -> str:
     return ", ".join(parts)
 
 
+def _runner_text(queue: SweepQueue, progress: SweepProgress) -> str:
+    """The queue runner's state: running, done, not running, or stopping / stopped after `sweep --stop`."""
+    alive = queue.runner_alive()
+    if queue.held and not progress.complete:
+        return "stopping" if alive else "stopped"
+    return "running" if alive else "done" if progress.complete else "not running"
+
+
 def _list(runs_dir: Path) -> None:
     queues = list_sweeps(runs_dir)
     if not queues:
@@ -180,10 +188,9 @@ def _list(runs_dir: Path) -> None:
         table.add_column(column)
     for queue in queues:
         progress = queue.progress()
-        runner = "running" if queue.runner_alive() else "done" if progress.complete else "not running"
-        if queue.held and not progress.complete:
-            runner = "stopping" if queue.runner_alive() else "stopped"
-        table.add_row(queue.name, str(progress.total), _progress_text(progress), runner)
+        table.add_row(
+            queue.name, str(progress.total), _progress_text(progress), _runner_text(queue, progress)
+        )
     console.print(table)
 
 
@@ -231,8 +238,8 @@ def compare(
         )
     )
     if queue is not None:
-        runner = "runner running" if queue.runner_alive() else "runner not running"
-        console.print(f"{_progress_text(queue.progress())}; {runner}")
+        progress = queue.progress()
+        console.print(f"{_progress_text(progress)}; runner {_runner_text(queue, progress)}")
 
 
 def comparison_table(comparison: Comparison, title: str, marks: bool) -> Table:
