@@ -96,6 +96,7 @@ def test_flops_of_the_reference_model():
         ["model.decoder_order='bahdanau'", "model.input_feeding=false"],
         ["model.decoder_order='bahdanau'", "model.input_feeding=false", "model.one_hot=true"],
         ["model.attention='none'", "model.context_every_step=true", "model.input_feeding=false"],
+        ["model.decoder_order='bahdanau'", "model.input_feeding=false", "model.deep_output='maxout'"],
         [
             "model.cell='lstm'",
             "model.attention='cosine'",

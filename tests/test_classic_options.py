@@ -177,6 +177,26 @@ def test_bahdanau_order_queries_the_previous_state_and_feeds_the_context_to_the_
         assert state.feed is None
 
 
+@pytest.mark.parametrize("cfg", [BAHDANAU_ORDER, CHO], ids=["bahdanau", "cho"])
+def test_a_maxout_deep_output_keeps_the_larger_of_each_pair_of_adjacent_units(cfg):
+    torch.manual_seed(0)
+    model = build_model(replace(cfg, deep_output="maxout"), SRC_V, TGT_V).eval()
+    decoder = model.decoder
+    assert decoder.deep_output.out_features == 2 * H
+    inputs = capture_inputs(decoder.deep_output)
+    src, lengths, tgt = batch()
+    enc = model.encode(src, lengths)
+    out, _ = decoder(tgt, decoder.init_state(enc), enc)
+    captured = list(inputs)  # the calls below add to `inputs`
+    if len(captured) == 1:  # Cho's decoder: all steps at once, (N, T, D)
+        pre = decoder.deep_output(captured[0][0])
+    else:  # Bahdanau's order: one call a step, (N, D) each
+        pre = torch.stack([decoder.deep_output(x) for (x,) in captured], dim=1)
+    assert pre.shape == (*out.shape[:2], 2 * H)
+    expected = torch.stack([torch.maximum(pre[..., 2 * j], pre[..., 2 * j + 1]) for j in range(H)], dim=-1)
+    torch.testing.assert_close(out, expected)
+
+
 def test_bahdanau_order_with_stacked_lstm_layers_queries_the_top_layer():
     torch.manual_seed(0)
     cfg = replace(BAHDANAU_ORDER, cell="lstm", encoder_layers=2, decoder_layers=2)
@@ -222,6 +242,7 @@ def test_a_reversed_source_model_reads_the_reversed_source_and_attends_in_source
         {"attention": "none", "input_feeding": False, "context_every_step": True, "cell": "lstm"},
         {"attention": "none", "input_feeding": False, "context_every_step": True, "decoder_layers": 2},
         {"decoder_order": "bahdanau", "input_feeding": False, "cell": "lstm"},
+        {"decoder_order": "bahdanau", "input_feeding": False, "deep_output": "maxout"},
     ],
 )
 def test_stepping_reproduces_the_teacher_forced_forward(options):
@@ -253,6 +274,8 @@ def test_stepping_reproduces_the_teacher_forced_forward(options):
         ({"decoder_order": "bahdanau", "input_feeding": False, "attention_combine": "add"}, "'luong' order"),
         ({"attention_combine": "multiply"}, "concat, add"),
         ({"decoder_order": "cho"}, "luong, bahdanau"),
+        ({"deep_output": "maxout"}, "decoder_order = 'bahdanau'"),
+        ({"deep_output": "relu"}, "tanh, maxout"),
     ],
 )
 def test_recipes_refuse_combinations_that_do_not_exist_naming_the_key(bad, words):
@@ -267,6 +290,8 @@ def test_recipes_accept_each_classic_option():
         {"attention": "cosine", "attention_combine": "add"},
         {"attention": "none", "input_feeding": False, "context_every_step": True},
         {"decoder_order": "bahdanau", "input_feeding": False},
+        {"decoder_order": "bahdanau", "input_feeding": False, "deep_output": "maxout"},
+        {"attention": "none", "input_feeding": False, "context_every_step": True, "deep_output": "maxout"},
         {"reverse_source": True},
     ):
         recipe = recipe_from_dict(
@@ -298,10 +323,11 @@ VOCAB = 4 + len(TOY_TOKENS)
          "decoder_init": "final", "bidirectional": False},  # Sutskever et al.
         {"attention": "none", "input_feeding": False, "context_every_step": True},  # Cho et al.
         {"decoder_order": "bahdanau", "input_feeding": False},  # Bahdanau et al.
+        {"decoder_order": "bahdanau", "input_feeding": False, "deep_output": "maxout"},  # as written
         {"attention": "cosine", "attention_combine": "add"},
         {"attention": "cosine", "one_hot": True, "reverse_source": True},
     ],
-    ids=["keras", "sutskever", "cho", "bahdanau", "cosine-add", "cosine-one-hot-reversed"],
+    ids=["keras", "sutskever", "cho", "bahdanau", "bahdanau-maxout", "cosine-add", "cosine-one-hot-reversed"],
 )  # fmt: skip
 def test_each_classic_model_trains_and_decodes(options):
     torch.manual_seed(0)

@@ -113,7 +113,8 @@ def count_flops(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> ModelFlops:
     parts["attention_context"] = 2 * c if attends else 0
     combine = 0
     if deep:
-        combine = 2 * (h + c + tgt_e) * h  # the deep-output layer tanh(W [s; c; E y])
+        # the deep-output layer tanh(W [s; c; E y]), or its maxout: W of 2h rows
+        combine = 2 * (h + c + tgt_e) * h * (2 if cfg.deep_output == "maxout" else 1)
     elif attends and cfg.attention_combine == "concat":
         combine = 2 * (h + c) * h  # the attentional layer tanh(W [h; c])
     elif attends and c != h:

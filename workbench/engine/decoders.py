@@ -8,7 +8,8 @@ With attention "none" the output comes from h_t (the fixed-context model of Suts
 
 Bahdanau's order (`order = "bahdanau"`, Bahdanau et al. 2015): the previous top state s_{i-1} is the
 query, the context c_i joins the RNN's input [E y_{i-1}; c_i], and the output is a deep-output layer
-tanh(W [s_i; c_i; E y_{i-1}]) (a tanh layer in place of the article's maxout). Cho et al. 2014
+tanh(W [s_i; c_i; E y_{i-1}]), or the article's maxout (`deep_output = "maxout"`: W of twice the hidden
+size, the larger of each pair of adjacent units). Cho et al. 2014
 (`context_every_step`, attention "none") is the same decoder with one fixed context c, the encoder's
 summary (the top layer's final state, both directions).
 
@@ -37,6 +38,7 @@ from workbench.engine.fast_paths.decoder_loop import fused_decoder_loop
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
 DECODER_INITS = ("bridge", "final", "zeros")
 DECODER_ORDERS = ("luong", "bahdanau")
+DEEP_OUTPUTS = ("tanh", "maxout")
 COMBINES = ("concat", "add")
 
 
@@ -78,14 +80,18 @@ class RecurrentDecoder(nn.Module):
         combine: str = "concat",
         context_every_step: bool = False,
         order: str = "luong",
+        deep_output: str = "tanh",
     ) -> None:
         super().__init__()
         if cell not in RNN_CLASSES:
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
         if init not in DECODER_INITS:
             raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
-        if order not in DECODER_ORDERS or combine not in COMBINES:
-            raise ValueError(f"unknown decoder order {order!r} or attention combination {combine!r}")
+        if order not in DECODER_ORDERS or combine not in COMBINES or deep_output not in DEEP_OUTPUTS:
+            raise ValueError(
+                f"unknown decoder order {order!r}, attention combination {combine!r} or deep output "
+                f"{deep_output!r}"
+            )
         self.cell_type = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -148,8 +154,11 @@ class RecurrentDecoder(nn.Module):
             if luong and combine == "add" and context_size != hidden_size
             else None
         )
+        self.maxout = deep_output == "maxout"
         self.deep_output = (
-            nn.Linear(hidden_size + context_size + embedded_size, hidden_size) if deep else None
+            nn.Linear(hidden_size + context_size + embedded_size, hidden_size * (2 if self.maxout else 1))
+            if deep
+            else None
         )
         self._output_t: Tensor | None = None  # see `keep_output_transposed`
         self._output_t_of: tuple[int, int] | None = None  # (storage, version) of the weight it copies
@@ -238,9 +247,13 @@ class RecurrentDecoder(nn.Module):
         return top + (context if self.context_layer is None else self.context_layer(context)), weights
 
     def _deep(self, top: Tensor, context: Tensor, embedded: Tensor) -> Tensor:
-        """Bahdanau's and Cho's output (before dropout): tanh(W [s_i; c_i; E y_{i-1}])."""
+        """Bahdanau's and Cho's output (before dropout): tanh(W [s_i; c_i; E y_{i-1}]), or with maxout
+        t_j = max(t~_{2j-1}, t~_{2j}) of t~ = W [s_i; c_i; E y_{i-1}]."""
         assert self.deep_output is not None
-        return torch.tanh(self.deep_output(torch.cat([top, context, embedded], dim=-1)))
+        pre = self.deep_output(torch.cat([top, context, embedded], dim=-1))
+        if self.maxout:
+            return pre.unflatten(-1, (self.hidden_size, 2)).amax(-1)
+        return torch.tanh(pre)
 
     def step(
         self, embedded: Tensor, state: DecoderState, enc: EncoderOutput

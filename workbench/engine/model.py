@@ -156,6 +156,7 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
         combine=cfg.attention_combine,
         context_every_step=cfg.context_every_step,
         order=cfg.decoder_order,
+        deep_output=cfg.deep_output,
     )
     model = Seq2Seq(encoder, decoder)
     initialise(model)

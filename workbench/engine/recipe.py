@@ -109,6 +109,10 @@ class ModelConfig:
     # queries it, the context c_i joins the cell's input with E y_{i-1}, and the output is
     # tanh(W [s_i; c_i; E y_{i-1}]) (Bahdanau et al. 2015); needs input_feeding = false.
     decoder_order: str = "luong"
+    # The deep-output layer of decoder_order = "bahdanau" and of context_every_step: tanh | maxout
+    # (Goodfellow et al. 2013, as Bahdanau et al. 2015 and Cho et al. 2014 wrote it: W [s; c; E y] of twice
+    # the hidden size, the larger of each pair of adjacent units).
+    deep_output: str = "tanh"
     # Each source sentence is read backwards by the encoder (Sutskever et al. 2014); attention
     # positions still index the source as written.
     reverse_source: bool = False
@@ -220,6 +224,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "model.decoder_init": ("bridge", "final", "zeros"),
     "model.attention_combine": ("concat", "add"),
     "model.decoder_order": ("luong", "bahdanau"),
+    "model.deep_output": ("tanh", "maxout"),
     "training.optimizer": ("adam", "sgd", "rmsprop"),
     "training.batch_unit": ("sentences", "tokens"),
     "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
@@ -516,7 +521,8 @@ def model_problem(model: ModelConfig) -> str | None:
 
 
 def _classic_problem(model: ModelConfig) -> str | None:
-    """model_problem's rules for one_hot, attention_combine, context_every_step and decoder_order."""
+    """model_problem's rules for one_hot, attention_combine, context_every_step, decoder_order and
+    deep_output."""
     if model.one_hot and model.tie_embeddings:
         return "'model.one_hot' has no embedding to tie to the output layer: set model.tie_embeddings = false"
     if model.one_hot and (model.src_vectors or model.tgt_vectors):
@@ -527,6 +533,11 @@ def _classic_problem(model: ModelConfig) -> str | None:
         return (
             "'model.context_every_step' gives the decoder the encoder's one summary; with attention the "
             "context is computed at every step: set model.attention = 'none' or turn it off"
+        )
+    if model.deep_output != "tanh" and not (model.decoder_order == "bahdanau" or model.context_every_step):
+        return (
+            "'model.deep_output' shapes the deep-output layer, which only model.decoder_order = 'bahdanau' "
+            "and model.context_every_step have"
         )
     if model.decoder_order == "bahdanau":
         if model.attention == "none":
