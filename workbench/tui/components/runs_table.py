@@ -41,6 +41,7 @@ class RunsTable(DataTable):
         entries: list[tuple[float, RunSummary | SweepSummary]] = [(s.created or 0, s) for s in sweeps]
         entries += [(s.started or 0, s) for s in summaries if s.name not in grouped]
         self.items, self.summaries = [], []
+        folded_runs = 0  # in folded sweeps: counted, not shown
         for _, entry in sorted(entries, key=lambda e: e[0], reverse=True):
             if isinstance(entry, RunSummary):
                 if needle in f"{entry.name} {entry.recipe} {entry.state}".lower():
@@ -53,6 +54,7 @@ class RunsTable(DataTable):
                 if not runs:
                     continue
             if entry.name in self.folded and not needle:  # a filter shows what it finds
+                folded_runs += len(runs)
                 runs = []
             self.items += [entry, *runs]
             self.summaries += runs
@@ -64,7 +66,7 @@ class RunsTable(DataTable):
                 after = self.items[index + 1] if index + 1 < len(self.items) else None
                 last = not isinstance(after, RunSummary) or after.name not in grouped
                 self._add_run(item, "" if item.name not in grouped else ("  └ " if last else "  ├ "))
-        self.border_title = f"runs ({len(self.summaries)})"
+        self.border_title = f"runs ({len(self.summaries) + folded_runs})"
         if current is not None:
             for row, item in enumerate(self.items):
                 if _key(item) == _key(current):
