@@ -168,9 +168,16 @@ def follow_launcher(launcher_gone: Callable[[], None]) -> None:
         launcher_gone()
 
 
-def launcher_died() -> bool:
-    """Whether this process was adopted: the process that started it is gone."""
-    return os.getppid() != LAUNCHER
+def launcher_died(within_s: float = 0.0) -> bool:
+    """Whether this process was adopted: the process that started it is gone. The kernel sends the signal
+    as the launcher's threads exit, and may hand this process to another of its threads first (the same
+    pid): `within_s` waits that long for the adoption."""
+    deadline = time.monotonic() + within_s
+    while os.getppid() == LAUNCHER:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 class PeerError(DistributedError):

@@ -351,7 +351,7 @@ class Trainer:
                 if command == "stop":
                     return self._stop(STOPPED_BY_USER)
                 if command == "signal":
-                    orphaned = self.topology.launched and launcher_died()
+                    orphaned = self.topology.launched and launcher_died(within_s=2.0)
                     return self._stop("stopped: its launcher died" if orphaned else "stopped by a signal")
                 if command == "time":
                     return self._finish(f"reached the time limit ({max_minutes:g} min)")
