@@ -282,3 +282,14 @@ def test_control_characters_and_markup_typed_or_decoded_never_reach_the_terminal
         assert drawn_controls(pilot.app.screen) == []
 
     drive(app, scenario, size=(100, 30))
+
+
+def test_a_decode_that_ends_after_its_panel_was_taken_down_is_dropped(make_app, finished_run):
+    async def scenario(pilot):
+        screen = await open_decode(pilot)
+        screen._request = request = ("late", 1, 1, "best", 0, 0)
+        await screen.query_one(NBestList).remove()  # as the app takes the screen down when it quits
+        screen._decoded(request, "a result that arrived too late")  # no error, nothing drawn
+        assert screen.decoded is None
+
+    drive(make_app(run=finished_run), scenario)

@@ -112,6 +112,8 @@ class CompareScreen(Screen):
         base: Recipe | None,
         updates: dict[Path, RunUpdate],
     ) -> None:
+        if not self.is_attached or not self.query(ComparisonTable):
+            return  # the screen was closed while the runs were read
         self.comparison, self.progress, self.base = comparison, progress, base
         for row in comparison.rows:
             if row.run.path in updates:

@@ -116,6 +116,8 @@ class DecodeScreen(RunScreen):
     def _decoded(self, request: tuple, decoded: Decoded | str) -> None:
         if request != self._request:
             return  # the input or the options changed meanwhile: a newer decode is on its way
+        if not self.is_attached or not self.query(NBestList):
+            return  # the screen was closed (the app quit) while the decode ran
         if isinstance(decoded, str):
             self.decoded, self.message = None, decoded
         else:

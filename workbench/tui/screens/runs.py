@@ -72,6 +72,8 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         self.app.call_from_thread(self._show_runs, summaries, sweeps)
 
     def _show_runs(self, summaries: list[RunSummary], sweeps: list[SweepSummary]) -> None:
+        if not self.is_attached or not self.query(RunsTable):
+            return  # the app quit while the runs were read
         if not self.summaries and summaries and self.focused is self.query_one(RecipesTable):
             self.query_one(RunsTable).focus()  # runs to come back to: start there
         changed = summaries != self.summaries or sweeps != self.sweeps
