@@ -56,6 +56,17 @@ def start(*args: str, runs: Path, sets=()) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+def training_two(tmp_path: Path, name: str, sets=()) -> tuple[subprocess.Popen, Path]:
+    """`train --nproc 2` with no end in sight, once both processes train; the launcher and the run."""
+    launcher = start(
+        "train", "reverse", "--headless", "--nproc", "2", "--max-steps", "100000", "--name", name,
+        runs=tmp_path, sets=["training.batch_size=16", *sets],
+    )  # fmt: skip
+    run = tmp_path / name
+    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    return launcher, run
+
+
 def workers(run: Path) -> dict[int, int]:
     """rank -> pid of the training processes of a run (read from their environment)."""
     found = {}
@@ -175,21 +186,7 @@ def test_two_nodes_train_one_run_folder_on_the_same_steps_as_two_processes_of_on
 
 @pytest.mark.slow
 def test_killing_one_rank_ends_the_other_with_that_ranks_message_and_leaves_no_process(tmp_path):
-    launcher = start(
-        "train",
-        "reverse",
-        "--headless",
-        "--nproc",
-        "2",
-        "--max-steps",
-        "100000",
-        "--name",
-        "k",
-        runs=tmp_path,
-        sets=["training.batch_size=16"],
-    )
-    run = tmp_path / "k"
-    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    launcher, run = training_two(tmp_path, "k")
     os.kill(workers(run)[1], signal.SIGKILL)
     killed = time.monotonic()
     out, _ = launcher.communicate(timeout=60)
@@ -220,21 +217,7 @@ def test_the_rank_that_died_is_named_before_the_ranks_torchrun_stopped_after_it(
 
 @pytest.mark.slow
 def test_a_stalled_rank_times_out_with_a_message_instead_of_hanging(tmp_path):
-    launcher = start(
-        "train",
-        "reverse",
-        "--headless",
-        "--nproc",
-        "2",
-        "--max-steps",
-        "100000",
-        "--name",
-        "s",
-        runs=tmp_path,
-        sets=["training.batch_size=16", "training.collective_timeout=4"],
-    )
-    run = tmp_path / "s"
-    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    launcher, run = training_two(tmp_path, "s", ["training.collective_timeout=4"])
     os.kill(workers(run)[1], signal.SIGSTOP)
     out, _ = launcher.communicate(timeout=90)
     assert launcher.returncode == 1
@@ -288,21 +271,7 @@ def test_sigterm_stops_every_process_and_the_run_resumes_on_the_uninterrupted_cu
 
 @pytest.mark.slow
 def test_kill_9_of_the_launcher_stops_every_process_with_a_checkpoint_and_the_run_resumes(tmp_path):
-    launcher = start(
-        "train",
-        "reverse",
-        "--headless",
-        "--nproc",
-        "2",
-        "--max-steps",
-        "100000",
-        "--name",
-        "o",
-        runs=tmp_path,
-        sets=["training.batch_size=16"],
-    )
-    run = tmp_path / "o"
-    wait_until(lambda: (run / "metrics.jsonl").is_file() and len(workers(run)) == 2, 120, "training")
+    launcher, run = training_two(tmp_path, "o")
     launcher.kill()  # torchrun's agent with it: nobody is left to stop the workers
     launcher.wait(timeout=10)
     wait_until(lambda: workers(run) == {}, 60, "the orphaned workers to stop")

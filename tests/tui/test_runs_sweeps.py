@@ -16,6 +16,15 @@ from .fixture_runs import SWEEP_NAME
 from .test_runs_screen import cells, open_runs
 
 
+async def open_sweep_form(pilot) -> NewSweepScreen:
+    """The new-sweep form of the fixture sweep, the last row of the recipes table."""
+    await open_runs(pilot)
+    pilot.app.screen.query_one(RecipesTable).focus()
+    await pilot.press("ctrl+end", "n")
+    await pilot.pause()
+    return pilot.app.screen
+
+
 def test_a_sweeps_runs_are_grouped_under_its_progress(make_app, sweep_runs, finished_run):
     async def scenario(pilot):
         table = await open_runs(pilot)
@@ -144,11 +153,7 @@ def test_the_sweep_form_names_a_bad_key_and_a_sweep_queued_twice_is_refused(
     make_app, sweep_launcher, sweep_runs, runs_dir
 ):
     async def scenario(pilot):
-        await open_runs(pilot)
-        pilot.app.screen.query_one(RecipesTable).focus()
-        await pilot.press("ctrl+end", "n")
-        await pilot.pause()
-        form = pilot.app.screen
+        form = await open_sweep_form(pilot)
         form.query_one("#overrides", Input).value = "training.max_stepz=40"
         await pilot.click("#start")
         await pilot.pause()
@@ -173,11 +178,7 @@ def test_a_sweep_over_a_bad_corpus_is_refused_by_the_form_and_queues_nothing(
     (corpus / "train.fr").write_text("un\n")
 
     async def scenario(pilot):
-        await open_runs(pilot)
-        pilot.app.screen.query_one(RecipesTable).focus()
-        await pilot.press("ctrl+end", "n")
-        await pilot.pause()
-        form = pilot.app.screen
+        form = await open_sweep_form(pilot)
         form.query_one(
             "#overrides", Input
         ).value = f"data.kind=folder data.dir={corpus} data.src=en data.tgt=fr"
