@@ -3,6 +3,7 @@ training pairs, a sample of the training pairs, training by epochs, token accura
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from typer.testing import CliRunner
 from workbench.cli.main import app
 from workbench.engine.checkpoint import read_state
 from workbench.engine.data import CorpusError, load_corpus
+from workbench.engine.data.cache import CorpusCache
+from workbench.engine.data.prepare import prepare
+from workbench.engine.data.store import TokenSplit
 from workbench.engine.evaluation import teacher_forced
 from workbench.engine.model import build_model
 from workbench.engine.recipe import (
@@ -26,7 +30,7 @@ from workbench.engine.recipe import (
 )
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.special_tokens import PAD
-from workbench.engine.tokenizers import train_tokenizers, vocabulary_summary
+from workbench.engine.tokenizers import train_tokenizers
 from workbench.engine.training import Trainer
 
 WORDS = "the cat sat on a mat and dog ran to big red house".split()
@@ -127,15 +131,21 @@ def test_word_vocab_size_keeps_the_most_frequent_words_and_reports_unk(tmp_path)
     cfg = TokenizerConfig(kind="word", vocab_size=6, joint=False)  # 4 specials + the 2 most frequent
     tokenizers = train_tokenizers(cfg, pairs, tmp_path, seed=1)
     assert tokenizers.src.vocab[4:] == ["a", "b"] and tokenizers.tgt.vocab[4:] == ["x", "y"]
-    src = [tokenizers.src.encode(s) for s, _ in pairs]
-    tgt = [tokenizers.tgt.encode(t) for _, t in pairs]
-    line = vocabulary_summary(tokenizers, pairs, src, tgt)
-    assert line == (
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split in ("train", "valid"):
+        (corpus / f"{split}.en").write_text("a a a b b c\na b d\n", encoding="utf-8")
+        (corpus / f"{split}.fr").write_text("x x y\nx z\n", encoding="utf-8")
+    recipe = recipe_from_dict({"data": {"kind": "folder", "dir": str(corpus)}})
+    recipe = dataclasses.replace(recipe, tokenizer=cfg)  # below the smallest size a recipe may ask for
+    notes = prepare(recipe, CorpusCache(tmp_path / "cache")).notes
+    assert (
         "word vocabulary: 2 of 4 source words and 2 of 3 target words kept; <unk> is 22.2% of source "
         "tokens and 20.0% of target tokens in the training data"
-    )
-    joint = train_tokenizers(TokenizerConfig(kind="word", vocab_size=7), pairs, tmp_path / "j", seed=1)
-    assert vocabulary_summary(joint, pairs, src, tgt).startswith("word vocabulary: 3 of 7 words (source")
+    ) in notes
+    recipe = dataclasses.replace(recipe, tokenizer=TokenizerConfig(kind="word", vocab_size=7))
+    joint = prepare(recipe, CorpusCache(tmp_path / "cache")).notes
+    assert any(note.startswith("word vocabulary: 3 of 7 words (source") for note in joint)
 
 
 def test_word_detokenization_is_the_text_with_single_spaces(tmp_path):
@@ -153,7 +163,7 @@ def test_token_accuracy_is_the_share_of_targets_that_are_the_argmax_under_teache
     model = build_model(ModelConfig(embedding_size=8, hidden_size=8), 12, 5).eval()
     src = [[4, 5, 6], [7, 8], [9, 10, 11, 4]]
     tgt = [[4], [4, 4, 4], [4, 4]]
-    loss, accuracy = teacher_forced(model, src, tgt, batch_size=2)
+    loss, accuracy = teacher_forced(model, TokenSplit.from_ids(src, tgt), batch_size=2)
     right = tokens = 0
     total = 0.0
     for s, t in zip(src, tgt):
@@ -206,7 +216,7 @@ def test_max_epochs_trains_that_many_epochs_validating_at_the_end_of_each(tmp_pa
     best = max(valid, key=lambda r: r["accuracy"])
     assert read_state(run.checkpoints_dir, "best")["step"] == best["step"]  # picked by accuracy
     log = (run.path / "train.log").read_text()
-    assert "<unk> is 0.0% of source tokens" in log and "data: 64 train, 16 valid, 0 test pairs" in log
+    assert "<unk> is 0.0% of source tokens" in log and "data: 64 train, 16 valid pairs" in log
 
 
 def test_a_run_stopped_mid_epoch_resumes_and_still_trains_max_epochs(tmp_path, one_thread):

@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from workbench.engine.data import load_corpus
+from workbench.engine.data.cache import CorpusCache, cache_folder
+from workbench.engine.data.prepare import prepare
 from workbench.engine.devices import describe
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
@@ -54,7 +55,7 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
         model = decoding_model(trainer.model, decoding.precision, trainer.device)  # as from_run does
         translator = Translator(model, trainer.tokenizers, decoding, trainer.device)
-        sources = [src for src, _ in trainer.corpus.valid]
+        sources = [src for src, _ in trainer.data.valid_pairs()]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -75,7 +76,8 @@ def translator_from_run(
     if threads:
         torch.set_num_threads(threads)
     translator = Translator.from_run(folder, checkpoint, device, precision)
-    sources = [src for src, _ in load_corpus(recipe.data, recipe.seed).valid]
+    cache = CorpusCache(cache_folder(folder.path.parent))
+    sources = [src for src, _ in prepare(recipe, cache, folder.tokenizer_dir).valid_pairs()]
     yield DecodeSetup(translator, sources, f"trained: {folder.path} ({checkpoint})", torch.get_num_threads())
 
 

@@ -171,7 +171,7 @@ def trainer_flops(trainer: Trainer) -> ModelFlops:
 
 def batch_flops(trainer: Trainer, flops: ModelFlops, batch: Batch) -> int:
     """Model FLOPs of a training step on `batch`; targets count EOS (one decoder step each)."""
-    tgt_lengths = [len(trainer.train_tgt[i]) + 1 for i in batch.indices]
+    tgt_lengths = (trainer.data.train.lengths["tgt"][batch.indices] + 1).tolist()
     return flops.training(batch.src_lengths.tolist(), tgt_lengths)
 
 

@@ -26,6 +26,7 @@ from workbench.engine.recipe import (
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 
 from .bench import Precision, bench_app
+from .corpora import cache_command, prepare_command, prepare_corpus
 from .openmp import release_thread_binding
 from .sweep import compare, sweep, sweep_runner
 
@@ -103,7 +104,6 @@ def train(
     rdzv_endpoint: str | None = RdzvEndpoint,
 ) -> None:
     """Start a run from a recipe."""
-    from workbench.engine.data import load_corpus
     from workbench.engine.devices import resolve_device
     from workbench.engine.launch import Rendezvous
 
@@ -115,8 +115,8 @@ def train(
         raise UserError(
             "--nnodes: give the run a --name, the same on every node, so that they share its folder"
         )
-    corpus = load_corpus(resolved.data, resolved.seed)  # bad data is reported before a run folder is made
-    for note in _dropped_notes(corpus.filtered, resolved.data.max_chars):
+    data = prepare_corpus(resolved, runs_dir, threads)  # bad data is reported before a run folder is made
+    for note in _dropped_notes(data.filtered, resolved.data.max_chars):
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     run = _distributed_run_folder(runs_dir, resolved, name, rendezvous, device)
     if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
@@ -363,6 +363,7 @@ def evaluate(
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
     import time
 
+    from workbench.engine.data.store import TokenSplit
     from workbench.engine.evaluation import score, teacher_forced
     from workbench.engine.translator import Translator
 
@@ -402,7 +403,8 @@ def evaluate(
         )
         if s_ids and t_ids
     ]
-    accuracy = teacher_forced(model, [a for a, _ in ids], [b for _, b in ids])[1] if ids else None
+    encoded = TokenSplit.from_ids([a for a, _ in ids], [b for _, b in ids])
+    accuracy = teacher_forced(model, encoded)[1] if ids else None
     result = {
         **s.as_dict(),
         "accuracy": None if accuracy is None else round(accuracy, 4),
@@ -495,6 +497,8 @@ def control(
 
 
 app.command()(sweep)
+app.command("prepare")(prepare_command)
+app.command("cache")(cache_command)
 app.command()(compare)
 app.command("sweep-runner", hidden=True)(sweep_runner)
 

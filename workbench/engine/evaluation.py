@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from sacrebleu.metrics import BLEU, CHRF
 
-from .data.batching import batch_indices, collate
+from .data.batching import batch_indices
+from .data.store import TokenSplit
 from .devices import autocast
 from .model import Seq2Seq
 
@@ -50,22 +51,21 @@ def score(hypotheses: list[str], references: list[str], language: str = "en") ->
 @torch.inference_mode()
 def teacher_forced(
     model: Seq2Seq,
-    src_ids: list[list[int]],
-    tgt_ids: list[list[int]],
+    pairs: TokenSplit,
     batch_size: int = 64,
     batch_unit: str = "sentences",
     precision: str = "fp32",
 ) -> tuple[float, float]:
-    """The loss per target token and the token accuracy of `model` on (source, target) ids, each target
-    fed its gold prefix: the share of target tokens, EOS included, whose highest-scoring piece is the gold
-    one (Keras's `metrics=['accuracy']` on a seq2seq model). `precision`: a training precision (autocast)."""
+    """The loss per target token and the token accuracy of `model` on encoded pairs, each target fed its
+    gold prefix: the share of target tokens, EOS included, whose highest-scoring piece is the gold one
+    (Keras's `metrics=['accuracy']` on a seq2seq model). `precision`: a training precision (autocast)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, tokens, correct = 0.0, 0, 0
-    lengths = ([len(s) for s in src_ids], [len(t) + 1 for t in tgt_ids])
+    lengths = (pairs.lengths["src"], pairs.lengths["tgt"] + 1)
     for idx in batch_indices(*lengths, batch_size, batch_unit, seed=0, shuffle=False):
-        batch = collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx], idx).to(device)
+        batch = pairs.batch(idx).to(device)
         with autocast(device, precision):
             loss_sum, right = model.loss_and_correct(
                 batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out

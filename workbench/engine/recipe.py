@@ -29,7 +29,7 @@ class RecipeError(UserError):
     """A recipe that cannot be used; the message names the file and the key."""
 
 
-DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv")
+DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv", "hf")
 CELLS = ("gru", "lstm", "rnn")
 ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")
 
@@ -53,9 +53,19 @@ class DataConfig:
     # kind = "tsv": tab-separated pairs (source, target, extra columns ignored)
     train_tsv: str = ""
     valid_tsv: str = ""
+    # kind = "hf": a Hugging Face dataset: a folder written by `save_to_disk`, a folder of parquet files
+    # named by split (train-00000-of-00002.parquet, validation.parquet...), or a hub name (with
+    # dataset_config, e.g. "wmt14" and "de-en") where the hub can be reached. Pairs come from a
+    # `translation` column ({SRC: ..., TGT: ...}), or from the text columns src_column and tgt_column.
+    dataset: str = ""
+    dataset_config: str = ""
+    train_split: str = "train"
+    valid_split: str = "validation"
+    src_column: str = ""
+    tgt_column: str = ""
     # Pairs longer than this many characters on either side are filtered (and reported).
     max_chars: int = 400
-    # Corpora read from files (folder, files, tsv) only; both are seeded with the recipe's seed, so every
+    # Corpora read from files (folder, files, tsv, hf) only; both are seeded with the recipe's seed, so every
     # run and resume of a recipe gets the same pairs. max_pairs: train on a random sample of this many of
     # the training file's kept pairs (0: all), taken first. valid_fraction: validate on this random share
     # of those pairs, removed from training (Keras's validation_split), instead of reading valid files.
@@ -71,6 +81,11 @@ class TokenizerConfig:
     joint: bool = True
     character_coverage: float = 1.0
     min_freq: int = 1  # char and word vocabularies
+    # Each tokenizer is trained on at most this many sentences: a seeded sample of the training pairs when
+    # there are more (a joint tokenizer takes both sides of half as many pairs); 0: every sentence. A
+    # million is ample for a vocabulary (sentencepiece's authors say 1-10M); sentencepiece needs about
+    # 1.5 kB of memory a sentence while it trains.
+    sample_sentences: int = 1_000_000
 
 
 @dataclass
@@ -205,6 +220,8 @@ class Recipe:
             for name in DATA_PATHS
             if (value := getattr(data, name))
         }
+        if data.dataset and os.path.exists(os.path.expanduser(data.dataset)):  # else a hub name
+            paths["dataset"] = os.path.abspath(os.path.expanduser(data.dataset))
         return dataclasses.replace(self, data=dataclasses.replace(data, **paths))
 
 
@@ -242,6 +259,7 @@ _RANGES: list[tuple[str, Any, str]] = [
     ("data.test_size", lambda v: v >= 0, ">= 0"),
     ("data.max_chars", lambda v: v > 0, "> 0"),
     ("data.max_pairs", lambda v: v >= 0, ">= 0"),
+    ("tokenizer.sample_sentences", lambda v: v >= 0, ">= 0 (0: every sentence)"),
     ("data.valid_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("tokenizer.vocab_size", lambda v: v >= 8, ">= 8"),
     ("tokenizer.character_coverage", lambda v: 0.9 <= v <= 1.0, "between 0.9 and 1.0"),
@@ -479,13 +497,14 @@ def _validate(recipe: Recipe, source: str) -> None:
         "folder": ("dir",),
         "files": ("train_src", "train_tgt") + (() if data.valid_fraction else ("valid_src", "valid_tgt")),
         "tsv": ("train_tsv",),
+        "hf": ("dataset",),
     }.get(data.kind, ())
-    if data.kind not in ("folder", "files", "tsv"):
+    if data.kind not in ("folder", "files", "tsv", "hf"):
         for name in ("max_pairs", "valid_fraction"):
             if getattr(data, name):
                 raise RecipeError(
                     f"{source}: 'data.{name}' applies to corpora read from files (data.kind folder, files, "
-                    f"tsv); a generated corpus ('{data.kind}') sets its sizes with data.train_size and "
+                    f"tsv, hf); a generated corpus ('{data.kind}') sets its sizes with data.train_size and "
                     "data.valid_size"
                 )
     for name in needed:

@@ -140,6 +140,16 @@ class RunFolder:
         RunFolder(path).control_dir.mkdir(exist_ok=True)
         return RunFolder(path)
 
+    def adopt_tokenizer(self, folder: Path) -> None:
+        """Copy a prepared tokenizer into the run (its `tokenizer.json` last: there, the copy is whole)."""
+        files = sorted(folder.iterdir(), key=lambda path: path.name == "tokenizer.json")
+        for path in files:
+            write_atomic(self.tokenizer_dir / path.name, path.read_bytes())
+
+    def record_corpus(self, key: str, cache: Path, label: str) -> None:
+        """Say in `corpus.json` which entry of which corpus cache the run trains on."""
+        write_json_atomic(self.path / "corpus.json", {"key": key, "cache": str(cache), "label": label})
+
     def recipe(self) -> Recipe:
         try:
             return load_recipe(self.recipe_path)

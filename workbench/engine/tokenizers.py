@@ -189,18 +189,12 @@ def train_tokenizers(cfg: TokenizerConfig, pairs: list[Pair], folder: Path, seed
     return tokenizers
 
 
-def vocabulary_summary(
-    tokenizers: TokenizerPair, pairs: list[Pair], src_ids: list[list[int]], tgt_ids: list[list[int]]
-) -> str:
-    """One line on what a vocabulary covers of the training pairs it was built from (and their ids): for
-    char and word vocabularies how many of the distinct pieces were kept, for every kind the share of
-    source and target tokens that are <unk>."""
-
-    def unk_percent(rows: list[list[int]]) -> float:
-        return 100 * sum(row.count(UNK) for row in rows) / max(1, sum(map(len, rows)))
-
+def vocabulary_summary(tokenizers: TokenizerPair, pairs: list[Pair], unk_percent: tuple[float, float]) -> str:
+    """One line on what a vocabulary covers: for char and word vocabularies how many of the distinct pieces
+    of the pairs it was built from were kept, for every kind the share of source and target tokens in the
+    training data (`unk_percent`, as measured when encoding it) that are <unk>."""
     unk = (
-        f"<unk> is {unk_percent(src_ids):.1f}% of source tokens and {unk_percent(tgt_ids):.1f}% of "
+        f"<unk> is {unk_percent[0]:.1f}% of source tokens and {unk_percent[1]:.1f}% of "
         "target tokens in the training data"
     )
     src, tgt = tokenizers.src, tokenizers.tgt

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .checkpoint import recover as recover_checkpoints
-from .data import Corpus, load_corpus
-from .data.batching import Batch, batch_indices, collate
+from .data.batching import Batch, batch_indices
+from .data.cache import CorpusCache, cache_folder
+from .data.prepare import PreparedCorpus, ProgressLine, prepare
 from .devices import (
     autocast,
     autocast_dtype,
@@ -44,7 +46,7 @@ from .model import Seq2Seq, build_model
 from .recipe import Recipe, RecipeError
 from .run_folder import STOPPED_BY_USER, RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
-from .tokenizers import TokenizerPair, load_tokenizers, train_tokenizers, vocabulary_summary
+from .tokenizers import TokenizerPair, load_tokenizers
 from .translator import Translator
 from .vectors import load_vectors
 
@@ -74,6 +76,9 @@ class Progress:
     schedule: dict[str, Any] = field(default_factory=dict)
     valid: dict[str, Any] = field(default_factory=dict)
     processes: int = 1  # the processes that trained it: the global batch, so the data order, depends on it
+    # How batches are drawn: 2 plans them from the token store's length arrays (numpy's generator); runs
+    # saved without the field drew them with Python's `random` from lists of sentences.
+    batcher: int = 2
     nonfinite_in_a_row: int = 0  # batches skipped for a non-finite gradient, lately and in all
     nonfinite_skipped: int = 0
 
@@ -137,26 +142,9 @@ class Trainer:
                 threads = max(1, len(usable_cpus()) // topology.local_world_size)
             torch.set_num_threads(cpu_threads(threads))
         torch.manual_seed(r.seed)
-        self.corpus: Corpus = load_corpus(r.data, r.seed)
-        for split, reasons in self.corpus.filtered.items():
-            for reason, count in reasons.items():
-                if count:
-                    self._log(f"data: dropped {count} {split} pairs ({reason})")
-        for note in self.corpus.notes:
-            self._log(note)
-        has_tokenizer = (self.run.tokenizer_dir / "tokenizer.json").is_file()
-        if not has_tokenizer and self.main:
-            train_tokenizers(r.tokenizer, self.corpus.train, self.run.tokenizer_dir, r.seed)
-        self.team.wait_for_all()  # the others read what rank 0 trained (the runs folder is shared)
+        self.data: PreparedCorpus = self._prepare_data()
         self.tokenizers: TokenizerPair = load_tokenizers(self.run.tokenizer_dir)
-        self.train_src, self.train_tgt = self._encode(self.corpus.train, "train")
-        self.valid_src, self.valid_tgt = self._encode(self.corpus.valid, "valid")
-        if not has_tokenizer:
-            self._log(vocabulary_summary(self.tokenizers, self.corpus.train, self.train_src, self.train_tgt))
-        self._log(
-            f"data: {len(self.train_src):,} train, {len(self.valid_src):,} valid, "
-            f"{len(self.corpus.test):,} test pairs"
-        )
+        self._status("running", reason="preparing the model", preparing=None)
         self.model: Seq2Seq = build_model(
             r.model, self.tokenizers.src.vocab_size, self.tokenizers.tgt.vocab_size
         )
@@ -183,7 +171,7 @@ class Trainer:
         self.team.wait_for_all()
         if self.run.has_checkpoint("last"):
             state = load_checkpoint(self.run.checkpoints_dir, "last", self.model, self.optimizer)
-            self.progress = Progress(**state["progress"])
+            self.progress = Progress(**{"batcher": 1, **state["progress"]})
             self.schedule.load_state_dict(self.progress.schedule)
             self._rescale_epoch_position()
             self.saved_step = self.progress.step
@@ -201,34 +189,58 @@ class Trainer:
             )
 
     def _rescale_epoch_position(self) -> None:
-        """A run resumed on another number of processes has other global batches: keep its place in the
-        epoch as a fraction, and say that the data order changed."""
+        """A run resumed on another number of processes, or saved when batches were drawn another way, has
+        other batches: keep its place in the epoch as a fraction, and say that the data order changed."""
         p, processes = self.progress, self.topology.world_size
-        if p.processes == processes:
+        if p.processes == processes and p.batcher == Progress.batcher:
             return
+        if p.batcher != Progress.batcher:
+            self._log(
+                f"resumed with batches planned from the token store: the data order from step {p.step} on "
+                "differs from the run's so far"
+            )
+        if p.processes != processes:
+            self._log(
+                f"resumed on {processes} process(es) after {p.processes}: the global batch is now "
+                f"{self.global_batch()}, so the data order from step {p.step} on differs from the run's so "
+                "far"
+            )
         before, after = len(self.epoch_order(p.epoch, p.processes)), len(self.epoch_order(p.epoch))
-        self._log(
-            f"resumed on {processes} process(es) after {p.processes}: the global batch is now "
-            f"{self.global_batch()}, so the data order from step {p.step} on differs from the run's so far"
-        )
         p.batch_in_epoch = min(after, round(p.batch_in_epoch * after / max(before, 1)))
-        p.processes = processes
+        p.processes, p.batcher = processes, Progress.batcher
 
     def global_batch(self) -> str:
         t = self.recipe.training
         return f"{t.batch_size * t.accumulate * self.topology.world_size} {t.batch_unit}"
 
-    def _encode(self, pairs: list[tuple[str, str]], split: str) -> tuple[list[list[int]], list[list[int]]]:
-        src_tok, tgt_tok = self.tokenizers.src, self.tokenizers.tgt
-        src, tgt = [], []
-        for s, t in pairs:
-            s_ids, t_ids = src_tok.encode(s), tgt_tok.encode(t)
-            if s_ids and t_ids:
-                src.append(s_ids)
-                tgt.append(t_ids)
-        if len(src) < len(pairs):
-            self.run.log(f"data: dropped {len(pairs) - len(src)} {split} pairs that tokenize to nothing")
-        return src, tgt
+    def _prepare_data(self) -> PreparedCorpus:
+        """The corpus from the corpus cache beside the runs (prepared there now if it is not), and the
+        run's tokenizer: its own if it has one, else the one prepared with the corpus."""
+        has_tokenizer = (self.run.tokenizer_dir / "tokenizer.json").is_file()
+        cache = CorpusCache(cache_folder(self.run.path.parent))
+        clock = ProgressLine()
+
+        def report(phase: str, done: int, total: int | None, fraction: float | None) -> None:
+            if clock.due(phase):
+                line = clock.line(phase, done, total, fraction)
+                self._status(
+                    "running",
+                    reason=f"preparing data: {line}",
+                    preparing={"phase": phase, "done": done, "total": total, "fraction": fraction},
+                )
+
+        workers = self.threads or len(usable_cpus())
+        own = self.run.tokenizer_dir if has_tokenizer else None
+        data = prepare(self.recipe, cache, own, report=report, workers=workers)
+        if self.main:
+            if not has_tokenizer:
+                self.run.adopt_tokenizer(data.tokenizer_dir)
+            self.run.record_corpus(data.key, cache.folder, data.manifest["label"])
+            for note in data.notes:
+                self.run.log(note)
+            self.run.log(f"data: corpus {data.key} of the corpus cache {cache.folder}")
+        self.team.wait_for_all()  # the others read the tokenizer rank 0 copied (the runs folder is shared)
+        return data
 
     def _load_vectors(self) -> None:
         m = self.recipe.model
@@ -334,7 +346,7 @@ class Trainer:
         on = f"{n} processes, each on {describe(self.device)}" if n > 1 else describe(self.device)
         self._log(
             f"training on {on} in {self.precision}: {self.params:,} parameters, "
-            f"{len(self.train_src):,} pairs, global batch {self.global_batch()}"
+            f"{len(self.data.train):,} pairs, global batch {self.global_batch()}"
         )
         self._window_start = time.monotonic()
         # Summed on the device so that the step needs no host sync; read at log time.
@@ -381,7 +393,7 @@ class Trainer:
             p.epoch += 1
             p.batch_in_epoch = 0
 
-    def epoch_order(self, epoch: int, processes: int | None = None) -> list[list[int]]:
+    def epoch_order(self, epoch: int, processes: int | None = None) -> list[np.ndarray]:
         """The global batches of one epoch, as lists of training-pair indices (seeded: resumable).
 
         A global batch holds batch_size x processes x accumulate sentences (or tokens), bucketed by length
@@ -389,15 +401,16 @@ class Trainer:
         """
         t = self.recipe.training
         processes = processes or self.topology.world_size
+        train = self.data.train
         return batch_indices(
-            [len(s) for s in self.train_src],
-            [len(x) + 1 for x in self.train_tgt],
+            train.lengths["src"],
+            train.lengths["tgt"] + 1,
             t.batch_size * processes * t.accumulate,
             t.batch_unit,
             seed=self.recipe.seed * 100_003 + epoch,
         )
 
-    def shards(self, indices: list[int]) -> list[tuple[Batch, float]]:
+    def shards(self, indices: np.ndarray) -> list[tuple[Batch, float]]:
         """This process's part of a global batch: `accumulate` batches, each with its loss weight.
 
         Shard j of the global batch is every (processes x accumulate)-th sentence from the j-th; this
@@ -408,18 +421,15 @@ class Trainer:
         t, n = self.recipe.training, self.topology.world_size
         parts = n * t.accumulate
         mine = [indices[k * n + self.topology.rank :: parts] for k in range(t.accumulate)]
-        return [(self.train_batch(part or indices[:1]), 1.0 if part else 0.0) for part in mine]
+        return [(self.train_batch(part if len(part) else indices[:1]), float(len(part) > 0)) for part in mine]
 
-    def _tokens(self, indices: list[int], side: str) -> int:
+    def _tokens(self, indices: np.ndarray, side: str) -> int:
         """Non-pad tokens of a global batch (targets with their EOS), as every process can count them."""
-        if side == "tgt":
-            return sum(len(self.train_tgt[i]) + 1 for i in indices)
-        return sum(len(self.train_src[i]) for i in indices)
+        return self.data.train.tokens(side, indices)
 
-    def train_batch(self, indices: list[int]) -> Batch:
+    def train_batch(self, indices: np.ndarray | list[int]) -> Batch:
         """The padded batch of the given training pairs, on the training device."""
-        src, tgt = [self.train_src[i] for i in indices], [self.train_tgt[i] for i in indices]
-        return collate(src, tgt, indices).to(self.device, non_blocking=True)
+        return self.data.train.batch(indices).to(self.device, non_blocking=True)
 
     def train_step(
         self, batches: Batch | list[tuple[Batch, float]], n_tgt_tokens: int | None = None
@@ -632,8 +642,7 @@ class Trainer:
         r, p = self.recipe, self.progress
         start = time.monotonic()
         loss, accuracy = self._valid_loss()
-        n = r.decoding.valid_sentences or len(self.corpus.valid)
-        pairs = self.corpus.valid[:n]
+        pairs = self.data.valid_pairs(r.decoding.valid_sentences)
         hyps = [
             t[0].text for t in self.translator.translate([s for s, _ in pairs], r.decoding.valid_beam_size)
         ]
@@ -672,9 +681,7 @@ class Trainer:
     def _valid_loss(self) -> tuple[float, float]:
         """The valid set's loss per target token and its token accuracy, in one teacher-forced pass."""
         t = self.recipe.training
-        return teacher_forced(
-            self.model, self.valid_src, self.valid_tgt, t.batch_size, t.batch_unit, t.precision
-        )
+        return teacher_forced(self.model, self.data.valid, t.batch_size, t.batch_unit, t.precision)
 
     def _write_samples(self, pairs: list[tuple[str, str]]) -> None:
         r = self.recipe

@@ -26,6 +26,7 @@ class RunSummary:
     best: float | None
     started: float | None
     sweep: str | None = None  # the sweep the run belongs to
+    preparing: str = ""  # while its corpus is prepared: the phase and how far ("encoding 45%")
 
     @property
     def live(self) -> bool:
@@ -108,4 +109,15 @@ def summarize(history: RunHistory, sweep: str | None = None) -> RunSummary:
         best=best[0] if best else None,
         started=status.get("started"),
         sweep=sweep,
+        preparing=preparing_badge(status) if history.live else "",
     )
+
+
+def preparing_badge(status: dict) -> str:
+    """A live run's preparation in a few words, "encoding 45%"; "" once it trains."""
+    preparing = status.get("preparing")
+    if not isinstance(preparing, dict):
+        return ""
+    fraction = preparing.get("fraction")
+    percent = f" {fraction:.0%}" if isinstance(fraction, (int, float)) else ""
+    return f"{preparing.get('phase', 'preparing')}{percent}"

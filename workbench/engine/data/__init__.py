@@ -1,21 +1,29 @@
-"""Parallel corpora: built-in generated tasks and real text files, split into train/valid/test.
+"""Parallel corpora: built-in generated tasks, text files (plain or compressed) and Hugging Face datasets.
 
-`load_corpus` is the one entry point; it reads `DataConfig.kind` and returns a `Corpus`.
-Pairs dropped on the way (empty side, too long) are counted in `Corpus.filtered`, never silently.
+`corpus_sources` says where a recipe's `[data]` pairs come from, as streams (`sources.py`); `prepare.py`
+turns them once into a memory-mapped token store in the corpus cache, which training reads. `load_corpus`
+reads the same pairs into lists, for small corpora and tests. Pairs dropped on the way (empty side, too
+long) are counted, never silently.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.engine.recipe import DataConfig
 
 from ..errors import UserError
 
+if TYPE_CHECKING:
+    from workbench.engine.data.sources import PairSource
+
 Pair = tuple[str, str]
 
 GENERATED_KINDS = ("dates", "numbers", "reverse", "copy", "sort")
-FILE_KINDS = ("folder", "files", "tsv")
+FILE_KINDS = ("folder", "files", "tsv", "hf")
 
 
 class CorpusError(UserError):
@@ -37,18 +45,122 @@ class Corpus:
         return sum(sum(reasons.values()) for reasons in self.filtered.values())
 
 
-def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
-    """Build or read the corpus a recipe's `[data]` section describes."""
-    # Imported here because both modules import Pair, Corpus and CorpusError from this package.
-    from workbench.engine.data import files, generated
+class PairFilter:
+    """Keeps pairs with two non-empty sides of at most `max_chars` characters and counts the others."""
 
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.dropped: dict[str, int] = {}
+
+    def keep(self, pair: Pair) -> bool:
+        """Whether to keep the pair; a dropped pair is counted under its reason."""
+        src, tgt = pair
+        if not src or not tgt:
+            reason = "empty"
+        elif len(src) > self.max_chars or len(tgt) > self.max_chars:
+            reason = "too_long"
+        else:
+            return True
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        return False
+
+
+@dataclass
+class CorpusSources:
+    """A recipe's splits as sources; `valid` is None when it is drawn from the training pairs."""
+
+    train: PairSource
+    valid: PairSource | None
+    test: PairSource | None
+    hold_out: bool  # valid is a seeded hold-out of the training pairs (a TSV corpus without a valid file)
+
+
+def corpus_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    """Where the recipe's pairs come from; a missing folder or file is a CorpusError before any is read."""
+    # Imported here because these modules import Pair, Corpus and CorpusError from this package.
+    from workbench.engine.data import generated, hf
+    from workbench.engine.data.sources import PairList, ParallelText, TsvText, find_file
+
+    own_valid = not cfg.valid_fraction
     if cfg.kind in GENERATED_KINDS:
-        return generated.generate_corpus(cfg, seed)
+        corpus = generated.generate_corpus(cfg, seed)
+        identity = [cfg.kind, cfg.src, cfg.tgt, cfg.train_size, cfg.valid_size, cfg.test_size, seed]
+        return CorpusSources(
+            PairList(corpus.train, f"data.kind = {cfg.kind!r}", identity + ["train"]),
+            PairList(corpus.valid, f"data.kind = {cfg.kind!r}", identity + ["valid"]),
+            PairList(corpus.test, f"data.kind = {cfg.kind!r}", identity + ["test"]),
+            hold_out=False,
+        )
     if cfg.kind == "folder":
-        return files.read_folder(cfg, seed)
+        folder = Path(cfg.dir).expanduser()
+        if not folder.is_dir():
+            where = "" if folder.is_absolute() else f", under {Path.cwd()}"
+            hint = (
+                ""
+                if "S2S_DATA" in os.environ
+                else "; the built-in recipes find their corpora through $S2S_DATA"
+            )
+            raise CorpusError(f"{folder}: no such folder (data.dir{where}){hint}")
+
+        def split(name: str) -> tuple[Path, Path]:
+            return find_file(folder / f"{name}.{cfg.src}"), find_file(folder / f"{name}.{cfg.tgt}")
+
+        test_files = split("test")
+        present = [path.is_file() for path in test_files]
+        if any(present) and not all(present):
+            missing = test_files[present.index(False)]
+            raise CorpusError(f"{missing}: no such file (the other side of the test set is present)")
+        return CorpusSources(
+            ParallelText(*split("train")),
+            ParallelText(*split("valid")) if own_valid else None,
+            ParallelText(*test_files) if all(present) else None,
+            hold_out=False,
+        )
     if cfg.kind == "files":
-        return files.read_files(cfg, seed)
+        return CorpusSources(
+            ParallelText(find_file(Path(cfg.train_src)), find_file(Path(cfg.train_tgt))),
+            (
+                ParallelText(find_file(Path(cfg.valid_src)), find_file(Path(cfg.valid_tgt)))
+                if own_valid
+                else None
+            ),
+            None,
+            hold_out=False,
+        )
     if cfg.kind == "tsv":
-        return files.read_tsv(cfg, seed)
+        valid = TsvText(find_file(Path(cfg.valid_tsv))) if own_valid and cfg.valid_tsv else None
+        return CorpusSources(
+            TsvText(find_file(Path(cfg.train_tsv))), valid, None, hold_out=own_valid and not cfg.valid_tsv
+        )
+    if cfg.kind == "hf":
+        return hf.dataset_sources(cfg)
     kinds = ", ".join(GENERATED_KINDS + FILE_KINDS)
     raise CorpusError(f"unknown data.kind {cfg.kind!r}; expected one of {kinds}")
+
+
+def load_corpus(cfg: DataConfig, seed: int) -> Corpus:
+    """The recipe's pairs, read into lists (train as `data.max_pairs` and `data.valid_fraction` draw it)."""
+    from workbench.engine.data.selection import TRAIN, VALID, select, source_hash
+
+    sources = corpus_sources(cfg, seed)
+    filters = {split: PairFilter(cfg.max_chars) for split in ("train", "valid", "test")}
+    kept = [pair for block in sources.train.blocks() for pair in block if filters["train"].keep(pair)]
+    hashes = None
+    if sources.hold_out:
+        import numpy as np
+
+        hashes = np.array([source_hash(src) for src, _ in kept], dtype=np.uint64)
+    selection = select(cfg, seed, len(kept), sources.train.name, sources.hold_out, hashes)
+    train = [pair for pair, role in zip(kept, selection.roles) if role == TRAIN]
+    valid = [pair for pair, role in zip(kept, selection.roles) if role == VALID]
+    test: list[Pair] = []
+    for split, source in (("valid", sources.valid), ("test", sources.test)):
+        if source is not None:
+            pairs = [pair for block in source.blocks() for pair in block if filters[split].keep(pair)]
+            if not pairs:
+                raise CorpusError(
+                    f"{source.name}: no usable pairs left after dropping empty and over-long pairs"
+                )
+            valid, test = (pairs, test) if split == "valid" else (valid, pairs)
+    filtered = {split: f.dropped for split, f in filters.items()}
+    return Corpus(train, valid, test, filtered, selection.notes)

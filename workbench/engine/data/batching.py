@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -57,74 +57,81 @@ class Batch:
 
 
 def batch_indices(
-    src_lengths: Sequence[int],
-    tgt_lengths: Sequence[int],
+    src_lengths: Sequence[int] | np.ndarray,
+    tgt_lengths: Sequence[int] | np.ndarray,
     batch_size: int,
     unit: str,
     seed: int,
     shuffle: bool = True,
-) -> list[list[int]]:
+) -> list[np.ndarray]:
     """Sentence indices grouped into batches of similar length; every index appears exactly once.
 
     unit "sentences": `batch_size` sentences a batch; unit "tokens": at most `batch_size` padded target
     tokens (longest target length x sentences) a batch, one sentence at least. Pass target lengths as
     they will be padded (with EOS). shuffle=True sorts within seeded random chunks of ~50 batches and
-    shuffles the batch order; shuffle=False sorts everything, for validation and decoding.
+    shuffles the batch order; shuffle=False sorts everything, for validation and decoding. Planned from
+    the two length arrays alone, with no Python object per sentence: one index array per batch.
     """
     if unit not in BATCH_UNITS:
         raise ValueError(f"batch unit must be one of {', '.join(BATCH_UNITS)}; got {unit!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    n = len(src_lengths)
-    if len(tgt_lengths) != n:
-        raise ValueError(f"{n} source lengths but {len(tgt_lengths)} target lengths")
+    src = np.asarray(src_lengths, dtype=np.int64)
+    tgt = np.asarray(tgt_lengths, dtype=np.int64)
+    n = len(src)
+    if len(tgt) != n:
+        raise ValueError(f"{n} source lengths but {len(tgt)} target lengths")
 
-    def by_length(i: int) -> tuple[int, int]:
-        return tgt_lengths[i], src_lengths[i]
+    def by_length(idx: np.ndarray) -> np.ndarray:
+        return idx[np.lexsort((src[idx], tgt[idx]))]  # by target length, then source length; stable
 
     if not shuffle:
-        return _cut(sorted(range(n), key=by_length), tgt_lengths, batch_size, unit)
-    rng = random.Random(seed)
-    order = list(range(n))
-    rng.shuffle(order)
+        return _cut(by_length(np.arange(n)), tgt, batch_size, unit)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
     if unit == "sentences":
         per_batch = batch_size
     else:
-        mean_tgt = max(1.0, sum(tgt_lengths) / max(1, n))
+        mean_tgt = max(1.0, float(tgt.sum()) / max(1, n))
         per_batch = max(1, int(batch_size / mean_tgt))
     chunk = per_batch * BATCHES_PER_CHUNK
-    batches: list[list[int]] = []
+    batches: list[np.ndarray] = []
     for start in range(0, n, chunk):
-        batches += _cut(sorted(order[start : start + chunk], key=by_length), tgt_lengths, batch_size, unit)
-    rng.shuffle(batches)
-    return batches
+        batches += _cut(by_length(order[start : start + chunk]), tgt, batch_size, unit)
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _cut(order: list[int], tgt_lengths: Sequence[int], batch_size: int, unit: str) -> list[list[int]]:
-    """Cut length-sorted indices into consecutive batches."""
+def _cut(order: np.ndarray, tgt_lengths: np.ndarray, batch_size: int, unit: str) -> list[np.ndarray]:
+    """Cut indices sorted by target length into consecutive batches."""
     if unit == "sentences":
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        length = max(longest, tgt_lengths[i])
-        if current and length * (len(current) + 1) > batch_size:
-            batches.append(current)
-            current, length = [], tgt_lengths[i]
-        current.append(i)
-        longest = length
-    if current:
-        batches.append(current)
+    lengths = tgt_lengths[order]
+    batches, start = [], 0
+    while start < len(order):
+        # Lengths only grow along `order`, so a batch of k sentences pads to k x its last one's length;
+        # it can hold at most batch_size // (its first length) of them.
+        most = max(1, batch_size // max(1, int(lengths[start])))
+        candidates = lengths[start : start + most] * np.arange(1, min(most, len(order) - start) + 1)
+        k = max(1, int(np.count_nonzero(candidates <= batch_size)))
+        batches.append(order[start : start + k])
+        start += k
     return batches
 
 
-def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: list[int]) -> Batch:
+def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: Sequence[int]) -> Batch:
     """Pad source and target ids into a Batch: tgt_in = BOS y, tgt_out = y EOS, PAD elsewhere."""
     src, src_lengths = pad(src_ids)
-    # One spare column: BOS goes in front of y for the input, EOS after y for the output.
+    # One spare column: EOS goes after y in the output.
     tgt, tgt_lengths = pad(tgt_ids, extra=1)
-    rows = torch.arange(len(tgt_ids))
+    return framed(src, src_lengths, tgt, tgt_lengths, indices)
+
+
+def framed(
+    src: Tensor, src_lengths: Tensor, tgt: Tensor, tgt_lengths: Tensor, indices: Sequence[int]
+) -> Batch:
+    """The Batch of padded ids (targets with one spare column): BOS in front of y for the decoder's input,
+    EOS after y for its output."""
+    rows = torch.arange(len(tgt_lengths))
     tgt_out = tgt
     tgt_in = torch.empty_like(tgt)
     tgt_in[:, 0] = BOS
@@ -135,9 +142,9 @@ def collate(src_ids: list[list[int]], tgt_ids: list[list[int]], indices: list[in
         src_lengths=src_lengths,
         tgt_in=tgt_in,
         tgt_out=tgt_out,
-        indices=list(indices),
+        indices=[int(i) for i in indices],
         n_src_tokens=int(src_lengths.sum()),
-        n_tgt_tokens=int(tgt_lengths.sum()) + len(tgt_ids),
+        n_tgt_tokens=int(tgt_lengths.sum()) + len(tgt_lengths),
     )
 
 

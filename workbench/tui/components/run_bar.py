@@ -22,7 +22,7 @@ class RunBar(Static):
             text.append("  ")
             text.append_text(state_badge(history.state))
             reason = history.status.get("reason")
-            if reason and not history.live:
+            if reason and (not history.live or history.status.get("preparing")):
                 text.append(f" ({reason})", style="dim")
             step = history.status.get("step")
             if isinstance(step, int):

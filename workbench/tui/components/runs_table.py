@@ -98,7 +98,7 @@ class RunsTable(DataTable):
             Text.assemble((branch, "dim"), (mark + name, "bold" if s.live else "")),
             s.recipe,
             state_badge(s.state),
-            f"{s.step:,}",
+            s.preparing or f"{s.step:,}",
             best,
             timestamp(s.started),
             key=_key(s),

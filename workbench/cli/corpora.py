@@ -1,0 +1,175 @@
+"""`s2s-bench prepare` and `s2s-bench cache`: prepare a recipe's corpus once into the corpus cache that runs
+share, and see or clear what that cache holds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workbench.engine.data.cache import CorpusCache, cache_folder
+from workbench.engine.data.prepare import PreparedCorpus, ProgressLine
+from workbench.engine.devices import usable_cpus
+from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, load_recipe
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
+
+
+def _runs_dir(ctx: typer.Context, value: Path | None) -> Path:
+    """--runs-dir given after the command or before it (`s2s-bench --runs-dir X prepare ...`)."""
+    if value is None and ctx.parent is not None:
+        value = ctx.parent.params.get("runs_dir")
+    return value or Path("runs")
+
+
+def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -> PreparedCorpus:
+    """The recipe's corpus from the runs folder's corpus cache, prepared now if need be, with each phase
+    shown on stderr (a live line on a terminal, a line a phase elsewhere)."""
+    from workbench.engine.data.prepare import prepare
+
+    clock = ProgressLine(every=0.2 if err.is_terminal else 30.0)
+    started = time.monotonic()
+    with err.status("preparing data", spinner="dots") if err.is_terminal else _Quiet() as shown:
+
+        def report(phase: str, done: int, total: int | None, fraction: float | None) -> None:
+            if clock.due(phase):
+                line = f"preparing data: {clock.line(phase, done, total, fraction)}"
+                if shown is not None:
+                    shown.update(line)
+                else:
+                    err.print(line, highlight=False, markup=False)
+
+        cache = CorpusCache(cache_folder(runs_dir))
+        data = prepare(recipe, cache, report=report, workers=threads or len(usable_cpus()))
+    if clock.phase and not clock.phase.startswith("waiting"):  # built here, not found in the cache
+        err.print(
+            f"prepared {data.manifest['label']} in {time.monotonic() - started:.0f} s: {data.folder}",
+            highlight=False,
+            markup=False,
+        )
+    return data
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def prepare_command(
+    ctx: typer.Context,
+    recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
+    runs_dir: Path | None = RunsDir,
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="Processes that encode (default: all cores)."
+    ),
+) -> None:
+    """Prepare a recipe's corpus once (read, tokenizer, encoding) into the corpus cache every run shares."""
+    resolved = load_recipe(recipe, overrides)
+    data = prepare_corpus(resolved, _runs_dir(ctx, runs_dir), threads)
+    pairs = data.manifest["pairs"]
+    console.print(
+        f"{data.key}  {data.manifest['label']}: {pairs['train']:,} train, {pairs['valid']:,} valid pairs, "
+        f"{_size(_bytes(data.folder))} in {data.folder}",
+        highlight=False,
+    )
+
+
+def cache_command(
+    ctx: typer.Context,
+    runs_dir: Path | None = RunsDir,
+    remove: list[str] = typer.Option([], "--remove", help="Remove this entry (a key, or a key's start)."),
+    clear: bool = typer.Option(False, "--clear", help="Remove every entry."),
+    as_json: bool = typer.Option(False, "--json", help="The entries as JSON."),
+) -> None:
+    """The corpus cache: each prepared corpus, its size, and whether it is whole; remove entries."""
+    from workbench.engine.data import CorpusError
+
+    cache = CorpusCache(cache_folder(_runs_dir(ctx, runs_dir)))
+    entries = cache.entries()
+    doomed = [entry.key for entry in entries] if clear else []
+    for wanted in remove:
+        matches = [entry.key for entry in entries if entry.key.startswith(wanted)]
+        if len(matches) != 1:
+            what = "no entry" if not matches else f"{len(matches)} entries"
+            raise CorpusError(f"--remove {wanted}: {what} of {cache.folder} start with it")
+        doomed += matches
+    if doomed:
+        freed = sum(cache.remove(key) for key in dict.fromkeys(doomed))
+        console.print(
+            f"removed {len(set(doomed))} entr{'y' if len(set(doomed)) == 1 else 'ies'}, {_size(freed)}"
+        )
+        return
+    if as_json:
+        rows = [
+            {
+                "key": e.key,
+                "path": str(e.path),
+                "bytes": e.bytes,
+                "whole": e.manifest is not None,
+                **_facts(e.manifest),
+            }
+            for e in entries
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    if not entries:
+        console.print(f"the corpus cache {cache.folder} is empty")
+        return
+    table = Table(title=f"corpus cache: {cache.folder}", title_justify="left")
+    for column in ("key", "corpus", "train", "valid", "tokens", "size", "created"):
+        table.add_column(
+            column, justify="right" if column in ("train", "valid", "tokens", "size") else "left"
+        )
+    for entry in entries:
+        facts = _facts(entry.manifest)
+        if entry.manifest is None:
+            table.add_row(
+                entry.key, "damaged or half-built: rebuilt when next used", "", "", "", _size(entry.bytes), ""
+            )
+            continue
+        table.add_row(
+            entry.key,
+            facts["label"],
+            f"{facts['train']:,}",
+            f"{facts['valid']:,}",
+            f"{facts['tokens']:,}",
+            _size(entry.bytes),
+            facts["created"],
+        )
+    console.print(table)
+    console.print(f"{len(entries)} entries, {_size(sum(e.bytes for e in entries))}", highlight=False)
+
+
+def _facts(manifest: dict | None) -> dict:
+    if manifest is None:
+        return {}
+    tokens = manifest.get("tokens", {})
+    return {
+        "label": manifest.get("label", ""),
+        "train": manifest["pairs"]["train"],
+        "valid": manifest["pairs"]["valid"],
+        "tokens": sum(tokens.values()),
+        "created": manifest.get("created", ""),
+    }
+
+
+def _bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""

@@ -1,0 +1,183 @@
+"""The corpus cache: prepared corpora, one folder an entry, shared by every run, sweep point, resume and
+process that trains on the same corpus with the same tokenizer. It lives beside the runs, in
+`RUNS/.corpora/` (or where $S2S_CORPUS_CACHE says).
+
+An entry is named by a hash of its key: the corpus's identity (each file's path, size and modification
+time) and every recipe key that changes what is prepared. It is built in a `.partial` folder and renamed
+into place once its files are on the disk; its manifest (`entry.json`) records each file's size and
+checksum, which are checked whenever it is opened, so a damaged or half-written entry is rebuilt, never
+trained on. A lock file makes processes that need the same entry at once build it once: the others wait.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.atomic_files import fsync_dir, write_json_atomic
+from workbench.engine.data import CorpusError
+
+CACHE_FOLDER = ".corpora"
+MANIFEST = "entry.json"
+FORMAT = 1  # raised whenever what an entry holds changes, so that old entries are rebuilt, not misread
+
+
+def cache_folder(runs_dir: Path) -> Path:
+    """Where the corpus cache of a runs folder lives."""
+    return Path(os.environ.get("S2S_CORPUS_CACHE") or Path(runs_dir) / CACHE_FOLDER).expanduser()
+
+
+def entry_key(fields: dict[str, Any]) -> str:
+    """The name of the entry for these key fields (any JSON value)."""
+    text = json.dumps({"format": FORMAT, **fields}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Entry:
+    key: str
+    path: Path
+    manifest: dict[str, Any] | None  # None: damaged or half-built
+    bytes: int
+
+    @property
+    def label(self) -> str:
+        return (self.manifest or {}).get("label", "?")
+
+
+class CorpusCache:
+    """The entries of one cache folder: open, build (once, under a lock), list and remove."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / key
+
+    def check(self, key: str) -> dict[str, Any] | None:
+        """The entry's manifest if the entry is whole: every file there, of its size and checksum."""
+        path = self.path(key)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            for name, (size, checksum) in manifest["files"].items():
+                file = path / name
+                if file.stat().st_size != size or crc32(file) != checksum:
+                    return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return manifest if manifest.get("format") == FORMAT else None
+
+    def build(
+        self,
+        key: str,
+        build: Callable[[Path], dict[str, Any]],
+        on_wait: Callable[[str], None] = lambda message: None,
+    ) -> dict[str, Any]:
+        """The manifest of a whole entry for `key`, made by `build(folder)` unless one is there already.
+
+        `build` fills a fresh folder and returns the manifest's fields; the files' sizes and checksums are
+        added here. Processes that ask for the same key at once build it once; the others wait, and are
+        told why through `on_wait`.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lock = open(self.folder / f"{key}.lock", "a+")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise CorpusError(f"{self.folder}: cannot write the corpus cache here ({exc.strerror})") from None
+        try:
+            _lock(lock, on_wait)
+            manifest = self.check(key)
+            if manifest is not None:
+                return manifest
+            return self._build(key, build)
+        finally:
+            lock.close()
+
+    def _build(self, key: str, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+        for stale in [self.path(key), *self.folder.glob(f"{key}.partial-*")]:
+            shutil.rmtree(stale, ignore_errors=True)  # damaged, or cut short by a kill: never used
+        partial = self.folder / f"{key}.partial-{os.getpid()}"
+        try:
+            partial.mkdir()
+            manifest = {"format": FORMAT, "key": key, **build(partial)}
+            manifest["files"] = {
+                str(file.relative_to(partial)): [file.stat().st_size, crc32(file)]
+                for file in sorted(partial.rglob("*"))
+                if file.is_file()
+            }
+            manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            write_json_atomic(partial / MANIFEST, manifest)
+            partial.rename(self.path(key))
+            fsync_dir(self.folder)
+        except OSError as exc:
+            shutil.rmtree(partial, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise CorpusError(
+                    f"{self.folder}: no space left on the disk while preparing the corpus; nothing "
+                    "half-built was kept (free some space, or set $S2S_CORPUS_CACHE to another disk)"
+                ) from None
+            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                raise CorpusError(
+                    f"{self.folder}: cannot write the corpus cache here ({exc.strerror})"
+                ) from None
+            raise
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return manifest
+
+    def entries(self) -> list[Entry]:
+        """Every entry, whole or not, largest first (half-built folders of live builds are left out)."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for path in self.folder.iterdir():
+            if not path.is_dir() or ".partial-" in path.name:
+                continue
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            found.append(Entry(path.name, path, self.check(path.name), size))
+        return sorted(found, key=lambda entry: -entry.bytes)
+
+    def remove(self, key: str) -> int:
+        """Delete an entry (waiting for a build of it to end); the bytes freed."""
+        path = self.path(key)
+        if not path.is_dir():
+            raise CorpusError(f"{path}: no such entry in the corpus cache")
+        with open(self.folder / f"{key}.lock", "a+") as lock:
+            _lock(lock, lambda message: None)
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        return size
+
+
+def crc32(path: Path) -> int:
+    checksum = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(8 << 20):
+            checksum = zlib.crc32(chunk, checksum)
+    return checksum
+
+
+def _lock(file, on_wait: Callable[[str], None]) -> None:
+    """Hold the entry's lock, waiting for the process that holds it (and saying so) if need be."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "another process"
+        on_wait(f"waiting for process {holder}, which is preparing the same corpus")
+        fcntl.flock(file, fcntl.LOCK_EX)
+    file.seek(0)
+    file.truncate()
+    file.write(str(os.getpid()))
+    file.flush()
