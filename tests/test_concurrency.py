@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.run_folder import RunFolder
+from workbench.engine.run_folder import RunFolder, list_runs
 
 TINY = [
     "data.train_size=400",
@@ -94,7 +94,7 @@ def test_two_runs_train_at_once_two_workbenches_watch_one_and_a_second_trainer_i
     assert all(set(s["src"]) <= letters for v in rev.read_samples()[0] for s in v["samples"])
     assert all(any(c.isdigit() for c in s["src"]) for v in dat.read_samples()[0] for s in v["samples"])
     assert rev.recipe().data.kind == "reverse" and dat.recipe().data.kind == "dates"
-    assert {p.name for p in runs.iterdir()} == {"rev", "dat"}
+    assert {run.name for run in list_runs(runs)} == {"rev", "dat"}
     record_property("inputs", 4)
     record_property("shows", "both runs finish, each with its own curve; the second trainer: exit 2, "
                              "another process (pid N) is training this run")  # fmt: skip

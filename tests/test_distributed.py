@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.distributed import DistributedError, Topology, topology_from_environment
 from workbench.engine.launch import failure_message
-from workbench.engine.run_folder import RunFolder
+from workbench.engine.run_folder import RunFolder, list_runs
 
 TINY = [
     "data.train_size=600",
@@ -145,7 +146,7 @@ def test_two_processes_take_the_same_steps_as_one_with_the_global_batch_and_as_a
     assert a[-1][1] < a[0][1]  # it learns
     status = RunFolder(tmp_path / "two").status()
     assert status["processes"] == 2 and status["global_batch"] == "32 sentences"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc", "one", "single", "two"]  # one folder a run
+    assert sorted(run.name for run in list_runs(tmp_path)) == ["acc", "one", "single", "two"]
     log = (tmp_path / "two" / "train.log").read_text()
     assert log.count("training on 2 processes") == 1  # rank 0 alone writes
 
@@ -181,7 +182,7 @@ def test_two_nodes_train_one_run_folder_on_the_same_steps_as_two_processes_of_on
     status = RunFolder(tmp_path / "n").status()
     assert status["state"] == "finished" and status["processes"] == 2, status
     assert train_losses(tmp_path / "n") == train_losses(tmp_path / "one-node")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["n", "one-node"]
+    assert sorted(run.name for run in list_runs(tmp_path)) == ["n", "one-node"]
 
 
 @pytest.mark.slow
@@ -385,7 +386,9 @@ def test_a_users_own_torchrun_line_makes_one_run_folder_trained_by_every_process
         command += ["--set", s]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    (run,) = tmp_path.iterdir()  # rank 0 made it and told the other where it is
+    (run,) = (run.path for run in list_runs(tmp_path))  # rank 0 made it and told the other where it is
+    (entry,) = CorpusCache(cache_folder(tmp_path)).entries()  # the corpus prepared once for both
+    assert entry.manifest is not None
     assert RunFolder(run).status()["processes"] == 2
     assert [s for s, _ in train_losses(run)] == [5, 10]
 

@@ -33,11 +33,14 @@ def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -
     shown on stderr (a live line on a terminal, a line a phase elsewhere)."""
     from workbench.engine.data.prepare import prepare
 
+    # A live line on a terminal; elsewhere (a log, a script) a line every 30 s, once it has taken 5 s.
     clock = ProgressLine(every=0.2 if err.is_terminal else 30.0)
     started = time.monotonic()
     with err.status("preparing data", spinner="dots") if err.is_terminal else _Quiet() as shown:
 
         def report(phase: str, done: int, total: int | None, fraction: float | None) -> None:
+            if shown is None and time.monotonic() - started < 5 and not phase.startswith("waiting"):
+                return
             if clock.due(phase):
                 line = f"preparing data: {clock.line(phase, done, total, fraction)}"
                 if shown is not None:
@@ -47,7 +50,7 @@ def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -
 
         cache = CorpusCache(cache_folder(runs_dir))
         data = prepare(recipe, cache, report=report, workers=threads or len(usable_cpus()))
-    if clock.phase and not clock.phase.startswith("waiting"):  # built here, not found in the cache
+    if data.built:
         err.print(
             f"prepared {data.manifest['label']} in {time.monotonic() - started:.0f} s: {data.folder}",
             highlight=False,
@@ -125,29 +128,29 @@ def cache_command(
     if not entries:
         console.print(f"the corpus cache {cache.folder} is empty")
         return
+    wide = console.width >= 110  # the token count and the date only where they fit: never cut a key
     table = Table(title=f"corpus cache: {cache.folder}", title_justify="left")
-    for column in ("key", "corpus", "train", "valid", "tokens", "size", "created"):
-        table.add_column(
-            column, justify="right" if column in ("train", "valid", "tokens", "size") else "left"
-        )
+    table.add_column("key", no_wrap=True, min_width=16)
+    table.add_column("corpus", ratio=1)
+    for column in ("train", "valid", *(("tokens",) if wide else ()), "size"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if wide:
+        table.add_column("created", no_wrap=True)
     for entry in entries:
         facts = _facts(entry.manifest)
         if entry.manifest is None:
-            table.add_row(
-                entry.key, "damaged or half-built: rebuilt when next used", "", "", "", _size(entry.bytes), ""
-            )
+            cells = ["damaged or half-built: rebuilt when next used", "", "", *([""] if wide else [])]
+            table.add_row(entry.key, *cells, _size(entry.bytes), *([""] if wide else []))
             continue
+        counts = [f"{facts['train']:,}", f"{facts['valid']:,}", *([f"{facts['tokens']:,}"] if wide else [])]
         table.add_row(
-            entry.key,
-            facts["label"],
-            f"{facts['train']:,}",
-            f"{facts['valid']:,}",
-            f"{facts['tokens']:,}",
-            _size(entry.bytes),
-            facts["created"],
+            entry.key, facts["label"], *counts, _size(entry.bytes), *([facts["created"]] if wide else [])
         )
     console.print(table)
-    console.print(f"{len(entries)} entries, {_size(sum(e.bytes for e in entries))}", highlight=False)
+    n = len(entries)
+    console.print(
+        f"{n} entr{'y' if n == 1 else 'ies'}, {_size(sum(e.bytes for e in entries))}", highlight=False
+    )
 
 
 def _facts(manifest: dict | None) -> dict:
@@ -159,7 +162,7 @@ def _facts(manifest: dict | None) -> dict:
         "train": manifest["pairs"]["train"],
         "valid": manifest["pairs"]["valid"],
         "tokens": sum(tokens.values()),
-        "created": manifest.get("created", ""),
+        "created": manifest.get("created", "")[:16].replace("T", " "),
     }
 
 

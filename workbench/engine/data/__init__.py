@@ -79,18 +79,13 @@ def corpus_sources(cfg: DataConfig, seed: int) -> CorpusSources:
     """Where the recipe's pairs come from; a missing folder or file is a CorpusError before any is read."""
     # Imported here because these modules import Pair, Corpus and CorpusError from this package.
     from workbench.engine.data import generated, hf
-    from workbench.engine.data.sources import PairList, ParallelText, TsvText, find_file
+    from workbench.engine.data.sources import ParallelText, TsvText, find_file
 
     own_valid = not cfg.valid_fraction
     if cfg.kind in GENERATED_KINDS:
-        corpus = generated.generate_corpus(cfg, seed)
-        identity = [cfg.kind, cfg.src, cfg.tgt, cfg.train_size, cfg.valid_size, cfg.test_size, seed]
-        return CorpusSources(
-            PairList(corpus.train, f"data.kind = {cfg.kind!r}", identity + ["train"]),
-            PairList(corpus.valid, f"data.kind = {cfg.kind!r}", identity + ["valid"]),
-            PairList(corpus.test, f"data.kind = {cfg.kind!r}", identity + ["test"]),
-            hold_out=False,
-        )
+        generated.pair_maker(cfg)  # an unknown language is refused now, before anything is prepared
+        task = generated.GeneratedTask(cfg, seed)
+        return CorpusSources(task.split("train"), task.split("valid"), task.split("test"), hold_out=False)
     if cfg.kind == "folder":
         folder = Path(cfg.dir).expanduser()
         if not folder.is_dir():

@@ -18,6 +18,7 @@ from babel.dates import format_date
 from num2words import CONVERTER_CLASSES, num2words
 
 from workbench.engine.data import Corpus, CorpusError, Pair
+from workbench.engine.data.sources import PairList
 from workbench.engine.recipe import DataConfig
 
 DATE_FORMATS = ("full", "long", "medium")
@@ -29,6 +30,33 @@ TOY_LENGTHS = (3, 15)
 ENGLISH = Locale.parse("en")
 
 PairMaker = Callable[[random.Random], Pair]
+
+
+class GeneratedTask:
+    """A generated corpus as sources: drawn once, when a split is first read (a prepared one never is)."""
+
+    def __init__(self, cfg: DataConfig, seed: int) -> None:
+        self.cfg, self.seed = cfg, seed
+        self.corpus: Corpus | None = None
+
+    def split(self, name: str) -> PairList:
+        cfg = self.cfg
+        identity = [
+            cfg.kind,
+            cfg.src,
+            cfg.tgt,
+            cfg.train_size,
+            cfg.valid_size,
+            cfg.test_size,
+            self.seed,
+            name,
+        ]
+        return PairList(lambda: getattr(self._corpus(), name), f"data.kind = {cfg.kind!r}", identity)
+
+    def _corpus(self) -> Corpus:
+        if self.corpus is None:
+            self.corpus = generate_corpus(self.cfg, self.seed)
+        return self.corpus
 
 
 def generate_corpus(cfg: DataConfig, seed: int) -> Corpus:

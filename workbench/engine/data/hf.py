@@ -62,10 +62,10 @@ def _split(cfg: DataConfig, splits: dict, name: str) -> ArrowSplit:
     files, batches, rows, schema = splits[name]
     label = f"{cfg.dataset} [{name}]"
     if bool(cfg.src_column) != bool(cfg.tgt_column):
-        given, absent = ("src", "tgt") if cfg.src_column else ("tgt", "src")
+        side, other = ("src", "tgt") if cfg.src_column else ("tgt", "src")
         raise CorpusError(
-            f"{label}: data.{given}_column = {getattr(cfg, given + '_column')!r} but no data.{absent}_column; "
-            "name both text columns"
+            f"{label}: data.{side}_column = {cfg.src_column or cfg.tgt_column!r} but no "
+            f"data.{other}_column; name both text columns"
         )
     columns = (cfg.src_column, cfg.tgt_column) if cfg.src_column else ("translation",)
     missing = [c for c in columns if c not in schema.names]
@@ -98,14 +98,13 @@ def _saved(path: Path) -> bool:
 
 
 def _parquet_splits(cfg: DataConfig, folder: Path) -> dict:
-    """The splits of a folder of parquet files, each named by its split (`train-00000-of-00002.parquet`,
-    `validation.parquet`), in the folder data.dataset_config names when it has one."""
+    """The splits of a folder of parquet files, or of its subfolder that data.dataset_config names."""
     pq = _module("pyarrow.parquet", "pyarrow")
     if cfg.dataset_config and (folder / cfg.dataset_config).is_dir():
         folder = folder / cfg.dataset_config
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.rglob("*.parquet")):
-        found.setdefault(path.stem.split("-")[0], []).append(path)
+        found.setdefault(_split_name(path), []).append(path)
     if not found:
         raise CorpusError(
             f"{folder}: neither a dataset written by save_to_disk nor a folder of parquet files"
@@ -127,6 +126,13 @@ def _parquet_splits(cfg: DataConfig, folder: Path) -> dict:
         rows = sum(file.metadata.num_rows for file in files)
         splits[split] = (paths, batches, rows, files[0].schema_arrow)
     return splits
+
+
+def _split_name(path: Path) -> str:
+    """The split a parquet file holds: its name says (`train-00000-of-00002.parquet`, `validation.parquet`),
+    or its folder does, as in the hub's converted datasets (`train/0000.parquet`)."""
+    name = path.stem.split("-")[0]
+    return path.parent.name if name.isdigit() else name
 
 
 def _parquet_file(pq: Any, path: Path) -> Any:

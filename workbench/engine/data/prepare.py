@@ -8,6 +8,7 @@ brings its own tokenizer when it has one (a resume, a copied run folder): the id
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -86,6 +87,7 @@ class PreparedCorpus:
     manifest: dict[str, Any]
     train: TokenSplit
     valid: TokenSplit
+    built: bool = False  # prepared by this call, not found in the cache
 
     @property
     def key(self) -> str:
@@ -139,14 +141,17 @@ def prepare(
         if manifest is None or manifest["tokenizer_hash"] != given:
             key = entry_key({**fields, "tokenizer_files": given})
 
+    built = []
+
     def build(folder: Path) -> dict[str, Any]:
+        built.append(folder)
         return Preparation(recipe, sources, folder, report, workers).run(tokenizer_dir)
 
     def waiting(message: str) -> None:
         report(f"waiting: {message}", 0, None, None)
 
     manifest = cache.build(key, build, on_wait=waiting)
-    return open_entry(cache.path(key), manifest)
+    return dataclasses.replace(open_entry(cache.path(key), manifest), built=bool(built))
 
 
 def open_entry(folder: Path, manifest: dict[str, Any]) -> PreparedCorpus:

@@ -16,7 +16,7 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,7 +25,8 @@ from workbench.engine.data import CorpusError, Pair
 # The first bytes of each compressed format. bzip2's "BZh" and block size are printable, so its first block
 # (or end-of-stream mark) is matched too: a text file may well begin "BZh9".
 MAGIC = re.compile(
-    rb"(?P<gzip>\x1f\x8b)|(?P<bzip2>BZh[1-9](?:1AY&SY|\x17rE8P\x90))|(?P<xz>\xfd7zXZ\x00)|(?P<zstd>\x28\xb5\x2f\xfd)"
+    rb"(?P<gzip>\x1f\x8b)|(?P<bzip2>BZh[1-9](?:1AY&SY|\x17rE8P\x90))"
+    rb"|(?P<xz>\xfd7zXZ\x00)|(?P<zstd>\x28\xb5\x2f\xfd)"
 )
 # The suffixes a folder corpus also looks for.
 SUFFIXES = (".gz", ".xz", ".bz2", ".zst")
@@ -74,24 +75,18 @@ class LineReader:
             kind = compression(raw.read(10))
             raw.seek(0)
             stream = decompressed(raw, kind)
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            tail, first, has_text = "", True, False
+            decoder = codecs.getincrementaldecoder("utf-8-sig")()  # drops a byte-order mark
+            tail, has_text = "", False
             while True:
                 data = read_block(stream, path, kind, self.lines_read)
-                if first and data.startswith(codecs.BOM_UTF8):
-                    data = data[len(codecs.BOM_UTF8) :]
-                first = False
                 try:
                     text = tail + decoder.decode(data, final=not data)
                 except UnicodeDecodeError as exc:
-                    raise CorpusError(not_utf8(path, self.lines_read, tail, exc)) from None
+                    error = not_utf8(path, self.lines_read, tail, exc)
+                    raise self.content_error(stream, kind, error) from None
                 nul = text.find("\0")
                 if nul >= 0:  # valid UTF-8, but no sentence holds one: a binary file, or UTF-16 text
-                    line = self.lines_read + text.count("\n", 0, nul) + 1
-                    raise CorpusError(
-                        f"{path}:{line}: a NUL character (a binary file, or text in UTF-16?); corpora are "
-                        "UTF-8 text"
-                    )
+                    raise self.content_error(stream, kind, nul_character(path, self.lines_read, text, nul))
                 # split("\n"), not splitlines(): that also breaks on U+2028 and friends and would misalign
                 # the two sides of a corpus.
                 lines = text.split("\n")
@@ -107,6 +102,13 @@ class LineReader:
         self.raw = None
         if not has_text:
             raise CorpusError(f"{path}: the file is empty")
+
+    def content_error(self, stream: BinaryIO, kind: str, message: str) -> CorpusError:
+        """`message`, unless a compressed file is damaged just beyond: a damaged block decompresses to
+        garbage before its checksum is read, and the damage, not the garbage, is what to report."""
+        if kind:
+            read_block(stream, self.path, kind, self.lines_read)  # raises the damage's own error
+        return CorpusError(message)
 
 
 class ParallelText(PairSource):
@@ -175,10 +177,10 @@ class TsvText(PairSource):
 
 
 class PairList(PairSource):
-    """Pairs already in memory (a generated task's split)."""
+    """Pairs made in memory when first read (a generated task's split)."""
 
-    def __init__(self, pairs: list[Pair], name: str, identity: list[Any]) -> None:
-        self.pairs, self.name, self._identity = pairs, name, identity
+    def __init__(self, make: Callable[[], list[Pair]], name: str, identity: list[Any]) -> None:
+        self.make, self.name, self._identity = make, name, identity
         self.done = 0.0
 
     def identity(self) -> list[Any]:
@@ -188,10 +190,10 @@ class PairList(PairSource):
         return self.done
 
     def blocks(self) -> Iterator[list[Pair]]:
-        step = 100_000
-        for start in range(0, len(self.pairs), step):
-            self.done = start / max(1, len(self.pairs))
-            yield self.pairs[start : start + step]
+        pairs, step = self.make(), 100_000
+        for start in range(0, len(pairs), step):
+            self.done = start / max(1, len(pairs))
+            yield pairs[start : start + step]
         self.done = 1.0
 
 
@@ -238,7 +240,7 @@ def open_raw(path: Path) -> BinaryIO:
 def compression(head: bytes) -> str:
     """The compression a file's first bytes show ("" for none)."""
     found = MAGIC.match(head)
-    return found.lastgroup or "" if found else ""
+    return (found.lastgroup or "") if found else ""
 
 
 def decompressed(raw: BinaryIO, kind: str) -> BinaryIO:
@@ -266,8 +268,7 @@ class ZstdStream:
             import zstandard
         except ImportError:
             raise CorpusError(
-                f"{getattr(raw, 'name', 'a file')}: a zstd file; reading it needs the zstandard package: "
-                "pip install zstandard"
+                f"{raw.name}: a zstd file; reading it needs the zstandard package: pip install zstandard"
             ) from None
         self.raw, self.decompressor = raw, zstandard.ZstdDecompressor()
         self.frame = self.decompressor.decompressobj()
@@ -311,6 +312,12 @@ def read_block(stream: BinaryIO, path: Path, kind: str, lines: int) -> bytes:
     after = f" after line {lines:,}" if lines else ""
     why = str(error).rstrip(".") or type(error).__name__
     raise CorpusError(f"{path}: a corrupt or truncated {kind} file ({why}){after}; the corpus cannot be read")
+
+
+def nul_character(path: Path, lines_before: int, text: str, nul: int) -> str:
+    """Where a block holds a NUL character: the line."""
+    line = lines_before + text.count("\n", 0, nul) + 1
+    return f"{path}:{line}: a NUL character (a binary file, or text in UTF-16?); corpora are UTF-8 text"
 
 
 def not_utf8(path: Path, lines_before: int, tail: str, exc: UnicodeDecodeError) -> str:
