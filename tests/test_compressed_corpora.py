@@ -5,6 +5,7 @@ corpus cache."""
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import lzma
 import re
@@ -63,6 +64,15 @@ def test_a_compressed_file_is_told_by_its_content_not_its_name(tmp_path, suffix)
     cfg = corpus_folder(tmp_path, {**TEXT, "train.en": COMPRESS[suffix](data)}, {})
     assert not (tmp_path / f"train.en{suffix}").exists()
     assert load_corpus(cfg, seed=1) == load_corpus(corpus_folder(tmp_path / "plain", TEXT, {}), seed=1)
+
+
+@pytest.mark.parametrize("suffix", COMPRESS)
+def test_compressed_files_joined_end_to_end_read_as_one(tmp_path, suffix):
+    # `cat a.gz b.gz > c.gz`, pigz, pbzip2 and zstd's multi-frame output all write several streams
+    first, second = TEXT["train.en"].encode()[:20], TEXT["train.en"].encode()[20:]
+    texts = {**TEXT, "train.en": COMPRESS[suffix](first) + COMPRESS[suffix](second)}
+    corpus = load_corpus(corpus_folder(tmp_path, texts, {}), seed=1)
+    assert corpus == load_corpus(corpus_folder(tmp_path / "plain", TEXT, {}), seed=1)
 
 
 @pytest.mark.parametrize("start", ["BZh", "BZh9 is how a bzip2 file starts"])
@@ -128,16 +138,15 @@ def test_bad_text_inside_a_compressed_file_names_the_file_and_the_line(tmp_path,
         load_corpus(corpus_folder(tmp_path, texts, {"train.fr": suffix}), seed=1)
 
 
-@pytest.mark.parametrize("block", [7, 8, 9])
+@pytest.mark.parametrize("block", [1, 2, 7, 8, 9])
 @pytest.mark.parametrize("suffix", ["", *COMPRESS])
 def test_lines_and_characters_that_straddle_read_blocks_come_out_whole(tmp_path, monkeypatch, suffix, block):
-    # 2-, 3- and 4-byte characters, a "\r\n" and a blank line, at every offset from a block boundary
+    # a byte-order mark, 2-, 3- and 4-byte characters, "\r\n" and blank lines, at every offset from a
+    # block boundary
     lines = [f"{'x' * i}é€𝄞 {i}\r" if i % 5 else "" for i in range(40)]
-    data = ("\n".join(lines) + "\n").encode()
-    straddling = [
-        m.start() for m in re.finditer("€".encode(), data) if m.start() // block != (m.start() + 2) // block
-    ]
-    assert straddling  # the test does what it says
+    data = codecs.BOM_UTF8 + ("\n".join(lines) + "\n").encode()
+    euros = [m.start() for m in re.finditer("€".encode(), data)]
+    assert any(start // block != (start + 2) // block for start in euros)  # the test does what it says
     path = tmp_path / f"lines{suffix}"
     path.write_bytes(COMPRESS[suffix](data) if suffix else data)
     monkeypatch.setattr(sources, "BLOCK_BYTES", block)
@@ -174,6 +183,22 @@ def test_a_zstd_file_without_the_zstandard_package_says_what_to_install(tmp_path
         CorpusError, match=r"train\.fr\.zst: a zstd file; reading it needs .*pip install zstandard"
     ):
         load_corpus(cfg, seed=1)
+
+
+def test_a_damaged_bzip2_block_is_reported_as_damage_not_as_the_garbage_it_decompresses_to(
+    tmp_path, monkeypatch
+):
+    # bzip2 checks a block's checksum once the block is out: a read can end on garbage before it
+    text = "".join(f"sentence number {i}\n" for i in range(15_000)).encode()
+    data = bytearray(bz2.compress(text, compresslevel=1))  # 100 kB blocks
+    data[1000:1008] = bytes(b ^ 0xFF for b in data[1000:1008])
+    path = tmp_path / "train.en.bz2"
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 64_000)
+    with pytest.raises(
+        CorpusError, match=r"train\.en\.bz2: a corrupt or truncated bzip2 file \(Invalid data stream\)"
+    ):
+        list(LineReader(path).blocks())
 
 
 # Through `s2s-bench prepare` --------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def saved(folder: Path, **splits: Dataset) -> Path:
 def parquet(folder: Path, shards: dict[str, list[list[tuple[str, str]]]]) -> Path:
     """A folder of parquet files with the text columns `source` and `target`, named as the hub names
     them: split-00000-of-00002.parquet..."""
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for split, parts in shards.items():
         for i, pairs in enumerate(parts):
             columns = {
@@ -82,6 +82,17 @@ def test_parquet_files_named_by_split_alone_and_other_split_names(tmp_path):
     pq.write_table(pa.table({"de": ["zwei"], "en": ["two"]}), folder / "dev.parquet")
     corpus = load_corpus(hf(folder, src_column="de", tgt_column="en", valid_split="dev"), seed=1)
     assert (corpus.train, corpus.valid) == ([("eins", "one")], [("zwei", "two")])
+
+
+def test_parquet_files_named_by_number_take_their_split_from_their_folder(tmp_path):
+    folder = tmp_path / "converted" / "default"  # the hub's refs/convert/parquet layout
+    for split, parts in {"train": [TRAIN[:2], TRAIN[2:]], "validation": [VALID]}.items():
+        (folder / split).mkdir(parents=True)
+        for i, pairs in enumerate(parts):
+            columns = {"en": [s for s, _ in pairs], "fr": [t for _, t in pairs]}
+            pq.write_table(pa.table(columns), folder / split / f"{i:04d}.parquet")
+    corpus = load_corpus(hf(tmp_path / "converted", src_column="en", tgt_column="fr"), seed=1)
+    assert (corpus.train, corpus.valid) == (TRAIN, VALID)
 
 
 def test_a_parquet_folder_of_several_configs_reads_the_one_data_dataset_config_names(tmp_path):
@@ -188,7 +199,8 @@ def test_a_saved_dataset_prepares_and_trains_through_the_command_line(tmp_path):
         "train", str(toml), "--headless", "--max-steps", "2", "--runs-dir", str(runs), "--name", "r"
     )
     assert trained.returncode == 0, trained.stderr
-    assert "prepared" not in trained.stderr  # the entry `prepare` built was used, not built again
+    entries = [p for p in (runs / ".corpora").iterdir() if p.is_dir()]
+    assert len(entries) == 1  # training used the entry `prepare` built
     assert (runs / "r" / "train.log").is_file()
     assert "data: 40 train, 1 valid pairs" in (runs / "r" / "train.log").read_text()
 
@@ -220,7 +232,10 @@ ERRORS = {
         r"^{dataset}: no split 'validation' \(it has train\)",
     ),
     "a missing column": (
-        lambda tmp: (parquet(tmp / "pq", {"train": [TRAIN], "validation": [VALID]}), {"src_column": "en"}),
+        lambda tmp: (
+            parquet(tmp / "pq", {"train": [TRAIN], "validation": [VALID]}),
+            {"src_column": "en", "tgt_column": "target"},
+        ),
         r"^{dataset} \[train\]: no column 'en' \(it has source, target, n\)",
     ),
     "one text column named without the other": (
@@ -264,13 +279,17 @@ def test_a_bad_dataset_is_refused_in_one_line_naming_it_exit_2(tmp_path, monkeyp
     assert re.search(message.format(dataset=re.escape(str(dataset))), line), line
 
 
-def test_a_damaged_parquet_shard_is_refused_naming_that_shard(tmp_path, monkeypatch, capsys):
-    folder = parquet(tmp_path / "pq", {"train": [TRAIN[:2], TRAIN[2:]], "validation": [VALID]})
+@pytest.mark.parametrize("damage", ["cut short", "a damaged page"])
+def test_a_damaged_parquet_shard_is_refused_naming_that_shard(tmp_path, monkeypatch, capsys, damage):
+    pairs = [(f"sentence number {i} " * 3, f"phrase {i}") for i in range(2000)]
+    folder = parquet(tmp_path / "pq", {"train": [pairs, pairs], "validation": [VALID]})
     shard = folder / "train-00001-of-00002.parquet"
-    shard.write_bytes(shard.read_bytes()[:-100])
+    data = shard.read_bytes()
+    # cut short: the footer is lost and the file cannot be opened; a damaged page is met while reading
+    shard.write_bytes(data[:-100] if damage == "cut short" else data[:2000] + bytes(16) + data[2016:])
     toml = recipe(tmp_path, folder, src_column="source", tgt_column="target")
     line = refusal(*prepare(monkeypatch, capsys, toml, tmp_path / "runs"), tmp_path / "runs")
-    assert line.startswith(f"{shard}: not a readable parquet file"), line
+    assert line.startswith(f"{shard}: not a readable parquet file ("), line
 
 
 def test_a_hub_name_that_cannot_be_reached_is_one_line_starting_with_the_name(tmp_path):

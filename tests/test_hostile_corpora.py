@@ -47,11 +47,13 @@ def recipe(folder: Path, **files: str | bytes) -> Path:
 
 def train(monkeypatch, capsys, toml: Path, runs: Path) -> tuple[int, str]:
     """`s2s-bench train` in this process (the real entry point, with its error handling): exit code and
-    standard error."""
+    the last line of standard error (the lines before it can only be the preparation's progress)."""
     monkeypatch.setattr(sys, "argv", ["s2s-bench", "train", str(toml), "--headless", "--runs-dir", str(runs)])
     with pytest.raises(SystemExit) as exited:
         main()
-    return exited.value.code, " ".join(capsys.readouterr().err.split())
+    lines = capsys.readouterr().err.strip().splitlines() or [""]
+    assert all(line.startswith("preparing data: ") for line in lines[:-1]), lines
+    return exited.value.code, " ".join(lines[-1].split())
 
 
 def fifo(path: Path) -> None:
@@ -76,9 +78,10 @@ CASES = {
         r"train.en:2: a NUL character",
     ),
     "random bytes": ({"train.en": RANDOM}, r"train.en:\d+: not valid UTF-8"),
-    "a gzip file": (
-        {"train.en": gzip.compress(GOOD["train.en"].encode())},
-        r"train.en: a gzip-compressed file, not text; decompress it first",
+    "a truncated gzip file": (
+        {"train.en": gzip.compress(GOOD["train.en"].encode())[:20]},
+        r"train.en: a corrupt or truncated gzip file \(Compressed file ended before the end-of-stream "
+        r"marker was reached\); the corpus cannot be read",
     ),
     "a folder in place of a file": ({"valid.fr": None}, r"valid.fr: cannot read it \(Is a directory\)"),
     "a named pipe": ({"valid.fr": fifo}, r"valid.fr: not a regular file \(a pipe or a device\)"),
@@ -107,7 +110,9 @@ def test_a_hostile_corpus_file_is_refused_in_one_line_naming_it_exit_2(
     assert err.startswith("error: ") and err.count("error:") == 1, err
     assert re.search(message, err), err
     assert str(tmp_path / "corpus") in err  # the file is named by its full path
-    assert not (tmp_path / "runs").exists()  # refused before a run folder is made
+    runs = tmp_path / "runs"
+    assert not [p for p in runs.glob("*") if p.name != ".corpora"]  # refused before a run folder is made
+    assert all(p.suffix == ".lock" for p in runs.glob(".corpora/*"))  # nothing half-prepared is kept
     record_property("inputs", 1)
     record_property("shows", err.removeprefix("error: ").replace(str(tmp_path / "corpus") + "/", ""))
 

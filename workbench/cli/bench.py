@@ -106,6 +106,46 @@ def decode(
     console.print(_table(f"decoding on {result['device']}", result))
 
 
+@bench_app.command("data")
+def data(
+    recipe: str = typer.Argument(
+        "tatoeba-en-fr", help="A recipe whose corpus the generated one is made from."
+    ),
+    pairs: int = typer.Option(1_000_000, "--pairs", min=1000, help="Pairs in the generated corpus."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Where the corpus and runs go (kept)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    nproc: bool = typer.Option(True, "--nproc/--no-nproc", help="Also measure train --nproc 2."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    as_json: bool = AsJson,
+) -> None:
+    """Start-up cost of a large corpus: seconds to the first step and peak memory, cold and cached."""
+    from workbench.benchmarks.data_bench import bench_data
+
+    resolved = load_recipe(recipe, overrides)
+    result = bench_data(recipe, resolved, pairs, workdir, nproc, overrides, _progress(quiet))
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(title=f"a {pairs:,}-pair corpus from {recipe}, {result['cores']} cores")
+    for column in ("", "to the first step", "peak memory"):
+        table.add_column(column, justify="right" if column else "left")
+    for name in ("cold", "cached", "resume"):
+        row = result[name]
+        table.add_row(f"train, {name}", f"{row['seconds_to_first_step']:.1f} s", f"{row['peak_rss_mb']:,} MB")
+    table.add_row(
+        "prepare alone", f"{result['prepare']['seconds']:.1f} s", f"{result['prepare']['peak_rss_mb']:,} MB"
+    )
+    console.print(table)
+    console.print(
+        f"cache entry: {result['cache_bytes'] / 1e6:,.1f} MB, {result['cache_bytes_per_token']} bytes a token"
+    )
+    if nproc:
+        console.print(
+            f"private memory: --nproc 2 {result['nproc_2_private_mb']:,} MB, one process "
+            f"{result['nproc_1_private_mb']:,} MB ({result['nproc_2_over_1']}x)"
+        )
+
+
 @bench_app.command("profile")
 def profile(
     recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),

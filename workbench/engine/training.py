@@ -236,8 +236,9 @@ class Trainer:
             if not has_tokenizer:
                 self.run.adopt_tokenizer(data.tokenizer_dir)
             self.run.record_corpus(data.key, cache.folder, data.manifest["label"])
-            for note in data.notes:
-                self.run.log(note)
+            for note in data.notes:  # how the tokenizer was made only where the run took it
+                if not has_tokenizer or note.startswith("data:"):
+                    self.run.log(note)
             self.run.log(f"data: corpus {data.key} of the corpus cache {cache.folder}")
         self.team.wait_for_all()  # the others read the tokenizer rank 0 copied (the runs folder is shared)
         return data

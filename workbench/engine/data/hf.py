@@ -119,9 +119,12 @@ def _parquet_splits(cfg: DataConfig, folder: Path) -> dict:
             )
         files = [_parquet_file(pq, path) for path in paths]
 
-        def batches(files=files):
-            for file in files:
-                yield from file.iter_batches(batch_size=ROWS_PER_BATCH)
+        def batches(files=files, paths=paths):
+            for file, path in zip(files, paths):
+                try:
+                    yield from file.iter_batches(batch_size=ROWS_PER_BATCH)
+                except Exception as exc:  # a damaged page behind a whole footer: OSError, ArrowInvalid...
+                    raise CorpusError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
 
         rows = sum(file.metadata.num_rows for file in files)
         splits[split] = (paths, batches, rows, files[0].schema_arrow)
@@ -184,7 +187,7 @@ def _module(name: str, package: str) -> Any:
         return importlib.import_module(name)
     except ImportError:
         raise CorpusError(
-            f"data.kind = 'hf' reads datasets with the `{package}` package: pip install {package}"
+            f"data.kind = 'hf' reads datasets with the `{package}` package: pip install 's2s-bench[hf]'"
         ) from None
 
 
