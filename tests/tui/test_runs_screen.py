@@ -291,3 +291,22 @@ def test_seed_recipes_are_listed_first_under_their_title(make_app, recipes, tmp_
         assert table.highlighted_recipe() is None
 
     drive(make_app(), scenario)
+
+
+def test_a_run_preparing_its_corpus_shows_the_phase_and_how_far_in_the_list_and_the_bar(make_app, live_run):
+    from workbench.engine.run_folder import RunFolder
+    from workbench.tui.components.run_bar import RunBar
+
+    reason = "preparing data: encoding 45% (1,800,000 of 4,000,000 pairs, 52,000 pairs/s, about 40 s left)"
+    preparing = {"phase": "encoding", "done": 1_800_000, "total": 4_000_000, "fraction": 0.45}
+    RunFolder(live_run).write_status("running", reason=reason, preparing=preparing)
+
+    async def scenario(pilot):  # the app opens on the live run's dashboard
+        bar = pilot.app.screen.query_one(RunBar)
+        await wait_until(pilot, lambda: "preparing data: encoding 45% (1,800,000" in str(bar.render()))
+        await pilot.press("r")
+        table = await open_runs(pilot)
+        (row,) = [r for r in cells(table) if r[0] == "dates-live"]
+        assert row[2:4] == ["● running", "encoding 45%"]
+
+    drive(make_app(), scenario)
