@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from workbench.engine.distributed import DistributedError, Topology, topology_from_environment
-from workbench.engine.launch import failure_message
 from workbench.engine.run_folder import RunFolder
+from workbench.jobs.launch import failure_message
 
 TINY = [
     "data.train_size=600",

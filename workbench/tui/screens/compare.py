@@ -13,11 +13,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from workbench.engine.comparison import Comparison, RunRow, compare_runs
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import LIVE_STATES, RunFolder
-from workbench.engine.sweep_queue import SweepProgress, SweepQueue
+from workbench.jobs.comparison import Comparison, RunRow, compare_runs
+from workbench.jobs.sweep_queue import SweepProgress, SweepQueue
 
 from ..components.comparison_table import MAX_OVERLAID, ComparisonTable, value_text
 from ..components.curve_legend import CurveLegend

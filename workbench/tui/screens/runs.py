@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
-from workbench.engine.sweep_queue import SweepQueue
+from workbench.jobs.sweep_queue import SweepQueue
 
 from ..components.recipes_table import RecipesTable
 from ..components.run_bar import RunBar

@@ -25,8 +25,8 @@ from typing import Any
 
 import tomli_w
 
-from .errors import UserError
-from .recipe import (
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import (
     Recipe,
     RecipeError,
     builtin_recipes_dir,

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
-from .recipe import RecipeError
-from .run_folder import RunFolder
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import RecipeError
+from workbench.engine.run_folder import RunFolder
 
 # Each metric column and which end of it is best (the CLI and the TUI highlight the same cells).
 METRICS: dict[str, str] = {
