@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from .errors import UserError
+from workbench.engine.errors import UserError
 
 
 class RecipeError(UserError):
@@ -563,8 +563,3 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     return precision
-
-
-def write_recipe(recipe: Recipe, path: Path) -> None:
-    """Write the resolved recipe (used for run folders)."""
-    path.write_text(recipe.to_toml(), encoding="utf-8")
