@@ -18,8 +18,8 @@ all steps so that the vocabulary projection runs once over them (fused with the 
 In Luong's order without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole
 target in one call and attention scores every step at once; with input feeding, and in Bahdanau's
 order, the steps are a loop. With input feeding, the concat combination and an additive or
-multiplicative score (`luong_concat`), CPU training runs that loop as one autograd node for the GRU and
-LSTM cells (fast_paths/decoder_loop.py; `step` is the reference), and search runs `step`'s operations
+multiplicative score (`fast_path_maths`), CPU training runs that loop as one autograd node for the GRU
+and LSTM cells (fast_paths/decoder_loop.py; `step` is the reference), and search runs `step`'s operations
 without module calls (fast_paths/search_step.py).
 """
 
@@ -129,8 +129,9 @@ class RecurrentDecoder(nn.Module):
         self.attentional_layer = (
             nn.Linear(hidden_size + context_size, hidden_size) if luong and combine == "concat" else None
         )
-        # The maths of fast_paths/decoder_loop.py and search_step.py (with input feeding and a cell).
-        self.luong_concat = self.attentional_layer is not None and isinstance(
+        # Luong's order, the concat combination, an additive or multiplicative score: the maths that
+        # fast_paths/decoder_loop.py and search_step.py compute (they also need input feeding and a cell).
+        self.fast_path_maths = self.attentional_layer is not None and isinstance(
             scorer, (BahdanauAttention, LuongAttention)
         )
         self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
@@ -317,7 +318,7 @@ class RecurrentDecoder(nn.Module):
         """Whether teacher-forced training can run the loop as one node (fast_paths/decoder_loop.py)."""
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
-            and self.luong_concat
+            and self.fast_path_maths
             and trains_fused(embedded, self.rnn.weight_hh)
         )
 
