@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from workbench.engine.errors import UserError
 
 # Control codes rank 0 sends with every step's flags (see `Team.agree`).
 COMMANDS = ("", "checkpoint", "pause", "resume", "stop")

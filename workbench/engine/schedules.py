@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .recipe import TrainingConfig
+from workbench.engine.recipe import TrainingConfig
 
 
 class LearningRateSchedule:
