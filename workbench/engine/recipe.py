@@ -196,6 +196,11 @@ class Recipe:
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
+    def dotted(self) -> dict[str, Any]:
+        """Every key as `--set`, sweeps and the compare table name it, in recipe order:
+        `{"name": ..., "model.cell": "gru", ...}`."""
+        return dotted_keys(self.to_dict())
+
     def with_absolute_paths(self) -> Recipe:
         """The same recipe with its data paths absolute (`~` expanded, relative ones taken from the current
         folder), as a run folder keeps it: `resume` and the workbench then find the corpus from any folder."""
@@ -388,6 +393,18 @@ def parse_override(override: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = text  # a bare string such as a path
     return key.strip(), value
+
+
+def dotted_keys(table: dict[str, Any], is_value: Any = None) -> dict[str, Any]:
+    """Nested tables as dotted keys, `{"model": {"cell": "gru"}}` -> `{"model.cell": "gru"}`; dotted keys
+    given as such stay as they are. A table for which `is_value(table)` is true is a value, not a section."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and not (is_value and is_value(value)):
+            flat.update({f"{key}.{inner}": v for inner, v in dotted_keys(value, is_value).items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def set_key(raw: dict[str, Any], key: str, value: Any, where: str) -> None:

@@ -80,17 +80,7 @@ def recipe_values(run: RunFolder) -> dict[str, Any]:
         recipe = run.recipe()
     except (RecipeError, OSError):
         return {}
-    flat: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            elif prefix + key not in IGNORED_KEYS:
-                flat[prefix + key] = value
-
-    walk(recipe.to_dict(), "")
-    return flat
+    return {key: value for key, value in recipe.dotted().items() if key not in IGNORED_KEYS}
 
 
 def compare_runs(runs: list[RunFolder], varied: list[str] | None = None) -> Comparison:
