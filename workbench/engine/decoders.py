@@ -34,12 +34,9 @@ from workbench.engine.attention import BahdanauAttention, LuongAttention, build_
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder, make_embedding
 from workbench.engine.fast_paths import trains_fused
 from workbench.engine.fast_paths.decoder_loop import fused_decoder_loop
+from workbench.engine.recipe import ATTENTION_COMBINES, DECODER_INITS, DECODER_ORDERS, DEEP_OUTPUTS
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
-DECODER_INITS = ("bridge", "final", "zeros")
-DECODER_ORDERS = ("luong", "bahdanau")
-DEEP_OUTPUTS = ("tanh", "maxout")
-COMBINES = ("concat", "add")
 
 
 @dataclass
@@ -91,7 +88,7 @@ class RecurrentDecoder(nn.Module):
             )
         if (
             decoder_order not in DECODER_ORDERS
-            or attention_combine not in COMBINES
+            or attention_combine not in ATTENTION_COMBINES
             or deep_output not in DEEP_OUTPUTS
         ):
             raise ValueError(

@@ -23,15 +23,24 @@ else:  # pragma: no cover
 import tomli_w
 
 from workbench.engine.errors import UserError
+from workbench.engine.schedules import LR_SCHEDULES, SCHEDULED_SAMPLING
 
 
 class RecipeError(UserError):
     """A recipe that cannot be used; the message names the file and the key."""
 
 
+# The names of each choice a recipe offers, for the checks below. Where the choice is built in torch code,
+# its registry there (name -> builder) holds the same names (tests/test_options.py): a recipe loads
+# without importing torch.
 DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv")
-CELLS = ("gru", "lstm", "rnn")
-ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")
+CELLS = ("gru", "lstm", "rnn")  # encoders.RNN_CLASSES, decoders.CELL_CLASSES
+ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")  # "none", attention.SCORES
+DECODER_INITS = ("bridge", "final", "zeros")
+ATTENTION_COMBINES = ("concat", "add")
+DECODER_ORDERS = ("luong", "bahdanau")
+DEEP_OUTPUTS = ("tanh", "maxout")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")  # training._optimizer
 
 
 @dataclass
@@ -226,14 +235,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "tokenizer.model_type": ("unigram", "bpe"),
     "model.cell": CELLS,
     "model.attention": ATTENTIONS,
-    "model.decoder_init": ("bridge", "final", "zeros"),
-    "model.attention_combine": ("concat", "add"),
-    "model.decoder_order": ("luong", "bahdanau"),
-    "model.deep_output": ("tanh", "maxout"),
-    "training.optimizer": ("adam", "sgd", "rmsprop"),
+    "model.decoder_init": DECODER_INITS,
+    "model.attention_combine": ATTENTION_COMBINES,
+    "model.decoder_order": DECODER_ORDERS,
+    "model.deep_output": DEEP_OUTPUTS,
+    "training.optimizer": OPTIMIZERS,
     "training.batch_unit": ("sentences", "tokens"),
-    "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
-    "training.lr_schedule": ("constant", "plateau", "warmup_decay"),
+    "training.scheduled_sampling": tuple(SCHEDULED_SAMPLING),
+    "training.lr_schedule": tuple(LR_SCHEDULES),
     "training.early_stopping_metric": ("loss", "bleu", "chrf", "exact", "accuracy"),
     "decoding.precision": PRECISIONS,
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
