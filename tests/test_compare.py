@@ -2,10 +2,10 @@
 
 import pytest
 
-from workbench.engine.comparison import METRICS, compare_runs, sort_rows
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.jobs.comparison import METRICS, compare_runs, sort_rows
 
 
 def make_run(runs, name, overrides, valid, train_speeds, state="finished"):

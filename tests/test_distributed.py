@@ -19,8 +19,8 @@ import pytest
 
 from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.distributed import DistributedError, Topology, topology_from_environment
-from workbench.engine.launch import failure_message
 from workbench.engine.run_folder import RunFolder, list_runs
+from workbench.jobs.launch import failure_message
 
 TINY = [
     "data.train_size=600",

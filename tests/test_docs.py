@@ -55,3 +55,47 @@ def test_the_reliability_table_has_a_row_for_every_test_it_covers_and_no_other()
     for case, _, _, inputs, failures in rows:
         assert failures in ("0", "skipped"), case
         assert int(inputs.replace(",", "")) > 0 or failures == "skipped", case
+
+
+def linked_pages() -> dict[str, set[Path]]:
+    """Each file of the README, docs/ and workbench/ -> the .md pages it links to or names (docs/X.md)."""
+    links = {}
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "workbench").rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        named = {path.parent / link for link in re.findall(r"\]\(([\w./-]+\.md)(?:#[\w-]*)?\)", text)}
+        named |= {ROOT / page for page in re.findall(r"\bdocs/[\w-]+\.md\b", text)}
+        links[str(path.relative_to(ROOT))] = named
+    return links
+
+
+def test_every_page_the_readme_the_docs_and_the_code_point_to_exists():
+    links = linked_pages()
+    assert ROOT / "docs/decisions.md" in links["README.md"]
+    for source, pages in links.items():
+        missing = sorted(str(page.relative_to(ROOT)) for page in pages if not page.is_file())
+        assert not missing, (source, missing)
+
+
+def test_every_docs_page_is_listed_in_the_readme():
+    pages = {path.name for path in (ROOT / "docs").glob("*.md")}
+    listed = set(re.findall(r"\]\(docs/([\w-]+\.md)\)", (ROOT / "README.md").read_text()))
+    assert pages == listed
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_anchor_a_docs_link_names_is_a_heading_of_its_page():
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for page, anchor in re.findall(r"\]\(([\w./-]+\.md)#([\w-]+)\)", path.read_text(encoding="utf-8")):
+            headings = re.findall(r"^#+ (.+)$", (path.parent / page).read_text(encoding="utf-8"), re.M)
+            assert anchor in {slug(h) for h in headings}, (path.name, page, anchor)
+
+
+def test_the_readme_gives_the_test_command_that_ci_runs():
+    """`.ci/run` runs the command the README's Tests section shows."""
+    tests = (ROOT / "README.md").read_text().split("\n## Tests\n")[1].split("\n## ")[0]
+    assert "```sh\nscripts/test\n```" in tests
+    assert (ROOT / "scripts/test").is_file() and "exec scripts/test" in (ROOT / ".ci/run").read_text()

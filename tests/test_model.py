@@ -546,3 +546,29 @@ def test_load_pretrained_copies_and_can_freeze(tmp_path):
     assert model.decoder.embedding.weight.requires_grad
     with pytest.raises(ValueError, match="target"):
         model.load_pretrained(tgt_matrix=torch.randn(TGT_V, 3))
+
+
+def test_build_model_hands_every_model_key_to_the_encoder_or_decoder_under_its_own_name(monkeypatch):
+    """A grep for a recipe key finds the code it drives: no key is renamed on the way."""
+    from dataclasses import fields
+
+    from workbench.engine import model as model_module
+
+    seen: dict[str, dict] = {}
+    for name in ("RecurrentEncoder", "RecurrentDecoder"):
+        real = getattr(model_module, name)
+
+        def record(*args, _real=real, _name=name, **kwargs):
+            seen[_name] = kwargs
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(model_module, name, record)
+    cfg = replace(
+        ModelConfig(), cell="lstm", encoder_layers=2, decoder_layers=2, hidden_size=12, embedding_size=6,
+        attention="general", decoder_init="zeros", attention_combine="add", dropout=0.1,
+    )  # fmt: skip
+    build_model(cfg, 9, 9)
+    handed = {**seen["RecurrentEncoder"], **seen["RecurrentDecoder"]}
+    loaded_later = {"src_vectors", "tgt_vectors", "freeze_vectors"}  # by Seq2Seq.load_pretrained
+    for key in {f.name for f in fields(ModelConfig)} - loaded_later:
+        assert key in handed and handed[key] == getattr(cfg, key), key

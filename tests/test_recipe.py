@@ -1,6 +1,7 @@
 """Recipes: loading, overrides, and one clear error (file and key) for every kind of mistake."""
 
 import pytest
+import tomli_w
 
 from workbench.engine.recipe import (
     DEFAULT_RECIPE,
@@ -8,6 +9,7 @@ from workbench.engine.recipe import (
     RecipeError,
     builtin_recipes,
     check_precision,
+    dotted_keys,
     find_recipe,
     load_recipe,
 )
@@ -146,3 +148,21 @@ def test_a_precision_given_outside_a_recipe_is_checked_against_the_recipes_choic
     assert [check_precision(p) for p in PRECISIONS] == list(PRECISIONS)
     with pytest.raises(RecipeError, match="precision must be one of fp32, bf16, int8; got 'fp16'"):
         check_precision("fp16")
+
+
+def test_a_recipe_as_dotted_keys_names_every_key_as_set_does_in_recipe_order():
+    recipe = load_recipe("dates-en-fr", ["model.cell=lstm"])
+    dotted = recipe.dotted()
+    assert list(dotted)[:3] == ["name", "description", "seed"] and dotted["model.cell"] == "lstm"
+    for key, value in dotted.items():  # each key, set back with --set, is the same recipe
+        text = tomli_w.dumps({"v": value}).partition("=")[2].strip()
+        assert load_recipe("dates-en-fr", ["model.cell=lstm", f"{key}={text}"]).dotted() == dotted, key
+
+
+def test_dotted_keys_keep_dotted_names_and_a_table_that_is_a_value():
+    table = {"model": {"cell": ["gru"]}, "training.lr": {"log_uniform": [1e-4, 1e-3]}, "seed": 1}
+    assert dotted_keys(table, is_value=lambda t: set(t) == {"log_uniform"}) == {
+        "model.cell": ["gru"],
+        "training.lr": {"log_uniform": [1e-4, 1e-3]},
+        "seed": 1,
+    }

@@ -11,7 +11,7 @@ from workbench.engine.fast_paths import reference_maths
 from workbench.engine.fast_paths.search_step import forward_of
 from workbench.engine.model import build_model
 from workbench.engine.quantization import int8_forward
-from workbench.engine.recipe import ModelConfig, RecipeError
+from workbench.engine.recipe import DecodingConfig, ModelConfig, RecipeError
 from workbench.engine.search import beam_search, greedy_search, length_penalty, max_lengths
 from workbench.engine.special_tokens import BOS, EOS, PAD
 from workbench.engine.translator import decoding_model
@@ -167,6 +167,26 @@ def test_max_lengths_and_length_penalty():
     assert length_penalty(7, 0.0) == 1.0
     assert length_penalty(7, 1.0) == 2.0
     assert length_penalty(1, 0.6) == 1.0
+
+
+def test_the_searches_default_to_the_recipes_decoding_defaults(monkeypatch):
+    """No second copy of the defaults: a search called without them decodes as the recipe's defaults."""
+    model = tiny_model(9)  # runs to the length limit on these sources
+    src, src_lengths = padded_batch([4, 2], seed=9)
+    d = DecodingConfig()
+    limits = max_lengths(src_lengths, d.max_length_ratio, d.max_length_offset)
+    explicit = beam_search(model, src, src_lengths, 3, d.n_best, d.length_penalty, limits)
+    default = beam_search(model, src, src_lengths, 3)
+    assert [[(h.tokens, h.score) for h in n] for n in default] == [
+        [(h.tokens, h.score) for h in n] for n in explicit
+    ]
+    assert [len(n[0].tokens) for n in default] == limits.tolist()
+    greedy = [h[0].score for h in greedy_search(model, src, src_lengths, limits, alpha=d.length_penalty)]
+    assert [h[0].score for h in greedy_search(model, src, src_lengths, limits)] == greedy
+    # Read from DecodingConfig when the search runs, not repeated: a changed default changes the limit.
+    monkeypatch.setattr(DecodingConfig, "max_length_ratio", 0.5)
+    monkeypatch.setattr(DecodingConfig, "max_length_offset", 1)
+    assert [len(n[0].tokens) for n in beam_search(model, src, src_lengths, 3)] == [3, 2]
 
 
 def test_beam_search_rejects_an_n_best_larger_than_the_beam():

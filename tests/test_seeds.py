@@ -15,8 +15,8 @@ import pytest
 
 from workbench.engine.recipe import builtin_recipes, load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.sweep import load_sweep
 from workbench.engine.training import Trainer
+from workbench.jobs.sweep import load_sweep
 
 SEEDS = sorted(name for name in builtin_recipes() if name.startswith("seed-"))
 LADDERS = {"ladder-seed-3": "tatoeba-en-zh", "ladder-seed-5": "tatoeba-en-fr"}

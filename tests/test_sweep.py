@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.sweep import SweepError, builtin_sweeps, load_sweep
-from workbench.engine.sweep_queue import SweepQueue, SweepQueueError, list_sweeps, queue_sweep
+from workbench.jobs.sweep import SweepError, builtin_sweeps, load_sweep
+from workbench.jobs.sweep_queue import SweepQueue, SweepQueueError, list_sweeps, queue_sweep
 
 
 def sweep_file(tmp_path, text, name="grid.toml"):
@@ -237,7 +237,7 @@ def test_the_stored_sweep_loads_back_to_the_same_points(tmp_path):
 
 def test_runs_go_one_per_gpu_by_default_and_share_the_cores_on_the_cpu():
     from workbench.engine.devices import usable_cpus
-    from workbench.engine.sweep_runner import plan_slots
+    from workbench.jobs.sweep_runner import plan_slots
 
     gpus = plan_slots(None, ["cuda:0", "cuda:2"])
     assert (gpus.parallel, gpus.threads) == (2, None)
@@ -250,7 +250,7 @@ def test_runs_go_one_per_gpu_by_default_and_share_the_cores_on_the_cpu():
 def test_a_new_runner_places_runs_on_the_gpus_that_a_dead_runners_live_trainers_leave_free(
     tmp_path, monkeypatch
 ):
-    from workbench.engine import sweep_runner
+    from workbench.jobs import sweep_runner
 
     queue = queue_sweep(tmp_path / "runs", load_sweep(sweep_file(tmp_path, GRID)))
     orphan, *rest = queue.runs()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from workbench.engine.devices import usable_cpus
-from workbench.engine.sweep_queue import SweepQueue
+from workbench.jobs.sweep_queue import SweepQueue
 
 TINY = """
 base = "dates-en-fr"

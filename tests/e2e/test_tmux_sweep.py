@@ -15,7 +15,7 @@ import pytest
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.sweep_queue import SweepQueue, list_sweeps
+from workbench.jobs.sweep_queue import SweepQueue, list_sweeps
 
 from .test_tmux import save
 from .tmux_session import TmuxSession, s2s_bench_command, terminal_env

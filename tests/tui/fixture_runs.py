@@ -181,8 +181,8 @@ def write_sweep_file(folder: Path, base: Path, name: str = SWEEP_NAME, extra: st
 
 def write_sweep(runs_dir: Path, sweep_file: Path) -> list[Path]:
     """Queue the sweep as the engine does, then give its runs the fixed histories of SWEEP_RESULTS."""
-    from workbench.engine.sweep import load_sweep
-    from workbench.engine.sweep_queue import queue_sweep
+    from workbench.jobs.sweep import load_sweep
+    from workbench.jobs.sweep_queue import queue_sweep
 
     queue = queue_sweep(runs_dir, load_sweep(sweep_file), parallel=2)
     queued = json.loads(queue.queue_path.read_text())

@@ -3,7 +3,7 @@
 import json
 
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.sweep_queue import SweepQueue
+from workbench.jobs.sweep_queue import SweepQueue
 from workbench.tui.components.comparison_table import BEST_STYLE, ComparisonTable
 from workbench.tui.components.curve_legend import CurveLegend
 from workbench.tui.components.loss_chart import LossChart

@@ -1,11 +1,7 @@
 from workbench.engine.recipe import recipe_from_dict
-from workbench.tui.recipe_diff import flatten, recipe_differences
+from workbench.tui.recipe_diff import recipe_differences
 
 from .fixture_runs import recipe_dict
-
-
-def test_flatten_joins_section_and_key():
-    assert flatten({"model": {"cell": "gru"}, "seed": 1}) == {"model.cell": "gru", "seed": 1}
 
 
 def test_differences_list_only_the_keys_that_differ():

@@ -4,7 +4,7 @@ import pytest
 import textual.constants
 from textual.widgets import Input
 
-from workbench.engine.sweep_queue import SweepQueue
+from workbench.jobs.sweep_queue import SweepQueue
 from workbench.tui.components.comparison_table import ComparisonTable
 
 from .driving import settle, wait_until

@@ -86,7 +86,7 @@ def bench_ui(
 
 
 def start_trainer(run: RunFolder, device: str, max_steps: int | None = None) -> subprocess.Popen:
-    from workbench.engine.launch import start_training
+    from workbench.jobs.launch import start_training
 
     return start_training(run, device=device, max_steps=max_steps)
 

@@ -24,6 +24,7 @@ from workbench.engine.recipe import (
     recipe_groups,
 )
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
+from workbench.jobs.commands import Rendezvous, TrainerCommand
 
 from .bench import Precision, bench_app
 from .corpora import cache_command, prepare_command, prepare_corpus
@@ -105,7 +106,6 @@ def train(
 ) -> None:
     """Start a run from a recipe."""
     from workbench.engine.devices import resolve_device
-    from workbench.engine.launch import Rendezvous
 
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     resolved = load_recipe(recipe, overrides)
@@ -119,13 +119,7 @@ def train(
     for note in _dropped_notes(data.filtered, resolved.data.max_chars):
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     run = _distributed_run_folder(runs_dir, resolved, name, rendezvous, device)
-    if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
-        from workbench.engine.launch import start_training
-
-        start_training(run, device, max_steps, max_minutes, nproc=nproc, threads=threads)
-        _open_tui(runs_dir=runs_dir, run=run.path)
-        return
-    _train(run, device, max_steps, max_minutes, False, nproc, rendezvous, threads)
+    _train(TrainerCommand(run, device, max_steps, max_minutes, threads, nproc), rendezvous, headless)
 
 
 def _dropped_notes(filtered: dict[str, dict[str, int]], max_chars: int) -> list[str]:
@@ -189,36 +183,28 @@ def resume(
     rdzv_endpoint: str | None = RdzvEndpoint,
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
-    from workbench.engine.launch import Rendezvous
-
-    folder = RunFolder.open(run)
+    command = TrainerCommand(RunFolder.open(run), device, max_steps, max_minutes, threads, nproc, quiet)
     rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
-    if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
-        from workbench.engine.launch import start_training
+    _train(command, rendezvous, headless)
 
-        start_training(folder, device, max_steps, max_minutes, nproc=nproc, threads=threads)
-        _open_tui(runs_dir=folder.path.parent, run=folder.path)
+
+def _train(command: TrainerCommand, rendezvous: Rendezvous, headless: bool) -> None:
+    """Train in the background and open the dashboard (one node, on a terminal, not headless); else train
+    here, or launch torchrun's processes (which then each train here)."""
+    run = command.run
+    if rendezvous.nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
+        from workbench.jobs.launch import start_training
+
+        c = command
+        start_training(run, c.device, c.max_steps, c.max_minutes, nproc=c.nproc, threads=c.threads)
+        _open_tui(runs_dir=run.path.parent, run=run.path)
         return
-    _train(folder, device, max_steps, max_minutes, quiet, nproc, rendezvous, threads)
-
-
-def _train(
-    run: RunFolder,
-    device: str,
-    max_steps: int | None,
-    max_minutes: float | None,
-    quiet: bool,
-    nproc: int | None,
-    rendezvous,
-    threads: int | None = None,
-) -> None:
-    """Train here, or launch torchrun's processes (which then each train here)."""
-    if nproc is None and rendezvous.nnodes == 1:
-        _train_here(run, device, max_steps, max_minutes, quiet, threads)
+    if command.nproc is None and rendezvous.nnodes == 1:
+        _train_here(command)
         return
-    from workbench.engine.launch import train_distributed
+    from workbench.jobs.launch import train_distributed
 
-    state = train_distributed(run, nproc or 1, device, max_steps, max_minutes, rendezvous, quiet, threads)
+    state = train_distributed(command, rendezvous)
     status = run.status()
     if state == "failed":
         err.print(
@@ -229,23 +215,17 @@ def _train(
         raise typer.Exit(130)
 
 
-def _train_here(
-    run: RunFolder,
-    device: str,
-    max_steps: int | None,
-    max_minutes: float | None,
-    quiet: bool,
-    threads: int | None = None,
-) -> None:
+def _train_here(command: TrainerCommand) -> None:
     from workbench.engine.distributed import topology_from_environment
     from workbench.engine.training import Trainer
 
     from .display import TrainingDisplay
 
-    quiet = quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
+    run = command.run
+    quiet = command.quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
     with TrainingDisplay(console, run, quiet) as display:
-        trainer = Trainer(run, device, on_event=display.event, threads=threads)
-        state = trainer.train(max_steps=max_steps, max_minutes=max_minutes)
+        trainer = Trainer(run, command.device, on_event=display.event, threads=command.threads)
+        state = trainer.train(max_steps=command.max_steps, max_minutes=command.max_minutes)
     status = run.status()
     if not quiet:
         console.print(f"{state}: {status.get('reason', '')} (step {status.get('step')})")
@@ -481,7 +461,7 @@ def control(
         info = folder.sweep_info()
         if info is None:
             raise RunFolderError(f"{run}: not a run of a sweep (cancel takes a queued run out of its sweep)")
-        from workbench.engine.sweep_queue import SweepQueue
+        from workbench.jobs.sweep_queue import SweepQueue
 
         SweepQueue.open(folder.path.parent, info["sweep"]).cancel(folder.name)
         console.print(f"cancelled {run}")

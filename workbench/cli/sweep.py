@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine.comparison import COLUMNS, METRICS, Comparison, compare_runs, sort_rows
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.sweep import load_sweep
-from workbench.engine.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
+from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, compare_runs, sort_rows
+from workbench.jobs.sweep import load_sweep
+from workbench.jobs.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
 
 ASK_ABOVE = 64  # runs; a larger sweep asks first
 HEADERS = {
@@ -116,7 +116,7 @@ def _devices(text: str | None) -> list[str] | None:
 
 def _start_runner(queue: SweepQueue) -> subprocess.Popen:
     """Start the queue runner and wait until it holds the queue (a second runner is refused there)."""
-    from workbench.engine.launch import start_runner
+    from workbench.jobs.launch import start_runner
 
     runner = start_runner(queue)
     deadline = time.monotonic() + 60
@@ -200,7 +200,7 @@ def sweep_runner(
     runs_dir: Path | None = RunsDir,
 ) -> None:
     """Run a sweep's queue in this process (started in the background by `sweep`)."""
-    from workbench.engine.sweep_runner import run_queue
+    from workbench.jobs.sweep_runner import run_queue
 
     run_queue(SweepQueue.open(_runs_dir(ctx, runs_dir), name))
 

@@ -12,11 +12,11 @@ inside fast_paths/search_step.py; `fast_paths.reference_maths()` runs these inst
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-ATTENTION_KINDS = ("bahdanau", "dot", "general", "concat", "cosine")
 
 
 class _BatchMatmul(torch.autograd.Function):
@@ -163,12 +163,18 @@ class CosineAttention(Attention):
         return batch_matmul(query, keys.transpose(1, 2))
 
 
+# model.attention's scores (the recipe's "none" has no module): name -> builder(key_size, query_size).
+SCORES: dict[str, Callable[[int, int], Attention]] = {
+    "bahdanau": lambda key_size, query_size: BahdanauAttention(key_size, query_size, query_size),
+    "dot": lambda key_size, query_size: LuongAttention(key_size, query_size, "dot"),
+    "general": lambda key_size, query_size: LuongAttention(key_size, query_size, "general"),
+    "concat": lambda key_size, query_size: LuongAttention(key_size, query_size, "concat"),
+    "cosine": CosineAttention,
+}
+
+
 def build_attention(kind: str, key_size: int, query_size: int) -> Attention:
     """The attention module for a recipe's `model.attention` (not "none")."""
-    if kind == "cosine":
-        return CosineAttention(key_size, query_size)
-    if kind == "bahdanau":
-        return BahdanauAttention(key_size, query_size, query_size)
-    if kind in ("dot", "general", "concat"):
-        return LuongAttention(key_size, query_size, kind)
-    raise ValueError(f"unknown attention {kind!r}; expected one of {', '.join(ATTENTION_KINDS)}")
+    if kind not in SCORES:
+        raise ValueError(f"unknown attention {kind!r}; expected one of {', '.join(SCORES)}")
+    return SCORES[kind](key_size, query_size)

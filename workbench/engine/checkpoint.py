@@ -11,8 +11,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic_files import fsync_dir, read_json, write_atomic_with, write_json_atomic
-from .errors import UserError
+from workbench.engine.atomic_files import fsync_dir, read_json, write_atomic_with, write_json_atomic
+from workbench.engine.errors import UserError
 
 
 class CheckpointError(UserError):

@@ -1,12 +1,12 @@
 """The recurrent decoder: attention in Luong's order (Joey NMT, OpenNMT) or in Bahdanau's.
 
-Luong's order (`order = "luong"`, the default): at step t the RNN reads [embedding of y_{t-1}; a_{t-1}
-if input feeding]; attention uses the new top hidden state h_t as the query to get a context c_t; the
-attentional vector is a_t = tanh(W [h_t; c_t]) (`combine = "concat"`) or a_t = h_t + c_t (`"add"`, c_t
-projected to the hidden size where the sizes differ), and the vocabulary logits come from dropout(a_t).
-With attention "none" the output comes from h_t (the fixed-context model of Sutskever et al.).
+Luong's order (`decoder_order = "luong"`, the default): at step t the RNN reads [embedding of y_{t-1};
+a_{t-1} if input feeding]; attention uses the new top hidden state h_t as the query to get a context c_t;
+the attentional vector is a_t = tanh(W [h_t; c_t]) (`attention_combine = "concat"`) or a_t = h_t + c_t
+(`"add"`, c_t projected to the hidden size where the sizes differ), and the vocabulary logits come from
+dropout(a_t). With attention "none" the output comes from h_t (the fixed-context model of Sutskever et al.).
 
-Bahdanau's order (`order = "bahdanau"`, Bahdanau et al. 2015): the previous top state s_{i-1} is the
+Bahdanau's order (`decoder_order = "bahdanau"`, Bahdanau et al. 2015): the previous top state s_{i-1} is the
 query, the context c_i joins the RNN's input [E y_{i-1}; c_i], and the output is a deep-output layer
 tanh(W [s_i; c_i; E y_{i-1}]), or the article's maxout (`deep_output = "maxout"`: W of twice the hidden
 size, the larger of each pair of adjacent units). Cho et al. 2014
@@ -18,8 +18,8 @@ all steps so that the vocabulary projection runs once over them (fused with the 
 In Luong's order without input feeding nothing depends on a_{t-1}, so the RNN runs over the whole
 target in one call and attention scores every step at once; with input feeding, and in Bahdanau's
 order, the steps are a loop. With input feeding, the concat combination and an additive or
-multiplicative score (`luong_concat`), CPU training runs that loop as one autograd node for the GRU and
-LSTM cells (fast_paths/decoder_loop.py; `step` is the reference), and search runs `step`'s operations
+multiplicative score (`fast_path_maths`), CPU training runs that loop as one autograd node for the GRU
+and LSTM cells (fast_paths/decoder_loop.py; `step` is the reference), and search runs `step`'s operations
 without module calls (fast_paths/search_step.py).
 """
 
@@ -34,12 +34,9 @@ from workbench.engine.attention import BahdanauAttention, LuongAttention, build_
 from workbench.engine.encoders import RNN_CLASSES, EncoderOutput, RecurrentEncoder, make_embedding
 from workbench.engine.fast_paths import trains_fused
 from workbench.engine.fast_paths.decoder_loop import fused_decoder_loop
+from workbench.engine.recipe import ATTENTION_COMBINES, DECODER_INITS, DECODER_ORDERS, DEEP_OUTPUTS
 
 CELL_CLASSES: dict[str, type[nn.RNNCellBase]] = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "rnn": nn.RNNCell}
-DECODER_INITS = ("bridge", "final", "zeros")
-DECODER_ORDERS = ("luong", "bahdanau")
-DEEP_OUTPUTS = ("tanh", "maxout")
-COMBINES = ("concat", "add")
 
 
 @dataclass
@@ -69,35 +66,42 @@ class RecurrentDecoder(nn.Module):
         embedding_size: int,
         hidden_size: int,
         encoder: RecurrentEncoder,
-        num_layers: int = 1,
+        decoder_layers: int = 1,
         attention: str = "bahdanau",
         input_feeding: bool = True,
-        init: str = "bridge",
+        decoder_init: str = "bridge",
         dropout: float = 0.0,
         embedding_dropout: float = 0.0,
         tie_embeddings: bool = False,
         one_hot: bool = False,
-        combine: str = "concat",
+        attention_combine: str = "concat",
         context_every_step: bool = False,
-        order: str = "luong",
+        decoder_order: str = "luong",
         deep_output: str = "tanh",
     ) -> None:
         super().__init__()
         if cell not in RNN_CLASSES:
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
-        if init not in DECODER_INITS:
-            raise ValueError(f"unknown decoder_init {init!r}; expected one of {', '.join(DECODER_INITS)}")
-        if order not in DECODER_ORDERS or combine not in COMBINES or deep_output not in DEEP_OUTPUTS:
+        if decoder_init not in DECODER_INITS:
             raise ValueError(
-                f"unknown decoder order {order!r}, attention combination {combine!r} or deep output "
-                f"{deep_output!r}"
+                f"unknown decoder_init {decoder_init!r}; expected one of {', '.join(DECODER_INITS)}"
             )
+        if (
+            decoder_order not in DECODER_ORDERS
+            or attention_combine not in ATTENTION_COMBINES
+            or deep_output not in DEEP_OUTPUTS
+        ):
+            raise ValueError(
+                f"unknown decoder_order {decoder_order!r}, attention_combine {attention_combine!r} or "
+                f"deep_output {deep_output!r}"
+            )
+        num_layers = decoder_layers
         self.cell_type = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.input_feeding = input_feeding
-        self.init = init
-        self.order = order
+        self.decoder_init = decoder_init
+        self.decoder_order = decoder_order
         self.context_every_step = context_every_step
         self.embedding = make_embedding(vocab_size, embedding_size, one_hot)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
@@ -108,11 +112,11 @@ class RecurrentDecoder(nn.Module):
         # the encoder's summary with context_every_step.
         context_size = hidden_size if scorer is not None and scorer.values_are_keys else encoder.output_size
         # Bahdanau's and Cho's order: the context joins the RNN's input and feeds a deep-output layer.
-        deep = order == "bahdanau" or context_every_step
+        deep = decoder_order == "bahdanau" or context_every_step
         rnn_input = embedded_size + (hidden_size if input_feeding else 0) + (context_size if deep else 0)
         # A cell avoids nn.GRU's per-call overhead in the step loop; stacks and the
         # all-steps-at-once path need the full module (cuDNN on GPU).
-        self.use_cell = (input_feeding or order == "bahdanau") and num_layers == 1
+        self.use_cell = (input_feeding or decoder_order == "bahdanau") and num_layers == 1
         if self.use_cell:
             self.rnn: nn.Module = CELL_CLASSES[cell](rnn_input, hidden_size)
         else:
@@ -125,15 +129,18 @@ class RecurrentDecoder(nn.Module):
             )
 
         self.attention = scorer
-        luong = scorer is not None and order == "luong"
+        luong = scorer is not None and decoder_order == "luong"
         self.attentional_layer = (
-            nn.Linear(hidden_size + context_size, hidden_size) if luong and combine == "concat" else None
+            nn.Linear(hidden_size + context_size, hidden_size)
+            if luong and attention_combine == "concat"
+            else None
         )
-        # The maths of fast_paths/decoder_loop.py and search_step.py (with input feeding and a cell).
-        self.luong_concat = self.attentional_layer is not None and isinstance(
+        # Luong's order, the concat combination, an additive or multiplicative score: the maths that
+        # fast_paths/decoder_loop.py and search_step.py compute (they also need input feeding and a cell).
+        self.fast_path_maths = self.attentional_layer is not None and isinstance(
             scorer, (BahdanauAttention, LuongAttention)
         )
-        self.bridge = nn.Linear(encoder.output_size, hidden_size) if init == "bridge" else None
+        self.bridge = nn.Linear(encoder.output_size, hidden_size) if decoder_init == "bridge" else None
         self.dropout = nn.Dropout(dropout)
         # Tying needs the output's input size to be the embedding size (Press & Wolf 2017).
         self.tie_projection = (
@@ -148,10 +155,10 @@ class RecurrentDecoder(nn.Module):
             self.output_layer.weight = self.embedding.weight
         # Layers of the other combinations and orders, made last: the default model's initialisation
         # draws the same numbers as it did without them.
-        # combine = "add": a_t = h_t + c_t, the context projected first where its size differs.
+        # attention_combine = "add": a_t = h_t + c_t, the context projected first where its size differs.
         self.context_layer = (
             nn.Linear(context_size, hidden_size, bias=False)
-            if luong and combine == "add" and context_size != hidden_size
+            if luong and attention_combine == "add" and context_size != hidden_size
             else None
         )
         self.maxout = deep_output == "maxout"
@@ -169,13 +176,13 @@ class RecurrentDecoder(nn.Module):
         """The decoder state before the first target token."""
         batch = enc.states.size(0)
         cell = None
-        if self.init == "bridge":
+        if self.decoder_init == "bridge":
             assert self.bridge is not None
             hidden = torch.tanh(self.bridge(summary(enc)))
             hidden = hidden.unsqueeze(0).expand(self.num_layers, -1, -1).contiguous()
             # Joey NMT starts an LSTM's memory cell from the same projection.
             cell = hidden if self.cell_type == "lstm" else None
-        elif self.init == "final":
+        elif self.decoder_init == "final":
             hidden = enc.final.sum(dim=1)
             if self.cell_type == "lstm":
                 assert enc.final_cell is not None
@@ -296,7 +303,8 @@ class RecurrentDecoder(nn.Module):
                 enc.states, enc.mask, self.rnn, self.attention.additive_layers(),  # type: ignore[arg-type]
                 self.attentional_layer, self.dropout.p if self.training else 0.0,
             )  # fmt: skip
-        if not self.input_feeding and self.order == "luong":  # no step reads the previous one's output
+        # Without input feeding, in Luong's order, no step reads the previous one's output.
+        if not self.input_feeding and self.decoder_order == "luong":
             hx = (state.hidden, state.cell) if self.cell_type == "lstm" else state.hidden
             if self.context_every_step:
                 context = summary(enc).unsqueeze(1).expand(-1, embedded.size(1), -1)
@@ -317,7 +325,7 @@ class RecurrentDecoder(nn.Module):
         """Whether teacher-forced training can run the loop as one node (fast_paths/decoder_loop.py)."""
         return (
             type(self.rnn) in (nn.GRUCell, nn.LSTMCell)  # not a quantized one, not the plain RNN cell
-            and self.luong_concat
+            and self.fast_path_maths
             and trains_fused(embedded, self.rnn.weight_hh)
         )
 

@@ -8,7 +8,7 @@ import os
 import psutil
 import torch
 
-from .errors import UserError
+from workbench.engine.errors import UserError
 
 
 class DeviceError(UserError):

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from workbench.engine.errors import UserError
 
 # Control codes rank 0 sends with every step's flags (see `Team.agree`).
 COMMANDS = ("", "checkpoint", "pause", "resume", "stop")
@@ -66,7 +66,7 @@ def topology_from_environment(env: dict[str, str] | None = None) -> Topology:
             if name not in env:
                 raise DistributedError(
                     f"a SLURM job of several tasks needs {name} set (the first node's address and a free "
-                    "port), or start each node with torchrun (README: Several GPUs, several machines)"
+                    "port), or start each node with torchrun (docs/distributed.md)"
                 )
     else:
         return Topology()

@@ -94,7 +94,7 @@ class RecurrentEncoder(nn.Module):
         vocab_size: int,
         embedding_size: int,
         hidden_size: int,
-        num_layers: int = 1,
+        encoder_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
         embedding_dropout: float = 0.0,
@@ -106,7 +106,7 @@ class RecurrentEncoder(nn.Module):
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(RNN_CLASSES)}")
         self.cell = cell
         self.hidden_size = hidden_size
-        self.num_layers = num_layers
+        self.num_layers = num_layers = encoder_layers
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
         self.reverse_source = reverse_source

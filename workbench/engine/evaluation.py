@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from sacrebleu.metrics import BLEU, CHRF
 
-from .data.batching import batch_indices
-from .data.store import TokenSplit
-from .devices import autocast
-from .model import Seq2Seq
+from workbench.engine.data.batching import batch_indices
+from workbench.engine.data.store import TokenSplit
+from workbench.engine.devices import autocast
+from workbench.engine.model import Seq2Seq
 
 # sacreBLEU's tokenizer for languages written without spaces between words.
 _BLEU_TOKENIZERS = {"zh": "zh", "ja": "char", "ko": "char", "th": "char"}

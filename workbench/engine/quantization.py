@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .model import Seq2Seq
-from .recipe import RecipeError
+from workbench.engine.model import Seq2Seq
+from workbench.engine.recipe import RecipeError
 
 INT8_LAYERS = {nn.Linear, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell, nn.RNNCell}  # nn.RNN stays fp32
 

@@ -22,16 +22,25 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from .errors import UserError
+from workbench.engine.errors import UserError
+from workbench.engine.schedules import LR_SCHEDULES, SCHEDULED_SAMPLING
 
 
 class RecipeError(UserError):
     """A recipe that cannot be used; the message names the file and the key."""
 
 
+# The names of each choice a recipe offers, for the checks below. Where the choice is built in torch code,
+# its registry there (name -> builder) holds the same names (tests/test_options.py): a recipe loads
+# without importing torch.
 DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv", "hf")
-CELLS = ("gru", "lstm", "rnn")
-ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")
+CELLS = ("gru", "lstm", "rnn")  # encoders.RNN_CLASSES, decoders.CELL_CLASSES
+ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")  # "none", attention.SCORES
+DECODER_INITS = ("bridge", "final", "zeros")
+ATTENTION_COMBINES = ("concat", "add")
+DECODER_ORDERS = ("luong", "bahdanau")
+DEEP_OUTPUTS = ("tanh", "maxout")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")  # training._optimizer
 
 
 @dataclass
@@ -211,6 +220,11 @@ class Recipe:
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 
+    def dotted(self) -> dict[str, Any]:
+        """Every key as `--set`, sweeps and the compare table name it, in recipe order:
+        `{"name": ..., "model.cell": "gru", ...}`."""
+        return dotted_keys(self.to_dict())
+
     def with_absolute_paths(self) -> Recipe:
         """The same recipe with its data paths absolute (`~` expanded, relative ones taken from the current
         folder), as a run folder keeps it: `resume` and the workbench then find the corpus from any folder."""
@@ -238,14 +252,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "tokenizer.model_type": ("unigram", "bpe"),
     "model.cell": CELLS,
     "model.attention": ATTENTIONS,
-    "model.decoder_init": ("bridge", "final", "zeros"),
-    "model.attention_combine": ("concat", "add"),
-    "model.decoder_order": ("luong", "bahdanau"),
-    "model.deep_output": ("tanh", "maxout"),
-    "training.optimizer": ("adam", "sgd", "rmsprop"),
+    "model.decoder_init": DECODER_INITS,
+    "model.attention_combine": ATTENTION_COMBINES,
+    "model.decoder_order": DECODER_ORDERS,
+    "model.deep_output": DEEP_OUTPUTS,
+    "training.optimizer": OPTIMIZERS,
     "training.batch_unit": ("sentences", "tokens"),
-    "training.scheduled_sampling": ("none", "linear", "exponential", "inverse_sigmoid"),
-    "training.lr_schedule": ("constant", "plateau", "warmup_decay"),
+    "training.scheduled_sampling": tuple(SCHEDULED_SAMPLING),
+    "training.lr_schedule": tuple(LR_SCHEDULES),
     "training.early_stopping_metric": ("loss", "bleu", "chrf", "exact", "accuracy"),
     "decoding.precision": PRECISIONS,
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
@@ -406,6 +420,18 @@ def parse_override(override: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = text  # a bare string such as a path
     return key.strip(), value
+
+
+def dotted_keys(table: dict[str, Any], is_value: Any = None) -> dict[str, Any]:
+    """Nested tables as dotted keys, `{"model": {"cell": "gru"}}` -> `{"model.cell": "gru"}`; dotted keys
+    given as such stay as they are. A table for which `is_value(table)` is true is a value, not a section."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and not (is_value and is_value(value)):
+            flat.update({f"{key}.{inner}": v for inner, v in dotted_keys(value, is_value).items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 def set_key(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
@@ -582,8 +608,3 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise RecipeError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     return precision
-
-
-def write_recipe(recipe: Recipe, path: Path) -> None:
-    """Write the resolved recipe (used for run folders)."""
-    path.write_text(recipe.to_toml(), encoding="utf-8")

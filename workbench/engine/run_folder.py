@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import append_json_line, read_json, read_json_lines, write_atomic, write_json_atomic
-from .errors import UserError
-from .recipe import Recipe, RecipeError, load_recipe
+from workbench.engine.atomic_files import (
+    append_json_line,
+    read_json,
+    read_json_lines,
+    write_atomic,
+    write_json_atomic,
+)
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import Recipe, RecipeError, load_recipe
 
 CONTROL_COMMANDS = ("pause", "resume", "stop", "checkpoint")
 LIVE_STATES = ("running", "paused")

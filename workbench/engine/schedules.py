@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .recipe import TrainingConfig
+if TYPE_CHECKING:  # the recipe reads this module's registries for its checks
+    from workbench.engine.recipe import TrainingConfig
+
+
+def _warmup_decay(cfg: TrainingConfig, step: int) -> float:
+    """Linear warm-up over `warmup_steps`, then 1/sqrt decay (Vaswani et al. 2017)."""
+    if cfg.warmup_steps <= 0:
+        return 1.0
+    w, s = cfg.warmup_steps, max(step, 1)
+    return min(s / w, math.sqrt(w / s))
+
+
+# training.lr_schedule: name -> the factor on the learning rate at an optimizer step. "plateau" also
+# decays the rate when validation stalls (LearningRateSchedule.on_validation).
+LR_SCHEDULES: dict[str, Callable[[TrainingConfig, int], float]] = {
+    "constant": lambda cfg, step: 1.0,
+    "plateau": lambda cfg, step: 1.0,
+    "warmup_decay": _warmup_decay,
+}
+
+# training.scheduled_sampling: name -> the teacher-forcing ratio at a step, given k (scheduled_sampling_k),
+# before training.teacher_forcing's floor; "none" keeps the floor throughout.
+SCHEDULED_SAMPLING: dict[str, Callable[[int, float], float]] = {
+    "none": lambda step, k: 0.0,
+    "linear": lambda step, k: 1.0 - step / k,
+    "exponential": lambda step, k: math.exp(-step / k),
+    # Bengio et al. (2015), with k in steps
+    "inverse_sigmoid": lambda step, k: k / (k + math.exp(min(step / k, 700.0))),
+}
 
 
 class LearningRateSchedule:
@@ -21,10 +50,7 @@ class LearningRateSchedule:
     def lr(self, step: int) -> float:
         """The learning rate for optimizer step number `step` (1-based)."""
         lr = max(self.cfg.lr * self.scale, self.cfg.min_lr)
-        if self.cfg.lr_schedule == "warmup_decay" and self.cfg.warmup_steps > 0:
-            w, s = self.cfg.warmup_steps, max(step, 1)
-            lr *= min(s / w, math.sqrt(w / s))
-        return lr
+        return lr * LR_SCHEDULES[self.cfg.lr_schedule](self.cfg, step)
 
     def on_validation(self, metric: float) -> bool:
         """Record a scheduled validation's metric; True when the plateau rule decayed the rate."""
@@ -47,13 +73,5 @@ class LearningRateSchedule:
 
 def teacher_forcing_ratio(cfg: TrainingConfig, step: int) -> float:
     """Probability of feeding the gold previous token; scheduled sampling lowers it towards the floor."""
-    floor, k = cfg.teacher_forcing, cfg.scheduled_sampling_k
-    if cfg.scheduled_sampling == "none":
-        return floor
-    if cfg.scheduled_sampling == "linear":
-        ratio = 1.0 - step / k
-    elif cfg.scheduled_sampling == "exponential":
-        ratio = math.exp(-step / k)
-    else:  # inverse_sigmoid, Bengio et al. (2015) with k in steps
-        ratio = k / (k + math.exp(min(step / k, 700.0)))
-    return max(floor, ratio)
+    ratio = SCHEDULED_SAMPLING[cfg.scheduled_sampling](step, cfg.scheduled_sampling_k)
+    return max(cfg.teacher_forcing, ratio)

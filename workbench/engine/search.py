@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from workbench.engine.fast_paths.search_step import search_step
+from workbench.engine.recipe import DecodingConfig
 from workbench.engine.special_tokens import BOS, EOS, PAD
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def greedy_search(
     src_lengths: Tensor,
     max_lengths: Tensor,
     attention: bool = True,
-    alpha: float = 1.0,
+    alpha: float = DecodingConfig.length_penalty,
 ) -> list[list[Hypothesis]]:
     """The most probable next token at every step, for a batch; one hypothesis per sentence."""
     with _Eval(model):
@@ -128,8 +129,8 @@ def beam_search(
     src: Tensor,
     src_lengths: Tensor,
     beam_size: int,
-    n_best: int = 1,
-    alpha: float = 1.0,
+    n_best: int = DecodingConfig.n_best,
+    alpha: float = DecodingConfig.length_penalty,
     max_lengths: Tensor | None = None,
     attention: bool = True,
 ) -> list[list[Hypothesis]]:
@@ -149,7 +150,8 @@ def beam_search(
     if alpha < 0:
         raise ValueError(f"the length penalty alpha must be >= 0; got {alpha}")
     if max_lengths is None:
-        max_lengths = _default_max_lengths(src_lengths, 2.0, 10)  # DecodingConfig's defaults
+        d = DecodingConfig
+        max_lengths = _default_max_lengths(src_lengths, d.max_length_ratio, d.max_length_offset)
     with _Eval(model):
         return _beam_search(model, src, src_lengths, beam_size, n_best, alpha, max_lengths.cpu(), attention)
 

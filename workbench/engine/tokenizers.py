@@ -17,12 +17,11 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from workbench.engine.atomic_files import read_json
 from workbench.engine.data import Pair
+from workbench.engine.errors import UserError
 from workbench.engine.recipe import TokenizerConfig
 from workbench.engine.special_tokens import BOS, EOS, PAD, SPECIAL_PIECES, UNK
-
-from .atomic_files import read_json
-from .errors import UserError
 
 TOKENIZER_KINDS = ("sentencepiece", "char", "word")
 FORMAT_VERSION = 1

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_weights
-from .data.batching import pad
-from .devices import resolve_device
-from .model import Seq2Seq, build_model
-from .quantization import quantize_int8
-from .recipe import DecodingConfig, check_precision
-from .run_folder import RunFolder, RunFolderError
-from .search import beam_search, greedy_search, max_lengths
-from .tokenizers import TokenizerPair, load_tokenizers
+from workbench.engine.checkpoint import load_weights
+from workbench.engine.data.batching import pad
+from workbench.engine.devices import resolve_device
+from workbench.engine.model import Seq2Seq, build_model
+from workbench.engine.quantization import quantize_int8
+from workbench.engine.recipe import DecodingConfig, check_precision
+from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.search import beam_search, greedy_search, max_lengths
+from workbench.engine.tokenizers import TokenizerPair, load_tokenizers
 
 
 @dataclass

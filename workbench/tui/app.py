@@ -20,8 +20,8 @@ from textual.screen import Screen
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, RecipeError, builtin_recipes
 from workbench.engine.run_folder import RunFolder, RunFolderError
-from workbench.engine.sweep import Sweep, builtin_sweeps
-from workbench.engine.sweep_queue import SweepQueue, queue_sweep
+from workbench.jobs.sweep import Sweep, builtin_sweeps
+from workbench.jobs.sweep_queue import SweepQueue, queue_sweep
 
 from .keys import APP_BINDINGS
 from .live_translator import Decoded, LiveTranslator, TranslatorFactory, engine_translator
@@ -44,13 +44,13 @@ SweepLauncher = Callable[[SweepQueue], Any]
 
 
 def engine_launcher(run: RunFolder, device: str, nproc: int = 1) -> subprocess.Popen:
-    from workbench.engine.launch import start_training
+    from workbench.jobs.launch import start_training
 
     return start_training(run, device=device, nproc=nproc if nproc > 1 else None)
 
 
 def engine_sweep_launcher(queue: SweepQueue) -> subprocess.Popen:
-    from workbench.engine.launch import start_runner
+    from workbench.jobs.launch import start_runner
 
     return start_runner(queue)
 

@@ -7,7 +7,7 @@ import time
 
 from rich.text import Text
 
-from workbench.engine.sweep_queue import SweepProgress
+from workbench.jobs.sweep_queue import SweepProgress
 
 STATE_BADGES = {
     "running": ("● running", "bold green"),

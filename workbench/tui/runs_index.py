@@ -7,7 +7,7 @@ from pathlib import Path
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import LIVE_STATES, list_runs
-from workbench.engine.sweep_queue import SweepProgress, list_sweeps
+from workbench.jobs.sweep_queue import SweepProgress, list_sweeps
 
 from .run_watcher import RunHistory, RunWatcher
 

@@ -43,8 +43,8 @@ NARROW = (torch.bfloat16, torch.float16)  # logits widened to fp32, as Seq2Seq.s
 
 def search_step(model: Seq2Seq) -> Step:
     """The step function for one search: this module's where it applies, else `model.step`."""
-    decoder = model.decoder
-    fits = decoder.use_cell and decoder.input_feeding and decoder.luong_concat and decoder.cell_type != "rnn"
+    d = model.decoder
+    fits = d.fast_path_maths and d.use_cell and d.input_feeding and d.cell_type != "rnn"
     if not enabled() or model.training or torch.is_grad_enabled() or not fits:
         return model.step
     return _InputFeedingStep(model)

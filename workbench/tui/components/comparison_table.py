@@ -9,7 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from workbench.engine.comparison import COLUMNS, METRICS, Comparison, RunRow, sort_rows
+from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, RunRow, sort_rows
 
 from ..display_format import count, duration, metric, rgb, run_color, state_badge
 

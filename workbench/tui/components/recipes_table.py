@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import RecipeError, load_recipe, recipe_groups
-from workbench.engine.sweep import load_sweep
+from workbench.jobs.sweep import load_sweep
 
 SWEEP_PREFIX = "sweep:"  # row keys of sweeps (recipe names cannot hold a colon)
 

@@ -41,7 +41,7 @@ class AttentionScreen(RunScreen):
         self.query_one(AttentionGrid).focus()
 
     def on_screen_resume(self) -> None:
-        decoded = self.bench.decoded
+        decoded = self.workbench.decoded
         if decoded is not None and decoded is not self._decoded_seen:
             self.source = "decode"  # just translated something: show it
         self._decoded_seen = decoded
@@ -55,12 +55,12 @@ class AttentionScreen(RunScreen):
 
     @property
     def validations(self) -> list[dict[str, Any]]:
-        history = self.bench.history
+        history = self.workbench.history
         return history.validations if history else []
 
     def _draw_decoded(self) -> None:
         grid, info = self.query_one(AttentionGrid), self.query_one("#attention-info", Static)
-        decoded = self.bench.decoded
+        decoded = self.workbench.decoded
         if decoded is None or not decoded.translations:
             info.update(Text("decode panel", style="bold"))
             grid.clear(
@@ -68,7 +68,7 @@ class AttentionScreen(RunScreen):
                 "the validation sentences"
             )
             return
-        chosen = decoded.translations[min(self.bench.decoded_choice, len(decoded.translations) - 1)]
+        chosen = decoded.translations[min(self.workbench.decoded_choice, len(decoded.translations) - 1)]
         step = f" (step {decoded.step})" if decoded.step is not None else ""
         info.update(
             Text.assemble(

@@ -25,18 +25,19 @@ class RunScreen(Screen):
         self._drawn: tuple[int, int] | None = None
 
     @property
-    def bench(self) -> S2SBenchApp:
+    def workbench(self) -> S2SBenchApp:
+        """The app, typed: the workbench this screen belongs to."""
         return cast("S2SBenchApp", self.app)
 
     def sync(self, force: bool = False) -> None:
         """Redraw from the app's open run if it changed since the last draw."""
         if not self.is_mounted:
             return  # drawn when mounted (on_screen_resume)
-        history = self.bench.history
+        history = self.workbench.history
         key = (id(history), history.version if history else -1)
         if force or key != self._drawn:
             self._drawn = key
-            self.query_one(RunBar).show(self.SCREEN_TITLE, history, self.bench.replay)
+            self.query_one(RunBar).show(self.SCREEN_TITLE, history, self.workbench.replay)
             self.draw(history)
 
     def on_screen_resume(self) -> None:

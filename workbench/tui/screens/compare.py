@@ -13,11 +13,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from workbench.engine.comparison import Comparison, RunRow, compare_runs
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import LIVE_STATES, RunFolder
-from workbench.engine.sweep_queue import SweepProgress, SweepQueue
+from workbench.jobs.comparison import Comparison, RunRow, compare_runs
+from workbench.jobs.sweep_queue import SweepProgress, SweepQueue
 
 from ..components.comparison_table import MAX_OVERLAID, ComparisonTable, value_text
 from ..components.curve_legend import CurveLegend
@@ -55,7 +55,8 @@ class CompareScreen(Screen):
         self._diff_drawn: object = None
 
     @property
-    def bench(self) -> S2SBenchApp:
+    def workbench(self) -> S2SBenchApp:
+        """The app, typed: the workbench this screen belongs to."""
         return cast("S2SBenchApp", self.app)
 
     def compose(self) -> ComposeResult:
@@ -182,7 +183,7 @@ class CompareScreen(Screen):
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None:
             self.dismiss()
-            self.bench.open_run(row.run.path)
+            self.workbench.open_run(row.run.path)
 
     @on(Input.Changed, "#compare-filter")
     def _filter(self, event: Input.Changed) -> None:
@@ -237,22 +238,22 @@ class CompareScreen(Screen):
     def action_toggle_pause(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None:
-            self.bench.send_control("resume" if row.state == "paused" else "pause", row.run)
+            self.workbench.send_control("resume" if row.state == "paused" else "pause", row.run)
 
     def action_stop(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None:
-            self.bench.send_control("stop", row.run)
+            self.workbench.send_control("stop", row.run)
 
     def action_stop_sweep(self) -> None:
         if self.sweep is not None:
-            self.bench.stop_sweep(self.sweep)
+            self.workbench.stop_sweep(self.sweep)
 
     def action_resume_sweep(self) -> None:
         if self.sweep is not None:
-            self.bench.resume_sweep(self.sweep)
+            self.workbench.resume_sweep(self.sweep)
 
     def action_cancel_run(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None and row.sweep is not None:
-            self.bench.cancel_queued(row.run, row.sweep)
+            self.workbench.cancel_queued(row.run, row.sweep)

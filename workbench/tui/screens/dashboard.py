@@ -56,20 +56,20 @@ class DashboardScreen(RunScreen):
     # Controls: messages to the trainer through the run folder -----------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in CONTROL_ACTIONS:
-            history = self.bench.history
-            return bool(history and history.live and not self.bench.replay)
+            history = self.workbench.history
+            return bool(history and history.live and not self.workbench.replay)
         return True
 
     def action_toggle_pause(self) -> None:
-        history = self.bench.history
+        history = self.workbench.history
         if history is not None:
-            self.bench.send_control("resume" if history.state == "paused" else "pause")
+            self.workbench.send_control("resume" if history.state == "paused" else "pause")
 
     def action_stop(self) -> None:
-        self.bench.send_control("stop")
+        self.workbench.send_control("stop")
 
     def action_checkpoint(self) -> None:
-        self.bench.send_control("checkpoint")
+        self.workbench.send_control("checkpoint")
 
     # Chart options ------------------------------------------------------------------------------
     def action_cycle_smoothing(self) -> None:

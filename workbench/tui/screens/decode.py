@@ -87,14 +87,14 @@ class DecodeScreen(RunScreen):
 
     def decode_now(self) -> None:
         text = self.query_one(Input).value.strip()
-        live = self.bench.live_translator
+        live = self.workbench.live_translator
         # The validation count stands for the checkpoint: a new one is worth decoding the same text again.
         request = (text, self.beam_size, self.n_best, self.checkpoint, id(live), self._valid_seen)
         if request == self._request and self.decoded is not None:
             return
         self._request = request
         if not text or live is None:
-            self.decoded = self.bench.decoded = None
+            self.decoded = self.workbench.decoded = None
             self.message = "" if live is not None else "open a run first (r: runs)"
             self._show_results()
             return
@@ -103,7 +103,7 @@ class DecodeScreen(RunScreen):
     @work(exclusive=True, thread=True, group="decode")
     def _decode(self, request: tuple) -> None:
         text, beam, n_best, checkpoint, *_ = request
-        live = self.bench.live_translator
+        live = self.workbench.live_translator
         if live is None:
             return
         try:
@@ -122,13 +122,13 @@ class DecodeScreen(RunScreen):
             self.decoded, self.message = None, decoded
         else:
             self.decoded, self.message = decoded, _cut_notice(decoded)
-            self.bench.decoded = decoded
+            self.workbench.decoded = decoded
         self._show_results()
 
     @work(thread=True, group="preload")
     def preload(self) -> None:
         """Load the model before the first keystroke (importing torch alone takes a second)."""
-        live = self.bench.live_translator
+        live = self.workbench.live_translator
         if live is not None:
             try:
                 live.translator(self.checkpoint)
@@ -163,7 +163,7 @@ class DecodeScreen(RunScreen):
             return
         index = min(index, len(translations) - 1)
         chosen = translations[index]
-        self.bench.decoded_choice = index
+        self.workbench.decoded_choice = index
         grid.show(chosen.src_pieces, chosen.tgt_pieces, chosen.attention)
 
     @on(OptionList.OptionHighlighted, "#nbest")

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from workbench.engine.errors import UserError
-from workbench.engine.sweep import Sweep, load_sweep
+from workbench.jobs.sweep import Sweep, load_sweep
 
 from ..keys import MODAL_BINDINGS
 

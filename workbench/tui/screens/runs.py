@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
-from workbench.engine.sweep_queue import SweepQueue
+from workbench.jobs.sweep_queue import SweepQueue
 
 from ..components.recipes_table import RecipesTable
 from ..components.run_bar import RunBar
@@ -46,11 +46,11 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._index = RunsIndex(self.bench.runs_dir)
+        self._index = RunsIndex(self.workbench.runs_dir)
         self.query_one(RecipesTable).show(
-            self.bench.recipes, preferred=self.bench.default_recipe, sweeps=self.bench.sweeps
+            self.workbench.recipes, preferred=self.workbench.default_recipe, sweeps=self.workbench.sweeps
         )
-        self.query_one(RunsTable).border_subtitle = f"in {self.bench.runs_dir.name}/"
+        self.query_one(RunsTable).border_subtitle = f"in {self.workbench.runs_dir.name}/"
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
 
@@ -81,7 +81,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
             # rebuilt only when a run changed: not every refresh of idle runs
             self.summaries, self.sweeps = summaries, sweeps
             self._show_table()
-        self.bench.runs_listed(summaries)
+        self.workbench.runs_listed(summaries)
 
     def _show_table(self) -> None:
         self.query_one(RunsTable).show(self.summaries, self.sweeps, self.query_one("#filter", Input).value)
@@ -93,7 +93,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
         self._show_table()
-        self.query_one(RecipesTable).show(self.bench.recipes, event.value, sweeps=self.bench.sweeps)
+        self.query_one(RecipesTable).show(self.workbench.recipes, event.value, sweeps=self.workbench.sweeps)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -128,28 +128,28 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         if (sweep := recipes.highlighted_sweep()) is not None:
             self._new_sweep(sweep)
             return
-        name = recipes.highlighted_recipe() or self.bench.default_recipe
+        name = recipes.highlighted_recipe() or self.workbench.default_recipe
 
         def started(request: NewRunRequest | None) -> None:
             if request is not None:
-                self.bench.start_run(request.recipe, request.device, request.nproc)
+                self.workbench.start_run(request.recipe, request.device, request.nproc)
 
-        self.app.push_screen(NewRunScreen(self.bench.recipes, name), started)
+        self.app.push_screen(NewRunScreen(self.workbench.recipes, name), started)
 
     def _new_sweep(self, name: str) -> None:
         def started(request: NewSweepRequest | None) -> None:
             if request is not None:
-                self.bench.start_sweep(request.sweep, request.parallel)
+                self.workbench.start_sweep(request.sweep, request.parallel)
 
-        self.app.push_screen(NewSweepScreen(self.bench.sweeps, name), started)
+        self.app.push_screen(NewSweepScreen(self.workbench.sweeps, name), started)
 
     def action_open_run(self) -> None:
         if (run := self._highlighted()) is not None:
-            self.bench.open_run(run.path)
+            self.workbench.open_run(run.path)
 
     def action_replay_run(self) -> None:
         if (run := self._highlighted()) is not None:
-            self.bench.open_run(run.path, replay=True)
+            self.workbench.open_run(run.path, replay=True)
 
     def action_resume_run(self) -> None:
         run = self._highlighted()
@@ -157,13 +157,13 @@ class RunsScreen(RunScreen, inherit_bindings=False):
             return
         if run.live:
             self.notify(f"{run.name} is already {run.state}; opening it.")
-            self.bench.open_run(run.path)
+            self.workbench.open_run(run.path)
             return
         if run.state == "finished":
             self.notify(f"{run.name} has finished; replaying it instead.", severity="warning")
-            self.bench.open_run(run.path, replay=True)
+            self.workbench.open_run(run.path, replay=True)
             return
-        self.bench.resume_run(run.path)
+        self.workbench.resume_run(run.path)
 
     def action_mark_run(self) -> None:
         table = self.query_one(RunsTable)
@@ -194,14 +194,14 @@ class RunsScreen(RunScreen, inherit_bindings=False):
             except RunFolderError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            self.bench.show_comparison(runs=runs)
+            self.workbench.show_comparison(runs=runs)
             return
         sweep = table.highlighted_sweep()
         if sweep is None:
             self.notify("Mark runs to compare (m), or highlight a sweep, then press c.", severity="warning")
             return
         try:
-            self.bench.show_comparison(sweep=SweepQueue.open(self.bench.runs_dir, sweep))
+            self.workbench.show_comparison(sweep=SweepQueue.open(self.workbench.runs_dir, sweep))
         except UserError as exc:
             self.notify(str(exc), severity="error")
 
@@ -232,7 +232,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     def action_cancel_run(self) -> None:
         run = self.query_one(RunsTable).highlighted_run()
         if run is not None and run.sweep is not None:
-            self.bench.cancel_queued(RunFolder(run.path), run.sweep)
+            self.workbench.cancel_queued(RunFolder(run.path), run.sweep)
 
     def action_delete_run(self) -> None:
         run = self._highlighted()
@@ -261,5 +261,5 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     def _deleted(self, path: Path) -> None:
         self.notify(f"Deleted {path.name}.")
-        self.bench.run_deleted(path)
+        self.workbench.run_deleted(path)
         self.refresh_runs()

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic_files import write_atomic, write_json_atomic
-from .errors import UserError
-from .recipe import Recipe
-from .run_folder import PROCESS_DIED, STOPPED_BY_USER, RunFolder, lock_held
-from .sweep import Sweep, load_sweep
+from workbench.engine.atomic_files import write_atomic, write_json_atomic
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import Recipe
+from workbench.engine.run_folder import PROCESS_DIED, STOPPED_BY_USER, RunFolder, lock_held
+from workbench.jobs.sweep import Sweep, load_sweep
 
 SWEEPS_FOLDER = ".sweeps"
 
@@ -245,7 +245,7 @@ def queue_sweep(
 ) -> SweepQueue:
     """Make the sweep's queue and a run folder per point (state `queued`); the runner starts them. Each
     distinct corpus of the points is read first: bad data is reported before anything is queued."""
-    from .data import load_corpus
+    from workbench.engine.data import load_corpus
 
     path = Path(runs_dir).resolve() / SWEEPS_FOLDER / sweep.name
     if (path / "queue.json").is_file():

@@ -14,11 +14,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .devices import usable_cpus
-from .errors import UserError
-from .launch import start_training
-from .run_folder import RunFolder
-from .sweep_queue import SweepQueue
+from workbench.engine.devices import usable_cpus
+from workbench.engine.errors import UserError
+from workbench.engine.run_folder import RunFolder
+from workbench.jobs.launch import start_training
+from workbench.jobs.sweep_queue import SweepQueue
 
 POLL_S = 0.5
 MAX_STARTS = 3  # a run whose trainer keeps dying (killed for memory...) is given up after this many starts

@@ -25,11 +25,12 @@ from typing import Any
 
 import tomli_w
 
-from .errors import UserError
-from .recipe import (
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import (
     Recipe,
     RecipeError,
     builtin_recipes_dir,
+    dotted_keys,
     find_file,
     find_recipe,
     parse_override,
@@ -186,16 +187,10 @@ def _find_base(base: str, path: Path) -> tuple[Path, bool]:
         raise SweepError(f"{path}: 'base' = {base!r}: {exc}") from None
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"training": {"lr": 1}}` and `{"training.lr": 1}` alike as dotted keys."""
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        full = prefix + key
-        if isinstance(value, dict) and not (value and set(value) <= set(DISTRIBUTIONS)):
-            flat.update(_flatten(value, f"{full}."))
-        else:
-            flat[full] = value
-    return flat
+def _flatten(table: dict[str, Any]) -> dict[str, Any]:
+    """`{"training": {"lr": 1}}` and `{"training.lr": 1}` alike as dotted keys; a distribution
+    (`{ log_uniform = [lo, hi] }`) is a value."""
+    return dotted_keys(table, is_value=lambda value: bool(value) and set(value) <= set(DISTRIBUTIONS))
 
 
 def _read_rungs(raw: dict[str, Any], path: Path, samples: int) -> list[dict[str, Any]]:

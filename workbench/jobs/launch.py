@@ -6,12 +6,11 @@ import logging
 import os
 import signal
 import subprocess
-import sys
-from dataclasses import dataclass
 from typing import Any
 
-from .run_folder import RunFolder
-from .sweep_queue import SweepQueue
+from workbench.engine.run_folder import RunFolder
+from workbench.jobs.commands import Rendezvous, TrainerCommand, runner_argv
+from workbench.jobs.sweep_queue import SweepQueue
 
 
 def start_training(
@@ -24,33 +23,15 @@ def start_training(
 ) -> subprocess.Popen:
     """Train `run` in a background process in a new session (closing the TUI or SSH does not stop it);
     with nproc, that process launches torchrun's processes."""
-    command = [sys.executable, "-m", "workbench", "resume", str(run.path), "--headless", "--quiet"]
-    command += ["--device", device]
-    if nproc is not None:
-        command += ["--nproc", str(nproc)]
-    if threads is not None:
-        command += ["--threads", str(threads)]
-    if max_steps is not None:
-        command += ["--max-steps", str(max_steps)]
-    if max_minutes is not None:
-        command += ["--max-minutes", str(max_minutes)]
+    command = TrainerCommand(run, device, max_steps, max_minutes, threads, nproc, quiet=True)
     with open(run.path / "console.log", "ab") as console:
-        return _detached(command, console)
+        return _detached(command.argv(), console)
 
 
 def start_runner(queue: SweepQueue) -> subprocess.Popen:
     """Run a sweep's queue in a background process in a new session; it writes to the queue's runner.log."""
-    command = [
-        sys.executable,
-        "-m",
-        "workbench",
-        "sweep-runner",
-        queue.name,
-        "--runs-dir",
-        str(queue.runs_dir),
-    ]
     with open(queue.log_path, "ab") as log:
-        return _detached(command, log)
+        return _detached(runner_argv(queue.runs_dir, queue.name), log)
 
 
 def _detached(command: list[str], output) -> subprocess.Popen:
@@ -59,67 +40,23 @@ def _detached(command: list[str], output) -> subprocess.Popen:
     )
 
 
-@dataclass(frozen=True)
-class Rendezvous:
-    """How the nodes of a distributed run find each other: torchrun's own options, passed through."""
-
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str | None = None
-    master_port: int | None = None
-    rdzv_endpoint: str | None = None
-
-    def torchrun_options(self, run: RunFolder) -> list[str]:
-        options = ["--nnodes", str(self.nnodes), "--node-rank", str(self.node_rank)]
-        if self.rdzv_endpoint:
-            return options + [
-                "--rdzv-backend",
-                "c10d",
-                "--rdzv-endpoint",
-                self.rdzv_endpoint,
-                "--rdzv-id",
-                run.name,
-            ]
-        if self.master_addr or self.nnodes > 1:
-            options += ["--master-addr", self.master_addr or "127.0.0.1"]
-            return options + ["--master-port", str(self.master_port or 29500)]
-        return options + ["--standalone"]  # one machine: a free port of its own, so runs never collide
-
-
-def train_distributed(
-    run: RunFolder,
-    nproc: int,
-    device: str = "auto",
-    max_steps: int | None = None,
-    max_minutes: float | None = None,
-    rendezvous: Rendezvous = Rendezvous(),
-    quiet: bool = False,
-    threads: int | None = None,
-) -> str:
-    """Train `run` in `nproc` processes on this machine through torchrun (torch.distributed.run), and
-    return how it ended: "finished", "stopped" or "failed" (then the failing rank's message is in the run's
-    status). torchrun's agent stops every process when one fails, and on Ctrl-C or SIGTERM."""
+def train_distributed(command: TrainerCommand, rendezvous: Rendezvous = Rendezvous()) -> str:
+    """Train `command.run` in `command.nproc` processes on this machine through torchrun
+    (torch.distributed.run), and return how it ended: "finished", "stopped" or "failed" (then the failing
+    rank's message is in the run's status). torchrun's agent stops every process when one fails, and on
+    Ctrl-C or SIGTERM."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
 
-    from .devices import usable_cpus
+    from workbench.engine.devices import usable_cpus
 
-    worker = ["-m", "workbench", "resume", str(run.path), "--headless", "--device", device]
-    if quiet:
-        worker.append("--quiet")
-    if threads is not None:
-        worker += ["--threads", str(threads)]
-    if max_steps is not None:
-        worker += ["--max-steps", str(max_steps)]
-    if max_minutes is not None:
-        worker += ["--max-minutes", str(max_minutes)]
+    run, nproc = command.run, command.nproc or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(usable_cpus()) // nproc)))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # failures: said below
-    options = ["--nproc-per-node", str(nproc), "--max-restarts", "0", "--monitor-interval", "0.2"]
     try:
-        torchrun(parse_args(options + rendezvous.torchrun_options(run) + worker))
+        torchrun(parse_args(command.torchrun_arguments(rendezvous)))
     except ChildFailedError as exc:
         message = failure_message(exc.failures)
         if rendezvous.node_rank == 0:

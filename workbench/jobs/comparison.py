@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
-from .recipe import RecipeError
-from .run_folder import RunFolder
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import RecipeError
+from workbench.engine.run_folder import RunFolder
 
 # Each metric column and which end of it is best (the CLI and the TUI highlight the same cells).
 METRICS: dict[str, str] = {
@@ -80,17 +80,7 @@ def recipe_values(run: RunFolder) -> dict[str, Any]:
         recipe = run.recipe()
     except (RecipeError, OSError):
         return {}
-    flat: dict[str, Any] = {}
-
-    def walk(node: dict[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            elif prefix + key not in IGNORED_KEYS:
-                flat[prefix + key] = value
-
-    walk(recipe.to_dict(), "")
-    return flat
+    return {key: value for key, value in recipe.dotted().items() if key not in IGNORED_KEYS}
 
 
 def compare_runs(runs: list[RunFolder], varied: list[str] | None = None) -> Comparison:

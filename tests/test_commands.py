@@ -1,0 +1,76 @@
+"""The command lines the job system starts are ones the CLI and torchrun read back to the same values."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from workbench.cli.main import app
+from workbench.engine.run_folder import RunFolder
+from workbench.jobs.commands import Rendezvous, TrainerCommand, runner_argv
+
+
+def parsed(arguments: list[str]) -> tuple[str, dict]:
+    """`-m workbench COMMAND ARGS...` as the CLI reads it: the command's name and its parameters."""
+    assert arguments[:2] == ["-m", "workbench"]
+    group = typer.main.get_command(app)
+    name, *rest = arguments[2:]
+    return name, group.commands[name].make_context(name, rest).params
+
+
+RUN = RunFolder(Path("/runs/r1"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        TrainerCommand(RUN),
+        TrainerCommand(RUN, "cuda:1", max_steps=700, max_minutes=2.5, threads=3, nproc=4, quiet=True),
+    ],
+    ids=["defaults", "every option"],
+)
+def test_a_trainer_command_line_is_a_resume_the_cli_reads_back_to_the_same_values(command):
+    name, params = parsed(command.argv()[1:])
+    assert command.argv()[0] == sys.executable
+    assert name == "resume" and params["headless"] is True
+    assert Path(params["run"]) == RUN.path
+    for key in ("device", "max_steps", "max_minutes", "threads", "nproc", "quiet"):
+        assert params[key] == getattr(command, key), key
+    assert (params["nnodes"], params["node_rank"], params["master_addr"]) == (1, 0, None)
+
+
+def test_the_runner_command_line_is_a_sweep_runner_the_cli_reads_back():
+    argv = runner_argv(Path("/runs"), "grid")
+    name, params = parsed(argv[1:])
+    assert (name, params["name"], Path(params["runs_dir"])) == ("sweep-runner", "grid", Path("/runs"))
+
+
+@pytest.mark.parametrize(
+    "rendezvous, expected",
+    [
+        (Rendezvous(), {"nnodes": "1", "node_rank": 0, "standalone": True}),
+        (
+            Rendezvous(2, 1, "box1", 29501),
+            {"nnodes": "2", "node_rank": 1, "master_addr": "box1", "master_port": 29501, "standalone": False},
+        ),
+        (
+            Rendezvous(2, 0, rdzv_endpoint="box2:29400"),
+            {"rdzv_backend": "c10d", "rdzv_endpoint": "box2:29400", "rdzv_id": "r1", "standalone": False},
+        ),
+        (Rendezvous(3), {"nnodes": "3", "master_addr": "127.0.0.1", "master_port": 29500}),
+    ],
+    ids=["one machine", "master address", "c10d endpoint", "several nodes, no address"],
+)
+def test_torchrun_reads_its_options_and_each_process_runs_the_trainer_command_without_nproc(
+    rendezvous, expected
+):
+    from torch.distributed.run import parse_args
+
+    command = TrainerCommand(RUN, "cpu", max_steps=50, threads=2, nproc=2, quiet=True)
+    args = parse_args(command.torchrun_arguments(rendezvous))
+    assert (args.nproc_per_node, args.max_restarts, args.module) == ("2", 0, True)
+    assert {key: getattr(args, key) for key in expected} == expected
+    name, params = parsed(["-m", args.training_script, *args.training_script_args])
+    assert name == "resume" and params["nproc"] is None
+    assert (params["device"], params["max_steps"], params["threads"], params["quiet"]) == ("cpu", 50, 2, True)
