@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from workbench.engine.data.cache import CorpusCache, cache_folder
-from workbench.engine.data.prepare import PreparedCorpus, ProgressLine
-from workbench.engine.devices import usable_cpus
+from workbench.engine.data.progress import ProgressLine
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from workbench.engine.data.prepare import PreparedCorpus
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -32,6 +35,7 @@ def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -
     """The recipe's corpus from the runs folder's corpus cache, prepared now if need be, with each phase
     shown on stderr (a live line on a terminal, a line a phase elsewhere)."""
     from workbench.engine.data.prepare import prepare
+    from workbench.engine.devices import usable_cpus
 
     # A live line on a terminal; elsewhere (a log, a script) a line every 30 s, once it has taken 5 s.
     clock = ProgressLine(every=0.2 if err.is_terminal else 30.0)

@@ -20,6 +20,8 @@ from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, compare_runs
 from workbench.jobs.sweep import load_sweep
 from workbench.jobs.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
 
+from .corpora import prepare_corpus
+
 ASK_ABOVE = 64  # runs; a larger sweep asks first
 HEADERS = {
     "bleu": "BLEU",
@@ -89,7 +91,9 @@ def sweep(
             raise UserError(f"{file}: {len(points)} runs; pass --yes to queue more than {ASK_ABOVE}")
         if not typer.confirm(f"{file}: queue {len(points)} runs?"):
             raise typer.Exit(1)
-    queue = queue_sweep(runs_dir, loaded, parallel, device_list)
+    queue = queue_sweep(
+        runs_dir, loaded, parallel, device_list, prepare=lambda recipe: prepare_corpus(recipe, runs_dir)
+    )
     runner = _start_runner(queue)
     console.print(f"queued {len(points)} runs of sweep {queue.name} in {runs_dir}; runner pid {runner.pid}")
     _print_next_steps(queue)

@@ -20,7 +20,8 @@ from .checkpoint import load_checkpoint, save_average, save_checkpoint
 from .checkpoint import recover as recover_checkpoints
 from .data.batching import Batch, batch_indices
 from .data.cache import CorpusCache, cache_folder
-from .data.prepare import PreparedCorpus, ProgressLine, prepare
+from .data.prepare import PreparedCorpus, prepare
+from .data.progress import ProgressLine
 from .devices import (
     autocast,
     autocast_dtype,

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,21 +241,35 @@ def list_sweeps(runs_dir: str | Path) -> list[SweepQueue]:
 
 
 def queue_sweep(
-    runs_dir: str | Path, sweep: Sweep, parallel: int | None = None, devices: list[str] | None = None
+    runs_dir: str | Path,
+    sweep: Sweep,
+    parallel: int | None = None,
+    devices: list[str] | None = None,
+    prepare: Callable[[Recipe], object] | None = None,
 ) -> SweepQueue:
     """Make the sweep's queue and a run folder per point (state `queued`); the runner starts them. Each
-    distinct corpus of the points is read first: bad data is reported before anything is queued."""
-    from workbench.engine.data import load_corpus
-
+    distinct corpus of the points is prepared first (`prepare`, into the corpus cache the runs share): bad
+    data is reported before anything is queued, and the points find their corpus ready."""
     path = Path(runs_dir).resolve() / SWEEPS_FOLDER / sweep.name
     if (path / "queue.json").is_file():
         raise _already_queued(path, sweep.name)
+    if prepare is None:  # imported here: the data layer brings torch, which the workbench loads later
+        from workbench.engine.data.cache import CorpusCache, cache_folder
+        from workbench.engine.data.prepare import prepare as prepare_corpus
+        from workbench.engine.devices import usable_cpus
+
+        cache = CorpusCache(cache_folder(Path(runs_dir)))
+
+        def prepare(recipe: Recipe) -> object:
+            return prepare_corpus(recipe, cache, workers=len(usable_cpus()))
+
     seen = set()
     for point in sweep.points():
-        data = json.dumps(point.recipe.to_dict()["data"], sort_keys=True)
-        if data not in seen:
-            seen.add(data)
-            load_corpus(point.recipe.data, point.recipe.seed)
+        r = point.recipe
+        corpus = json.dumps([r.to_dict()["data"], r.to_dict()["tokenizer"], r.seed], sort_keys=True)
+        if corpus not in seen:
+            seen.add(corpus)
+            prepare(r)
     try:
         path.mkdir(parents=True)
     except FileExistsError:
