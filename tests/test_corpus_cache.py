@@ -23,7 +23,7 @@ import torch
 from workbench.cli.main import main
 from workbench.engine.data.batching import collate
 from workbench.engine.data.cache import CorpusCache, cache_folder
-from workbench.engine.data.prepare import prepare
+from workbench.engine.data.prepare import Reservoir, prepare
 from workbench.engine.data.store import StoreWriter, TokenSplit
 from workbench.engine.recipe import load_recipe, recipe_from_dict
 from workbench.engine.run_folder import RunFolder, list_runs
@@ -329,3 +329,26 @@ def test_kill_9_in_the_middle_of_a_build_and_the_next_preparation_rebuilds(tmp_p
     assert CorpusCache(cache).entries() == []  # a partial folder is never an entry
     data = prepare(load_recipe(toml), CorpusCache(cache))
     assert len(data.train) == 60_000 and not list(cache.glob("*.partial-*"))
+
+
+def test_the_reservoir_holds_a_short_stream_whole_and_a_seeded_uniform_sample_of_a_long_one():
+    pairs = [(f"s{i}", f"t{i}") for i in range(10_000)]
+    short = Reservoir(100, seed=1)
+    short.add(pairs[:60])
+    short.add(pairs[60:90])
+    assert short.complete and [pair for pair, _ in short.sample()] == pairs[:90]
+
+    def draw(seed: int) -> list[tuple[tuple[str, str], int]]:
+        reservoir = Reservoir(100, seed)
+        for start in range(0, 10_000, 700):
+            reservoir.add(pairs[start : start + 700])
+        assert not reservoir.complete
+        return reservoir.sample()
+
+    first = draw(1)
+    assert len(first) == 100 and all(pairs[i] == pair for pair, i in first)
+    assert [i for _, i in first] == sorted(i for _, i in first)  # in stream order
+    assert draw(1) == first and draw(2) != first
+    positions = [i for seed in range(40) for _, i in draw(seed)]
+    assert abs(np.mean(positions) - 4999.5) < 250  # uniform: no bias to the first or the last pairs
+    assert 0.45 < np.mean(np.array(positions) < 5000) < 0.55

@@ -137,6 +137,41 @@ def tokenizer_hash(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+class Reservoir:
+    """A seeded uniform sample of at most `size` pairs of a stream (0: all), kept with their positions:
+    every pair, in order, while the stream is no longer (Vitter's algorithm R, drawn a block at a time)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size or None
+        self.pairs: list[Pair] = []
+        self.positions: list[int] = []
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every pair of the stream is held."""
+        return len(self.positions) == self.seen
+
+    def add(self, block: list[Pair]) -> None:
+        room = len(block) if self.size is None else max(0, self.size - len(self.pairs))
+        self.pairs += block[:room]
+        self.positions += range(self.seen, self.seen + min(room, len(block)))
+        start = self.seen + min(room, len(block))
+        rest = block[room:]
+        if rest:  # pair i replaces a uniformly drawn slot of 0..i, if that slot is in the sample
+            slots = (self.rng.random(len(rest)) * np.arange(start + 1, start + len(rest) + 1)).astype(
+                np.int64
+            )
+            for k in np.flatnonzero(slots < self.size):
+                self.pairs[slots[k]], self.positions[slots[k]] = rest[k], start + int(k)
+        self.seen += len(block)
+
+    def sample(self) -> list[tuple[Pair, int]]:
+        """The sample in stream order, each pair with its position."""
+        return sorted(zip(self.pairs, self.positions), key=lambda item: item[1])
+
+
 def sample_pairs(cfg: TokenizerConfig) -> int:
     """How many training pairs the tokenizers are trained on at most (0: all): each tokenizer sees at most
     `sample_sentences` sentences, so a joint one takes half as many pairs."""
@@ -154,11 +189,12 @@ class Preparation:
         self.cfg = recipe.data
         self.filtered: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
         self.notes: list[str] = []
-        # The first pairs read, kept in memory (as many as the tokenizer's sample): a corpus that fits is
-        # read once.
+        # The tokenizer's sample, drawn while the corpus is read: all of a corpus that fits (which is then
+        # read once), else a seeded sample, usable as it is where every kept pair trains.
         self.sample_limit = sample_pairs(recipe.tokenizer)
-        self.memory_limit = self.sample_limit or float("inf")
-        self.memory: list[Pair] = []
+        self.reservoir = Reservoir(self.sample_limit, recipe.seed)
+        cfg = self.cfg
+        self.all_train = not (cfg.max_pairs or cfg.valid_fraction or sources.hold_out)
 
     def run(self, tokenizer_dir: Path | None) -> dict[str, Any]:
         n, hashes = self.read()
@@ -212,19 +248,14 @@ class Preparation:
         n = 0
         for kept in self._kept(source, keep):
             n += len(kept)
-            room = self.memory_limit - len(self.memory)
-            if room > 0:
-                self.memory += kept[: int(min(room, len(kept)))] if room != float("inf") else kept
+            self.reservoir.add(kept)
             if self.sources.hold_out:
                 hashes.append(np.fromiter((source_hash(s) for s, _ in kept), np.uint64, len(kept)))
             self.report("reading", n, None, source.fraction())
         self.filtered["train"] = keep.dropped
-        self.complete = len(self.memory) == n
-        if not self.complete:
-            self.memory = []  # the first pairs alone are no use: the sample is drawn from them all
-        return n, (
-            np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-        ) if self.sources.hold_out else None
+        if not self.sources.hold_out:
+            return n, None
+        return n, np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
 
     def tokenizers(self, roles: np.ndarray, given: Path | None) -> tuple[TokenizerPair, list[Pair] | None]:
         """The run's own tokenizer, or one trained on a seeded sample of the training pairs."""
@@ -234,13 +265,18 @@ class Preparation:
             return load_tokenizers(target), None
         n_train = int(np.count_nonzero(roles == TRAIN))
         limit = self.sample_limit
-        positions = np.flatnonzero(roles == TRAIN)
-        if limit and n_train > limit:
-            chosen = sorted(random.Random(self.recipe.seed).sample(range(n_train), limit))
-            positions = positions[chosen]
-        wanted = np.zeros(len(roles), dtype=bool)
-        wanted[positions] = True
-        sample = [pair for pair, want in zip(self._pairs("sampling for the tokenizer"), wanted) if want]
+        if self.reservoir.complete or self.all_train:  # drawn while reading
+            sample = [pair for pair, i in self.reservoir.sample() if roles[i] == TRAIN]
+        else:  # which pairs train was known only once they were counted: draw them now
+            positions = np.flatnonzero(roles == TRAIN)
+            if limit and n_train > limit:
+                chosen = sorted(random.Random(self.recipe.seed).sample(range(n_train), limit))
+                positions = positions[chosen]
+            wanted = np.zeros(len(roles), dtype=bool)
+            wanted[positions] = True
+            sample = [pair for pair, want in zip(self._pairs("sampling for the tokenizer"), wanted) if want]
+        if not self.reservoir.complete:
+            self.reservoir.pairs = []  # a sample: not needed once the tokenizer has its own list
         self.report(f"tokenizer: training on {len(sample):,} pairs", 0, None, None)
         start = time.monotonic()
         tokenizers = train_tokenizers(self.recipe.tokenizer, sample, target, self.recipe.seed)
@@ -329,8 +365,8 @@ class Preparation:
 
     def _pairs(self, phase: str) -> Iterator[Pair]:
         """The kept training pairs in order: from memory when they all fit, else read again."""
-        if self.complete:
-            yield from self.memory
+        if self.reservoir.complete:
+            yield from (pair for pair, _ in self.reservoir.sample())
             return
         source = self.sources.train
         done = 0
