@@ -27,7 +27,9 @@ from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderEr
 
 from .bench import Precision, bench_app
 from .openmp import release_thread_binding
+from .options import RunArgument, RunsDir, run_path, runs_dir_flag
 from .sweep import compare, sweep, sweep_runner
+from .system import system
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -43,7 +45,6 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, never cut mid-word
 
-RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 # Several processes (torchrun); the multi-node options are torchrun's own, passed through.
 Nproc = typer.Option(
@@ -172,7 +173,9 @@ def _wait_for_run(path: Path, seconds: float = 120.0) -> RunFolder:
 
 @app.command()
 def resume(
-    run: Path = typer.Argument(..., help="A run folder."),
+    ctx: typer.Context,
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     device: str = Device,
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
     max_minutes: float | None = typer.Option(
@@ -191,7 +194,7 @@ def resume(
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
     from workbench.engine.launch import Rendezvous
 
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
     if nnodes == 1 and not headless and sys.stdout.isatty() and sys.stdin.isatty():
         from workbench.engine.launch import start_training
@@ -226,6 +229,7 @@ def _train(
         )
         raise typer.Exit(1)
     if state == "stopped":  # rank 0 has said how far it got
+        _say_how_to_resume(run)
         raise typer.Exit(130)
 
 
@@ -252,12 +256,21 @@ def _train_here(
         console.print(str(run.path))
     if state == "failed":
         raise typer.Exit(1)
+    if state == "stopped":  # interrupted or stopped: not a success for a script, and it can go on
+        _say_how_to_resume(run)
+        raise typer.Exit(130)
+
+
+def _say_how_to_resume(run: RunFolder) -> None:
+    hint = f"resume it: s2s-bench resume {run.name}{runs_dir_flag(run.path.parent)}"
+    err.print(hint, highlight=False, markup=False)
 
 
 @app.command()
 def decode(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
@@ -269,6 +282,7 @@ def decode(
     """Translate standard input, one sentence a line, to standard output."""
     from workbench.engine.translator import Translator
 
+    run = run_path(ctx, run, runs_dir)
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
@@ -350,7 +364,8 @@ def _cut_notice(translation) -> str:
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
     ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
@@ -371,7 +386,7 @@ def evaluate(
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
     if not sources:
         raise UserError(f"{src}: no sentences to score (the file is empty)")
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
     _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
@@ -470,11 +485,15 @@ def recipes() -> None:
 
 @app.command()
 def control(
-    run: Path = typer.Argument(..., help="A run folder: its trainer is running, or it is queued in a sweep."),
+    ctx: typer.Context,
+    run: Path = typer.Argument(
+        ..., help="A run (name or folder): its trainer is running, or it is queued in a sweep."
+    ),
     command: str = typer.Argument(..., help="pause | resume | stop | checkpoint | cancel (a queued run)"),
+    runs_dir: Path | None = RunsDir,
 ) -> None:
     """Send a control message to a running trainer, or cancel a sweep's queued run."""
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     if command == "cancel":
         info = folder.sweep_info()
         if info is None:
@@ -496,6 +515,7 @@ def control(
 
 app.command()(sweep)
 app.command()(compare)
+app.command()(system)
 app.command("sweep-runner", hidden=True)(sweep_runner)
 
 
@@ -539,17 +559,22 @@ def serve(
 @app.command()
 def replay(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
     precision: str | None = Precision,
+    runs_dir: Path | None = RunsDir,
 ) -> None:
     """Open a saved run in the workbench: curves, samples and alignments over time."""
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     precision = _option(ctx, "precision", precision)
     _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True, precision=precision)
 
 
 def _open_tui(
-    runs_dir: Path, run: Path | None = None, replay: bool = False, precision: str | None = None
+    runs_dir: Path,
+    run: Path | None = None,
+    replay: bool = False,
+    precision: str | None = None,
+    mode: str | None = None,
 ) -> None:
     if precision is not None:
         check_precision(precision)
@@ -562,7 +587,7 @@ def _open_tui(
     from workbench.tui.app import run_app
 
     recipe = DEFAULT_RECIPE if run is None else None
-    run_app(runs_dir=runs_dir, recipe=recipe, run=run, replay=replay, precision=precision)
+    run_app(runs_dir=runs_dir, recipe=recipe, run=run, replay=replay, precision=precision, mode=mode)
 
 
 def main() -> None:
