@@ -56,13 +56,13 @@ def test_a_sweep_opens_as_a_row_per_run_with_its_values_metrics_and_state(make_a
             "steps",
             "time",
             "tok/s",
-            "peak MB",
             "state",
+            "peak MB",
         ]
         assert [row[1:3] for row in cells(table)] == SWEEP_ORDER
-        best = ["92.2", "95.5", "96.0%", "0.194", "1,000", "1m03s", "10.0k", "—", "✓ finished"]
+        best = ["92.2", "95.5", "96.0%", "0.194", "1,000", "1m03s", "10.0k", "✓ finished", "—"]
         assert cells(table)[3][3:] == best
-        assert cells(table)[5][3:] == ["—", "—", "—", "—", "0", "—", "—", "—", "◌ queued"]
+        assert cells(table)[5][3:] == ["—", "—", "—", "—", "0", "—", "—", "◌ queued", "—"]
         title = str(pilot.app.screen.query_one("#compare-title").render())
         assert "sweep dates-grid" in title and "✓3/6 ●1 ◌1 ✗1" in title
 

@@ -291,3 +291,19 @@ def test_seed_recipes_are_listed_first_under_their_title(make_app, recipes, tmp_
         assert table.highlighted_recipe() is None
 
     drive(make_app(), scenario)
+
+
+def test_the_runs_panel_names_the_folder_it_shows(make_app, runs_dir, monkeypatch, tmp_path_factory):
+    def subtitle() -> str:
+        found = []
+
+        async def scenario(pilot):
+            found.append((await open_runs(pilot)).border_subtitle)
+
+        drive(make_app(), scenario)
+        return found[0]
+
+    monkeypatch.chdir(runs_dir.parent)
+    assert subtitle() == "in runs/"
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # the runs folder is outside it
+    assert subtitle() == f"in {runs_dir.resolve()}/"

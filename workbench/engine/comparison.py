@@ -21,7 +21,7 @@ METRICS: dict[str, str] = {
     "peak_memory_mb": "min",
 }
 # The columns after the varied keys, in order.
-COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "peak_memory_mb", "state")
+COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "state", "peak_memory_mb")
 IGNORED_KEYS = ("description",)
 
 

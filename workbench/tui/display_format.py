@@ -133,10 +133,13 @@ def piece(text: str) -> str:
 
 
 def folder_text(path: Path) -> str:
-    """A folder as the user would type it: absolute, the home folder as ~, with a trailing slash."""
+    """A folder as the user would type it: relative to the working folder when inside it, else absolute
+    with the home folder as ~; with a trailing slash."""
     absolute = Path(path).resolve()
-    try:
-        inside = absolute.relative_to(Path.home())
-    except ValueError:
-        return f"{absolute}/"
-    return "~/" if inside == Path() else f"~/{inside}/"
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            inside = absolute.relative_to(base)
+        except ValueError:
+            continue
+        return prefix + ("" if inside == Path() else f"{inside}/") or "./"
+    return f"{absolute}/"

@@ -39,10 +39,11 @@ NAV_BINDINGS = [
         id="app.log",
         tooltip="The open run's train.log and console output, and its sweep's runner log, followed",
     ),
-    Binding(
+    Binding(  # not in the footer, which 80 columns fill: in the command palette and docs/workbench.md
         "g",
         "app.show('system')",
         "System",
+        show=False,
         id="app.system",
         tooltip="GPUs, CPUs and memory of this machine, and each trainer's share",
     ),
