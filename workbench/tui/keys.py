@@ -214,7 +214,11 @@ COMPARE_BINDINGS = [
     ),
     Binding("p", "toggle_pause", "Pause", id="compare.pause", tooltip="Pause or resume the highlighted run"),
     Binding(
-        "s", "stop", "Stop", id="compare.stop", tooltip="Stop the highlighted run (it can be resumed later)"
+        "s",
+        "stop",
+        "Stop",
+        id="compare.stop",
+        tooltip="Stop the highlighted run, after asking (it can be resumed)",
     ),
     Binding(
         "k",
