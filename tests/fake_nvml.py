@@ -19,6 +19,7 @@ class FakeGpu:
     temperature: int = 61
     milliwatts: int | None = 310_000  # None: the board does not report power
     processes: dict[int, int] = field(default_factory=dict)  # pid -> bytes
+    lost: bool = False  # fallen off the bus: every read fails
 
 
 class FakeNvml:
@@ -47,6 +48,8 @@ class FakeNvml:
         return gpu.name
 
     def nvmlDeviceGetMemoryInfo(self, gpu: FakeGpu) -> SimpleNamespace:
+        if gpu.lost:
+            raise NVMLError("GPU is lost")
         return SimpleNamespace(used=gpu.used, total=gpu.total, free=gpu.total - gpu.used)
 
     def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> SimpleNamespace:

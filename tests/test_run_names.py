@@ -109,6 +109,10 @@ def test_a_stopped_sweeps_hints_carry_its_runs_dir_and_its_progress_reads_as_its
     listed = s2s("sweep", "--runs-dir", str(runs), cwd=tmp_path)
     assert "1/3 finished, 1 interrupted (resumed by sweep --resume), 1 queued" in listed.stdout
     assert queue.progress().interrupted == 1 and queue.progress().queued == 1
+    refused = s2s("control", second.name, "stop", "--runs-dir", str(runs), cwd=tmp_path)
+    assert f"cancel it with: s2s-bench control {second.name} cancel --runs-dir {runs}" in refused.stderr
+    empty = s2s("sweep", "--runs-dir", str(tmp_path / "none"), cwd=tmp_path)
+    assert f"queue one with: s2s-bench sweep FILE --runs-dir {tmp_path / 'none'}" in empty.stdout
 
 
 def test_ctrl_c_on_a_headless_train_exits_130_and_says_how_to_resume(tmp_path):

@@ -59,6 +59,11 @@ def test_without_nvml_the_view_has_the_cpu_side_and_says_there_is_no_gpu():
     assert "no NVIDIA GPU" in SystemMonitor(FakeNvml([])).read().no_gpu  # a driver, but no board
 
 
+def test_a_gpu_that_fails_to_answer_leaves_the_cpu_side_and_says_why():
+    reading = SystemMonitor(FakeNvml([FakeGpu(), FakeGpu(lost=True)])).read([os.getpid()])
+    assert reading.gpus == () and "GPU is lost" in reading.no_gpu and os.getpid() in reading.processes
+
+
 def test_a_live_run_is_found_with_its_processes_and_shows_which_gpu_it_holds_and_how_busy(run):
     lock = run.lock()
     try:

@@ -46,6 +46,17 @@ def test_g_shows_every_gpu_and_every_trainer_of_the_machine(make_app, live_run):
     drive(make_app(attach_live=False, system_monitor=gpu_box(), system_interval=0.05), scenario, (120, 30))
 
 
+def test_the_workbench_can_open_on_the_system_screen(make_app, live_run):
+    async def scenario(pilot):
+        await pilot.pause()
+        assert pilot.app.current_mode == "system" and pilot.app.history is None  # no live run attached
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert pilot.app.current_mode == "runs"
+
+    drive(make_app(mode="system", system_monitor=gpu_box()), scenario)
+
+
 def test_without_a_gpu_the_system_screen_shows_the_cpu_side_and_says_so(make_app, runs_dir):
     no_gpu = SystemMonitor(FakeNvml(init_error="NVML Shared Library Not Found"))
 

@@ -507,7 +507,8 @@ def control(
         raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}, cancel")
     if not folder.trainer_alive():
         state = folder.status()["state"]
-        hint = f"; cancel it with: s2s-bench control {run} cancel" if state == "queued" else ""
+        where = runs_dir_flag(folder.path.parent)
+        hint = f"; cancel it with: s2s-bench control {folder.name} cancel{where}" if state == "queued" else ""
         raise RunFolderError(f"{run}: no trainer is running this run (state: {state}){hint}")
     folder.send_control(command)
     console.print(f"sent {command} to {run}")

@@ -180,7 +180,9 @@ def _runner_text(queue: SweepQueue, progress: SweepProgress) -> str:
 def _list(runs_dir: Path) -> None:
     queues = list_sweeps(runs_dir)
     if not queues:
-        console.print(f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE")
+        console.print(
+            f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE{runs_dir_flag(runs_dir)}"
+        )
         return
     table = Table(title="sweeps")
     for column in ("name", "runs", "progress", "runner"):

@@ -119,6 +119,13 @@ class SystemMonitor:
     def _read_gpus(self) -> tuple[GpuReading, ...]:
         if not self._start_nvml():
             return ()
+        try:
+            return self._read_each_gpu()
+        except Exception as exc:  # NVMLError: a GPU that fell off the bus, a driver reloaded
+            self._no_gpu = f"no NVIDIA GPU reading ({exc})"
+            return ()
+
+    def _read_each_gpu(self) -> tuple[GpuReading, ...]:
         nvml = self._nvml
         gpus = []
         for index in range(nvml.nvmlDeviceGetCount()):
