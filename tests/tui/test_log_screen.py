@@ -84,6 +84,28 @@ def test_l_on_a_sweep_shows_its_runners_log(make_app, sweep_runs, runs_dir):
     drive(make_app(attach_live=False), scenario)
 
 
+def test_l_on_a_sweep_shows_its_log_first_while_a_run_is_open(make_app, sweep_runs, runs_dir, finished_run):
+    SweepQueue.open(runs_dir, SWEEP_NAME).log("runner 4242: 2 at a time on cpu")
+    RunFolder(finished_run).log("training on cpu")
+
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.app.screen._read_runs().wait()
+        await pilot.pause()
+        table = pilot.app.screen.query_one(RunsTable)
+        table.focus()
+        table.move_cursor(row=0)  # the sweep's header row, above the open run's row
+        await pilot.press("l")
+        await wait_until(pilot, lambda: any("runner 4242" in line for line in shown(pilot)))
+        assert pilot.app.history is not None and pilot.app.history.run.path == finished_run
+        await pilot.press("v")  # then the open run's own logs
+        await wait_until(pilot, lambda: any("training on cpu" in line for line in shown(pilot)))
+
+    drive(make_app(run=finished_run), scenario)
+
+
 def test_a_log_that_was_rewritten_is_read_again_from_its_start(tmp_path):
     path = tmp_path / "train.log"
     path.write_text("one\ntwo\nthr")

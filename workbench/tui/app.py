@@ -136,6 +136,7 @@ class S2SBenchApp(App):
         self.system_interval = system_interval
         self.system = SystemHistory()
         self.log_sweep: SweepQueue | None = None  # the sweep in focus: the log screen shows its runner.log
+        self.log_first: Path | None = None  # the log the log screen shows first when it is next shown
         self.initial_mode = mode
 
     def on_mount(self) -> None:

@@ -60,6 +60,7 @@ class LogScreen(RunScreen, inherit_bindings=False):
         super().__init__()
         self.sources: list[tuple[str, Path]] = []
         self.source = 0
+        self._focus: tuple[Path | None, Path | None] | None = None  # the run and sweep the sources are of
         self.lines: list[str] = []
         self._offset = 0
 
@@ -81,11 +82,15 @@ class LogScreen(RunScreen, inherit_bindings=False):
         self._choose_sources()
 
     def _choose_sources(self) -> None:
-        run = self.bench.history.run if self.bench.history else None
-        sources = log_sources(run, self.bench.log_sweep)
-        if sources != self.sources:
-            self.sources = sources
-            self._show_source(0)
+        """The logs of the run and sweep in focus, read again only when the focus changed; the one the
+        app asked for first (`log_first`) shown, else the first."""
+        run, sweep, first = self.bench.history, self.bench.log_sweep, self.bench.log_first
+        focus = (run.run.path if run else None, sweep.path if sweep else None)
+        if focus == self._focus and first is None:
+            return
+        self._focus, self.bench.log_first = focus, None
+        self.sources = log_sources(run.run if run else None, sweep)
+        self._show_source(next((i for i, (_, path) in enumerate(self.sources) if path == first), 0))
 
     def _show_source(self, index: int) -> None:
         self.source = index

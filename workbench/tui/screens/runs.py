@@ -240,6 +240,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         if run is not None:
             self.bench.open_run(run.path, mode="log")
         elif self.bench.log_sweep is not None:
+            self.bench.log_first = self.bench.log_sweep.log_path  # before the open run's own logs
             self.bench.action_show("log")
         else:
             self.notify("No run or sweep highlighted: its log is what l shows.", severity="warning")
