@@ -583,7 +583,7 @@ def _open_tui(
     if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file
         raise UserError(
             "the workbench needs a terminal, and standard input or output is not one; without one use "
-            "`s2s-bench runs`, `train --headless`, `decode` or `eval`"
+            "`s2s-bench runs`, `train --headless`, `decode`, `eval` or `system --once`"
         )
     from workbench.tui.app import run_app
 
