@@ -153,7 +153,8 @@ def test_a_sweep_starts_from_the_recipes_table_with_parallel_and_set_keys(make_a
         assert isinstance(screen, CompareScreen) and screen.sweep.name == SWEEP_NAME
         table = screen.query_one(ComparisonTable)
         await wait_until(pilot, lambda: table.row_count == 6)
-        assert [str(table.get_row_at(i)[-1]) for i in range(6)] == ["◌ queued"] * 6
+        state = [str(c.label) for c in table.columns.values()].index("state")
+        assert [str(table.get_row_at(i)[state]) for i in range(6)] == ["◌ queued"] * 6
 
     drive(make_app(), scenario, size=(100, 30))
 
