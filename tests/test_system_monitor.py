@@ -82,6 +82,16 @@ def test_a_live_run_is_found_with_its_processes_and_shows_which_gpu_it_holds_and
     assert live_runs(run.path.parent) == []  # its trainer is gone: nothing training here
 
 
+def test_in_a_container_whose_pids_nvml_does_not_list_a_run_holds_its_torch_devices_gpu():
+    from workbench.engine.system_monitor import LiveRun
+
+    run = LiveRun("rev", "cuda:1", (os.getpid(),))
+    nvml = FakeNvml([FakeGpu(utilization=80, processes={1: 2**30}), FakeGpu(utilization=5)])
+    reading = SystemMonitor(nvml).read(run.pids)
+    assert reading.processes[os.getpid()].gpus == () and busy_text(reading, run) == "gpu1 5%"
+    assert busy_text(reading, LiveRun("rev", "cpu", run.pids)).startswith("cpu ")
+
+
 def test_a_distributed_runs_ranks_are_its_trainers_siblings_under_the_launcher(run):
     ranks = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(2)]
     lock = run.lock()

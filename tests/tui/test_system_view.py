@@ -41,7 +41,7 @@ def test_g_shows_every_gpu_and_every_trainer_of_the_machine(make_app, live_run):
         assert "gpu0" in trainers and "3.0 GiB" in trainers and str(os.getpid()) in trainers
         await wait_until(pilot, lambda: len(pilot.app.system.readings) >= 3)
         await pilot.pause(0.2)
-        assert "█" in text(screen.query_one("#devices"))  # the history of the GPU's use, as bars
+        assert "▇▇▇" in text(screen.query_one("#devices"))  # the GPU's use (87%) over time, as bars
 
     drive(make_app(attach_live=False, system_monitor=gpu_box(), system_interval=0.05), scenario, (120, 30))
 

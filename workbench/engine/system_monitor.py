@@ -216,6 +216,16 @@ class LiveRun:
     device: str
     pids: tuple[int, ...]
 
+    def held_gpus(self, reading: SystemReading) -> tuple[int, ...]:
+        """The GPUs the run holds: those NVML lists its processes on, else its torch device's (NVML in a
+        container lists the host's pids, which match none of the container's)."""
+        usage = reading.usage(self.pids)
+        if usage is not None and usage.gpus:
+            return usage.gpus
+        kind, _, index = self.device.partition(":")
+        gpu = int(index) if index.isdigit() else 0
+        return (gpu,) if kind == "cuda" and any(g.index == gpu for g in reading.gpus) else ()
+
 
 def live_runs(runs_dir: Path) -> list[LiveRun]:
     """The runs under `runs_dir` that a process on this machine is training (a sweep's runs included)."""
@@ -291,7 +301,8 @@ def busy_text(reading: SystemReading | None, run: LiveRun | None) -> str:
     usage = reading.usage(run.pids) if reading and run else None
     if usage is None:
         return ""
-    if usage.gpus:
+    gpus = run.held_gpus(reading)  # type: ignore[union-attr, arg-type]
+    if gpus:
         busy = {g.index: g.utilization for g in reading.gpus}  # type: ignore[union-attr]
-        return " ".join(f"gpu{i} {busy[i]}%" if busy.get(i) is not None else f"gpu{i}" for i in usage.gpus)
+        return " ".join(f"gpu{i} {busy[i]}%" if busy.get(i) is not None else f"gpu{i}" for i in gpus)
     return f"cpu {usage.cpu_percent:.0f}%"

@@ -21,11 +21,12 @@ def strip_text(history: RunHistory | None, system: SystemHistory) -> Text:
         return text
     name = history.run.name
     usage = system.usage(name) if history.live else None
-    if usage is not None:
-        for index in usage.gpus:
+    run, latest = system.live_run(name), system.latest
+    if usage is not None and run is not None and latest is not None:
+        for index in run.held_gpus(latest):
             busy = system.gpu_series(index)
             _cell(text, f"gpu{index}", sparkline(busy, WIDTH, top=100), f"{busy[-1]:.0f}%" if busy else "—")
-        if usage.gpus:
+        if usage.gpus:  # NVML lists the run's processes: their GPU memory is known
             memory = system.run_series(name, "gpu_memory")
             _cell(text, "gpu mem", sparkline(memory, WIDTH), gib(usage.gpu_memory))
         _cell(
