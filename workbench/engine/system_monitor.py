@@ -162,13 +162,13 @@ class SystemMonitor:
             self._processes.pop(pid, None)
             return None
         held = [gpu for gpu in gpus if pid in gpu.processes]
-        memories = [gpu.processes[pid] for gpu in held if gpu.processes[pid] is not None]
+        memories = [used for gpu in held if (used := gpu.processes[pid]) is not None]
         return ProcessReading(
             pid=pid,
             cpu_percent=cpu,
             rss=rss,
             gpus=tuple(gpu.index for gpu in held),
-            gpu_memory=sum(memories) if memories else None,  # type: ignore[arg-type]
+            gpu_memory=sum(memories) if memories else None,
         )
 
 
@@ -298,11 +298,10 @@ def process_rows(reading: SystemReading, runs: list[LiveRun]) -> list[tuple[str,
 
 def busy_text(reading: SystemReading | None, run: LiveRun | None) -> str:
     """Which GPU(s) a run holds and how busy they are ("gpu0 87%"), or its CPU share ("cpu 340%")."""
-    usage = reading.usage(run.pids) if reading and run else None
-    if usage is None:
+    if reading is None or run is None or (usage := reading.usage(run.pids)) is None:
         return ""
-    gpus = run.held_gpus(reading)  # type: ignore[union-attr, arg-type]
-    if gpus:
-        busy = {g.index: g.utilization for g in reading.gpus}  # type: ignore[union-attr]
-        return " ".join(f"gpu{i} {busy[i]}%" if busy.get(i) is not None else f"gpu{i}" for i in gpus)
-    return f"cpu {usage.cpu_percent:.0f}%"
+    gpus = run.held_gpus(reading)
+    if not gpus:
+        return f"cpu {usage.cpu_percent:.0f}%"
+    busy = {g.index: g.utilization for g in reading.gpus}
+    return " ".join(f"gpu{i} {busy[i]}%" if busy.get(i) is not None else f"gpu{i}" for i in gpus)
