@@ -2,6 +2,7 @@
 each session's workbench started without a shell. A real server on 127.0.0.1 and real app processes."""
 
 import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,18 @@ def test_every_page_and_file_needs_the_token(tmp_path):
         # The page's files and websocket then carry the cookie the page set.
         async with session.get(f"{base}/static/js/textual.js") as response:
             assert response.status == 200
+
+    serve(tmp_path / "runs", scenario)
+
+
+def test_the_page_asks_no_other_site_for_its_font(tmp_path):
+    async def scenario(server, base, session):
+        async with session.get(f"{base}/?token={server.token}") as response:
+            page = await response.text()
+        assert "googleapis" not in page and "https://" not in page.split("<body")[0]
+        (font,) = re.findall(r"url\('(/static/fonts/[^']+\.ttf)'\)", page)
+        async with session.get(base + font) as response:
+            assert response.status == 200 and len(await response.read()) > 10_000
 
     serve(tmp_path / "runs", scenario)
 

@@ -177,7 +177,7 @@ def test_stopping_a_sweep_stops_its_running_runs_starts_no_more_and_resume_finis
     cut = [r.status()["step"] for r in (first, second)]
     assert all(0 < step < 300 for step in cut) and all(r.has_checkpoint("last") for r in (first, second))
     progress = queue.progress()
-    assert (progress.queued, progress.stopped, progress.complete) == (3, 0, False)
+    assert (progress.interrupted, progress.queued, progress.stopped, progress.complete) == (2, 1, 0, False)
     assert "stopped" in s2s("sweep", "--runs-dir", runs_dir).stdout  # the runner column
 
     resumed = s2s("sweep", "--resume", "halt", "--runs-dir", runs_dir)

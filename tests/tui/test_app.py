@@ -12,7 +12,14 @@ from .driving import drive, settle, wait_until
 
 
 def test_run_app_is_the_entry_point_the_cli_calls():
-    assert list(inspect.signature(run_app).parameters) == ["runs_dir", "recipe", "run", "replay", "precision"]
+    assert list(inspect.signature(run_app).parameters) == [
+        "runs_dir",
+        "recipe",
+        "run",
+        "replay",
+        "precision",
+        "mode",
+    ]
 
 
 def test_navigation_keys_switch_screens_and_q_quits(make_app, finished_run):
@@ -53,7 +60,9 @@ def test_the_command_palette_offers_the_screens_keys(make_app, finished_run):
     async def scenario(pilot):
         await settle(pilot)
         titles = [c.title for c in pilot.app.get_system_commands(pilot.app.screen)]
-        assert {"Decode (d)", "Attention (a)", "Runs (r)", "Quit (q)", "Smooth (m)", "Log (l)"} <= set(titles)
+        screens = {"Decode (d)", "Attention (a)", "Runs (r)", "Log (l)", "System (g)"}
+        assert screens | {"Smooth (~)", "Log y (y)"} <= set(titles)
+        assert [title for title in titles if title.startswith("Quit")] == ["Quit (q)"]  # once
         command = next(c for c in pilot.app.get_system_commands(pilot.app.screen) if c.title == "Decode (d)")
         await command.callback()
         await pilot.pause()

@@ -102,7 +102,7 @@ def test_cursor_shows_the_weight_under_it(make_app, finished_run):
         assert grid.border_subtitle == "21 ← 21  1.00"
         await pilot.press("left")
         assert grid.border_subtitle == "21 ← November  0.00"
-        await pilot.press("w")
+        await pilot.press("number_sign")
         assert grid.numbers
         line = "".join(seg.text for seg in grid.render_line(2))
         assert line.split() == ["21", "0", "0", "0", "100", "0", "0"]

@@ -57,11 +57,12 @@ def test_a_sweep_opens_as_a_row_per_run_with_its_values_metrics_and_state(make_a
             "time",
             "tok/s",
             "state",
+            "peak MB",
         ]
         assert [row[1:3] for row in cells(table)] == SWEEP_ORDER
-        best = ["92.2", "95.5", "96.0%", "0.194", "1,000", "1m03s", "10.0k", "✓ finished"]
+        best = ["92.2", "95.5", "96.0%", "0.194", "1,000", "1m03s", "10.0k", "✓ finished", "—"]
         assert cells(table)[3][3:] == best
-        assert cells(table)[5][3:] == ["—", "—", "—", "—", "0", "—", "—", "◌ queued"]
+        assert cells(table)[5][3:] == ["—", "—", "—", "—", "0", "—", "—", "◌ queued", "—"]
         title = str(pilot.app.screen.query_one("#compare-title").render())
         assert "sweep dates-grid" in title and "✓3/6 ●1 ◌1 ✗1" in title
 
@@ -234,7 +235,9 @@ def test_p_pauses_and_s_stops_the_highlighted_running_run_only(make_app, sweep_r
         await pilot.pause()
         await pilot.press("p")
         await pilot.app.workers.wait_for_complete()
-        await pilot.press("s")
+        await pilot.press("s")  # asks first
+        await pilot.pause()
+        await pilot.click("#confirm")
         await pilot.app.workers.wait_for_complete()
         assert running.take_controls() == ["pause", "stop"]
 
@@ -288,7 +291,7 @@ def test_shift_s_stops_the_whole_sweep_and_shift_r_takes_it_up_again(
         assert running.take_controls() == ["stop"]  # the one running run, and only it
         assert queue.held and queue.read()["suspended"] == [running.name]
         assert sweep_launcher.launched == []
-        await pilot.press("R")
+        await pilot.press("U")
         await pilot.app.workers.wait_for_complete()
         assert not queue.held and [q.name for q in sweep_launcher.launched] == [SWEEP_NAME]
 

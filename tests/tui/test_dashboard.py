@@ -8,6 +8,7 @@ from workbench.tui.components.loss_chart import LossChart
 from workbench.tui.components.samples_table import SamplesTable
 from workbench.tui.components.score_chart import ScoreChart
 from workbench.tui.components.stats_panel import StatsPanel
+from workbench.tui.screens.confirm import ConfirmScreen
 
 from .driving import drive, settle, wait_until
 from .fixture_runs import write_run
@@ -87,9 +88,20 @@ def test_pause_resume_stop_and_checkpoint_send_control_messages(make_app, live_r
         await pilot.press("p")
         await pilot.app.workers.wait_for_complete()
         assert controls_sent(live_run) == ["resume"]
-        await pilot.press("c", "s")
+        await pilot.press("w")
         await pilot.app.workers.wait_for_complete()
-        assert controls_sent(live_run) == ["checkpoint", "stop"]
+        assert controls_sent(live_run) == ["checkpoint"]
+        await pilot.press("s")  # asks first, as delete does: Esc keeps the run training
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(live_run) == []
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#confirm")
+        await pilot.app.workers.wait_for_complete()
+        assert controls_sent(live_run) == ["stop"]
 
     drive(make_app(run=live_run), scenario)
 
@@ -97,10 +109,10 @@ def test_pause_resume_stop_and_checkpoint_send_control_messages(make_app, live_r
 def test_controls_are_off_for_a_finished_run(make_app, finished_run):
     async def scenario(pilot):
         await settle(pilot)
-        await pilot.press("p", "s", "c")
+        await pilot.press("p", "s", "w")
         await pilot.app.workers.wait_for_complete()
         assert controls_sent(finished_run) == []
-        assert not {"p", "s", "c"} & set(pilot.app.screen.active_bindings)
+        assert not {"p", "s", "w"} & set(pilot.app.screen.active_bindings)
 
     drive(make_app(run=finished_run), scenario)
 
@@ -110,11 +122,11 @@ def test_smoothing_log_scale_and_time_axis(make_app, finished_run):
         await settle(pilot)
         chart = pilot.app.screen.query_one(LossChart)
         assert chart.border_title == "loss · EMA 0.6 · by step"
-        await pilot.press("m")
+        await pilot.press("tilde")
         assert chart.smoothing == 0.9
-        await pilot.press("m", "m")
+        await pilot.press("tilde", "tilde")
         assert chart.smoothing == 0.0
-        await pilot.press("l", "x")
+        await pilot.press("y", "x")
         await pilot.pause(0.4)
         assert chart.border_title == "loss · log10 · by time"
         assert pilot.app.screen.query_one(ScoreChart).x_axis == "time"

@@ -36,8 +36,8 @@ def test_lists_recipes_and_runs_with_state_step_best_and_start(make_app, finishe
         assert pilot.app.current_mode == "runs"
         assert pilot.app.screen.query_one(RecipesTable).names == ["dates-en-fr", "dates-lstm"]
         assert cells(table) == [
-            ["dates-stopped", "dates-stopped", "■ stopped", "600", "exact 58.8%", "2026-01-01 01:00"],
-            ["dates-demo", "dates-demo", "✓ finished", "1,000", "exact 98.0%", "2026-01-01 00:00"],
+            ["dates-stopped", "dates-stopped", "■ stopped", "", "600", "exact 58.8%", "2026-01-01 01:00"],
+            ["dates-demo", "dates-demo", "✓ finished", "", "1,000", "exact 98.0%", "2026-01-01 00:00"],
         ]
 
     drive(make_app(), scenario)
@@ -222,13 +222,13 @@ def test_delete_asks_first_and_cancel_keeps_the_run(make_app, finished_run):
     async def scenario(pilot):
         table = await open_runs(pilot)
         table.focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmScreen)
         await pilot.press("escape")
         await pilot.pause()
         assert finished_run.exists()
-        await pilot.press("x")
+        await pilot.press("delete")
         await pilot.pause()
         await pilot.click("#confirm")
         await pilot.app.workers.wait_for_complete()
@@ -245,7 +245,7 @@ def test_a_live_run_cannot_be_deleted(make_app, live_run):
     async def scenario(pilot):
         table = await open_runs(pilot)
         table.focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await pilot.pause()
         assert not isinstance(pilot.app.screen, ConfirmScreen)
         assert live_run.exists()
@@ -310,3 +310,19 @@ def test_a_run_preparing_its_corpus_shows_the_phase_and_how_far_in_the_list_and_
         assert row[2:4] == ["● running", "encoding 45%"]
 
     drive(make_app(), scenario)
+
+
+def test_the_runs_panel_names_the_folder_it_shows(make_app, runs_dir, monkeypatch, tmp_path_factory):
+    def subtitle() -> str:
+        found = []
+
+        async def scenario(pilot):
+            found.append((await open_runs(pilot)).border_subtitle)
+
+        drive(make_app(), scenario)
+        return found[0]
+
+    monkeypatch.chdir(runs_dir.parent)
+    assert subtitle() == "in runs/"
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # the runs folder is outside it
+    assert subtitle() == f"in {runs_dir.resolve()}/"

@@ -33,17 +33,26 @@ def test_a_sweeps_runs_are_grouped_under_its_progress(make_app, sweep_runs, fini
                 "▾ sweep dates-grid",
                 "dates-en-fr.toml",
                 "✓3/6 ●1 ◌1 ✗1",
+                "",
                 "6 runs",
                 "exact 95.1%",
                 "2026-01-01 01:00",
             ],
-            ["  ├ gru-bahdanau", "dates-en-fr", "✓ finished", "1,000", "exact 91.1%", "2026-01-01 01:00"],
-            ["  ├ gru-general", "dates-en-fr", "✓ finished", "1,000", "exact 86.2%", "2026-01-01 01:01"],
-            ["  ├ gru-concat", "dates-en-fr", "● running", "400", "exact 35.3%", "2026-01-01 01:02"],
-            ["  ├ lstm-bahdanau", "dates-en-fr", "✓ finished", "1,000", "exact 95.1%", "2026-01-01 01:03"],
-            ["  ├ lstm-general", "dates-en-fr", "✗ failed", "200", "exact 13.7%", "2026-01-01 01:04"],
-            ["  └ lstm-concat", "dates-en-fr", "◌ queued", "0", "—", "—"],
-            ["dates-demo", "dates-demo", "✓ finished", "1,000", "exact 98.0%", "2026-01-01 00:00"],
+            ["  ├ gru-bahdanau", "dates-en-fr", "✓ finished", "", "1,000", "exact 91.1%", "2026-01-01 01:00"],
+            ["  ├ gru-general", "dates-en-fr", "✓ finished", "", "1,000", "exact 86.2%", "2026-01-01 01:01"],
+            ["  ├ gru-concat", "dates-en-fr", "● running", "", "400", "exact 35.3%", "2026-01-01 01:02"],
+            [
+                "  ├ lstm-bahdanau",
+                "dates-en-fr",
+                "✓ finished",
+                "",
+                "1,000",
+                "exact 95.1%",
+                "2026-01-01 01:03",
+            ],
+            ["  ├ lstm-general", "dates-en-fr", "✗ failed", "", "200", "exact 13.7%", "2026-01-01 01:04"],
+            ["  └ lstm-concat", "dates-en-fr", "◌ queued", "", "0", "—", "—"],
+            ["dates-demo", "dates-demo", "✓ finished", "", "1,000", "exact 98.0%", "2026-01-01 00:00"],
         ]
         pilot.app.screen.query_one("#filter", Input).value = "lstm"
         await pilot.pause()
@@ -144,7 +153,8 @@ def test_a_sweep_starts_from_the_recipes_table_with_parallel_and_set_keys(make_a
         assert isinstance(screen, CompareScreen) and screen.sweep.name == SWEEP_NAME
         table = screen.query_one(ComparisonTable)
         await wait_until(pilot, lambda: table.row_count == 6)
-        assert [str(table.get_row_at(i)[-1]) for i in range(6)] == ["◌ queued"] * 6
+        state = [str(c.label) for c in table.columns.values()].index("state")
+        assert [str(table.get_row_at(i)[state]) for i in range(6)] == ["◌ queued"] * 6
 
     drive(make_app(), scenario, size=(100, 30))
 

@@ -18,6 +18,12 @@ def truecolor(monkeypatch):
     monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "truecolor")
 
 
+@pytest.fixture(autouse=True)
+def beside_the_runs(monkeypatch, runs_dir):
+    """The runs panel names its folder from the working folder: `runs/`, wherever the test's tmp is."""
+    monkeypatch.chdir(runs_dir.parent)
+
+
 @pytest.fixture
 def two_runs(runs_dir):
     write_run(runs_dir, name="dates-demo")

@@ -29,7 +29,9 @@ from workbench.jobs.commands import Rendezvous, TrainerCommand
 from .bench import Precision, bench_app
 from .corpora import cache_command, prepare_command, prepare_corpus
 from .openmp import release_thread_binding
+from .options import RunArgument, RunsDir, run_path, runs_dir_flag
 from .sweep import compare, sweep, sweep_runner
+from .system import system
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -45,7 +47,6 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, never cut mid-word
 
-RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
 Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
 # Several processes (torchrun); the multi-node options are torchrun's own, passed through.
 Nproc = typer.Option(
@@ -166,7 +167,9 @@ def _wait_for_run(path: Path, seconds: float = 120.0) -> RunFolder:
 
 @app.command()
 def resume(
-    run: Path = typer.Argument(..., help="A run folder."),
+    ctx: typer.Context,
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     device: str = Device,
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
     max_minutes: float | None = typer.Option(
@@ -183,7 +186,8 @@ def resume(
     rdzv_endpoint: str | None = RdzvEndpoint,
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
-    command = TrainerCommand(RunFolder.open(run), device, max_steps, max_minutes, threads, nproc, quiet)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
+    command = TrainerCommand(folder, device, max_steps, max_minutes, threads, nproc, quiet)
     rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
     _train(command, rendezvous, headless)
 
@@ -212,6 +216,7 @@ def _train(command: TrainerCommand, rendezvous: Rendezvous, headless: bool) -> N
         )
         raise typer.Exit(1)
     if state == "stopped":  # rank 0 has said how far it got
+        _say_how_to_resume(run)
         raise typer.Exit(130)
 
 
@@ -232,12 +237,21 @@ def _train_here(command: TrainerCommand) -> None:
         console.print(str(run.path))
     if state == "failed":
         raise typer.Exit(1)
+    if state == "stopped":  # interrupted or stopped: not a success for a script, and it can go on
+        _say_how_to_resume(run)
+        raise typer.Exit(130)
+
+
+def _say_how_to_resume(run: RunFolder) -> None:
+    hint = f"resume it: s2s-bench resume {run.name}{runs_dir_flag(run.path.parent)}"
+    err.print(hint, highlight=False, markup=False)
 
 
 @app.command()
 def decode(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (1: greedy; default: recipe)."),
     n_best: int = typer.Option(1, "--n-best", min=1, help="Print the N best translations with scores."),
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
@@ -249,6 +263,7 @@ def decode(
     """Translate standard input, one sentence a line, to standard output."""
     from workbench.engine.translator import Translator
 
+    run = run_path(ctx, run, runs_dir)
     translator = Translator.from_run(run, checkpoint, device, _option(ctx, "precision", precision))
     _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
@@ -330,7 +345,8 @@ def _cut_notice(translation) -> str:
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
+    runs_dir: Path | None = RunsDir,
     src: Path = typer.Option(..., "--src", help="Source sentences, one a line."),
     ref: Path = typer.Option(..., "--ref", help="Reference translations, one a line."),
     beam: int | None = typer.Option(None, "--beam", min=1, help="Beam size (default: recipe)."),
@@ -352,7 +368,7 @@ def evaluate(
         raise UserError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
     if not sources:
         raise UserError(f"{src}: no sentences to score (the file is empty)")
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
     _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
@@ -452,11 +468,15 @@ def recipes() -> None:
 
 @app.command()
 def control(
-    run: Path = typer.Argument(..., help="A run folder: its trainer is running, or it is queued in a sweep."),
+    ctx: typer.Context,
+    run: Path = typer.Argument(
+        ..., help="A run (name or folder): its trainer is running, or it is queued in a sweep."
+    ),
     command: str = typer.Argument(..., help="pause | resume | stop | checkpoint | cancel (a queued run)"),
+    runs_dir: Path | None = RunsDir,
 ) -> None:
     """Send a control message to a running trainer, or cancel a sweep's queued run."""
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     if command == "cancel":
         info = folder.sweep_info()
         if info is None:
@@ -470,7 +490,8 @@ def control(
         raise RunFolderError(f"unknown command {command!r}: one of {', '.join(CONTROL_COMMANDS)}, cancel")
     if not folder.trainer_alive():
         state = folder.status()["state"]
-        hint = f"; cancel it with: s2s-bench control {run} cancel" if state == "queued" else ""
+        where = runs_dir_flag(folder.path.parent)
+        hint = f"; cancel it with: s2s-bench control {folder.name} cancel{where}" if state == "queued" else ""
         raise RunFolderError(f"{run}: no trainer is running this run (state: {state}){hint}")
     folder.send_control(command)
     console.print(f"sent {command} to {run}")
@@ -480,6 +501,7 @@ app.command()(sweep)
 app.command("prepare")(prepare_command)
 app.command("cache")(cache_command)
 app.command()(compare)
+app.command()(system)
 app.command("sweep-runner", hidden=True)(sweep_runner)
 
 
@@ -523,17 +545,22 @@ def serve(
 @app.command()
 def replay(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="A run folder."),
+    run: Path = RunArgument,
     precision: str | None = Precision,
+    runs_dir: Path | None = RunsDir,
 ) -> None:
     """Open a saved run in the workbench: curves, samples and alignments over time."""
-    folder = RunFolder.open(run)
+    folder = RunFolder.open(run_path(ctx, run, runs_dir))
     precision = _option(ctx, "precision", precision)
     _open_tui(runs_dir=folder.path.parent, run=folder.path, replay=True, precision=precision)
 
 
 def _open_tui(
-    runs_dir: Path, run: Path | None = None, replay: bool = False, precision: str | None = None
+    runs_dir: Path,
+    run: Path | None = None,
+    replay: bool = False,
+    precision: str | None = None,
+    mode: str | None = None,
 ) -> None:
     if precision is not None:
         check_precision(precision)
@@ -541,12 +568,12 @@ def _open_tui(
     if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it would paint into a file
         raise UserError(
             "the workbench needs a terminal, and standard input or output is not one; without one use "
-            "`s2s-bench runs`, `train --headless`, `decode` or `eval`"
+            "`s2s-bench runs`, `train --headless`, `decode`, `eval` or `system --once`"
         )
     from workbench.tui.app import run_app
 
     recipe = DEFAULT_RECIPE if run is None else None
-    run_app(runs_dir=runs_dir, recipe=recipe, run=run, replay=replay, precision=precision)
+    run_app(runs_dir=runs_dir, recipe=recipe, run=run, replay=replay, precision=precision, mode=mode)
 
 
 def main() -> None:

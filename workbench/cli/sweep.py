@@ -21,6 +21,7 @@ from workbench.jobs.sweep import load_sweep
 from workbench.jobs.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
 
 from .corpora import prepare_corpus
+from .options import RunsDir, run_path, runs_dir_flag, runs_dir_option
 
 ASK_ABOVE = 64  # runs; a larger sweep asks first
 HEADERS = {
@@ -31,18 +32,11 @@ HEADERS = {
     "steps": "steps",
     "seconds": "time",
     "tokens_per_s": "tok/s",
+    "peak_memory_mb": "peak MB",
     "state": "state",
 }
 
 console = Console()
-RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
-
-
-def _runs_dir(ctx: typer.Context, value: Path | None) -> Path:
-    """--runs-dir given after the command or before it (`s2s-bench --runs-dir X sweep ...`)."""
-    if value is None and ctx.parent is not None:
-        value = ctx.parent.params.get("runs_dir")
-    return value or Path("runs")
 
 
 def sweep(
@@ -69,7 +63,7 @@ def sweep(
     runs_dir: Path | None = RunsDir,
 ) -> None:
     """Queue every run of a sweep and train them in the background; with no file, list the sweeps."""
-    runs_dir = _runs_dir(ctx, runs_dir)
+    runs_dir = runs_dir_option(ctx, runs_dir)
     device_list = _devices(devices)
     if sum(bool(x) for x in (file, resume, stop)) > 1:
         raise UserError("give one of a sweep file, --resume NAME and --stop NAME")
@@ -151,11 +145,14 @@ def _stop(queue: SweepQueue) -> None:
         f"sweep {queue.name}: sent a stop to {len(stopped)} running run(s) (each saves a checkpoint); "
         f"the runner starts no more runs. {_progress_text(progress)}"
     )
-    console.print(f"continue it: s2s-bench sweep --resume {queue.name}")
+    console.print(f"continue it: s2s-bench sweep --resume {queue.name}{runs_dir_flag(queue.runs_dir)}")
 
 
 def _print_next_steps(queue: SweepQueue) -> None:
-    console.print(f"follow it: s2s-bench compare --sweep {queue.name}   (runner log: {queue.log_path})")
+    console.print(
+        f"follow it: s2s-bench compare --sweep {queue.name}{runs_dir_flag(queue.runs_dir)}   "
+        f"(runner log: {queue.log_path})"
+    )
 
 
 def _progress_text(p: SweepProgress) -> str:
@@ -164,6 +161,7 @@ def _progress_text(p: SweepProgress) -> str:
         f"{n} {what}"
         for n, what in (
             (p.running, "running"),
+            (p.interrupted, "interrupted (resumed by sweep --resume)"),
             (p.queued, "queued"),
             (p.failed, "failed"),
             (p.stopped, "stopped"),
@@ -185,7 +183,9 @@ def _runner_text(queue: SweepQueue, progress: SweepProgress) -> str:
 def _list(runs_dir: Path) -> None:
     queues = list_sweeps(runs_dir)
     if not queues:
-        console.print(f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE")
+        console.print(
+            f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE{runs_dir_flag(runs_dir)}"
+        )
         return
     table = Table(title="sweeps")
     for column in ("name", "runs", "progress", "runner"):
@@ -206,12 +206,12 @@ def sweep_runner(
     """Run a sweep's queue in this process (started in the background by `sweep`)."""
     from workbench.jobs.sweep_runner import run_queue
 
-    run_queue(SweepQueue.open(_runs_dir(ctx, runs_dir), name))
+    run_queue(SweepQueue.open(runs_dir_option(ctx, runs_dir), name))
 
 
 def compare(
     ctx: typer.Context,
-    runs: list[Path] | None = typer.Argument(None, help="Run folders to compare."),
+    runs: list[Path] | None = typer.Argument(None, help="Runs to compare: names or folders."),
     sweep_name: str | None = typer.Option(None, "--sweep", help="Compare the runs of this sweep."),
     sort: str | None = typer.Option(None, "--sort", help="Sort by a metric (best first) or a varied key."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object a line per run."),
@@ -222,10 +222,10 @@ def compare(
     if sweep_name and runs:
         raise UserError("give run folders or --sweep NAME, not both")
     if sweep_name:
-        queue = SweepQueue.open(_runs_dir(ctx, runs_dir), sweep_name)
+        queue = SweepQueue.open(runs_dir_option(ctx, runs_dir), sweep_name)
         comparison = compare_runs(queue.runs(), queue.varied_keys())
     elif runs:
-        comparison = compare_runs([RunFolder.open(path) for path in runs])
+        comparison = compare_runs([RunFolder.open(run_path(ctx, path, runs_dir)) for path in runs])
     else:
         raise UserError("give the run folders to compare, or --sweep NAME")
     if sort:
@@ -291,6 +291,6 @@ def _format(column: str, value: Any) -> str:
     if column == "seconds":
         minutes, seconds = divmod(round(value), 60)
         return f"{minutes}:{seconds:02d}"
-    if column == "tokens_per_s":
+    if column in ("tokens_per_s", "peak_memory_mb"):
         return f"{value:,.0f}"
     return str(value)

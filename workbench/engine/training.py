@@ -44,6 +44,7 @@ from .distributed import (
 from .errors import UserError, disk_error, error_message
 from .evaluation import score, teacher_forced
 from .model import Seq2Seq, build_model
+from .peak_memory import peak_memory
 from .recipe import Recipe, RecipeError
 from .run_folder import STOPPED_BY_USER, RunFolder
 from .schedules import LearningRateSchedule, teacher_forcing_ratio
@@ -511,6 +512,7 @@ class Trainer:
             "tgt_tokens_per_s": round(p.window_tokens / elapsed, 1),
             "src_tokens_per_s": round(p.window_src_tokens / elapsed, 1),
             "wall": round(self._wall(), 2),
+            **peak_memory(self.device),
         }
         if self.main:
             self.run.append_metrics(record)

@@ -18,9 +18,10 @@ METRICS: dict[str, str] = {
     "loss": "min",
     "seconds": "min",
     "tokens_per_s": "max",
+    "peak_memory_mb": "min",
 }
 # The columns after the varied keys, in order.
-COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "state")
+COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "state", "peak_memory_mb")
 IGNORED_KEYS = ("description",)
 
 
@@ -38,6 +39,7 @@ class RunRow:
     steps: int
     seconds: float | None  # training wall time, pauses excluded
     tokens_per_s: float | None  # target tokens/s, mean of the train records
+    peak_memory_mb: float | None = None  # the CUDA allocator's peak on a GPU, else the host's resident peak
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain values (`compare --json`)."""
@@ -53,6 +55,7 @@ class RunRow:
             "steps",
             "seconds",
             "tokens_per_s",
+            "peak_memory_mb",
         )
         return {"path": str(self.run.path), **{f: getattr(self, f) for f in fields}}
 
@@ -118,7 +121,16 @@ def _row(run: RunFolder, values: dict[str, Any]) -> RunRow:
         steps=steps,
         seconds=max(walls) if walls else None,
         tokens_per_s=round(sum(r["tgt_tokens_per_s"] for r in train) / len(train), 1) if train else None,
+        peak_memory_mb=peak_memory_mb(train),
     )
+
+
+def peak_memory_mb(train: list[dict[str, Any]]) -> float | None:
+    """The most memory the run's trainer held, over its train records (a resumed trainer's peaks start
+    over): on CUDA the allocator's, else the resident memory's."""
+    peaks = [r.get("peak_cuda_mb", r.get("peak_host_mb")) for r in train]
+    values = [p for p in peaks if isinstance(p, (int, float))]
+    return max(values) if values else None
 
 
 def _extreme(records: list[dict[str, Any]], key: str, pick: Any) -> float | None:

@@ -33,7 +33,8 @@ class SweepQueueError(UserError):
 
 @dataclass(frozen=True)
 class SweepProgress:
-    """How many runs of a sweep are in each state; `queued` counts interrupted runs still to resume."""
+    """How many runs of a sweep are in each state; `interrupted`: started, then stopped by the sweep's
+    stop or a signal, or their process died: the runner resumes them (`queued` ones never started)."""
 
     total: int
     done: int
@@ -42,11 +43,12 @@ class SweepProgress:
     failed: int
     stopped: int
     cancelled: int
+    interrupted: int = 0
 
     @property
     def complete(self) -> bool:
         """Nothing left to run: every run finished, failed, was stopped or cancelled."""
-        return self.running == 0 and self.queued == 0
+        return self.running == 0 and self.queued == 0 and self.interrupted == 0
 
 
 def outcome(status: dict[str, Any]) -> str:
@@ -137,10 +139,12 @@ class SweepQueue:
         }
 
     def progress(self) -> SweepProgress:
-        counts = dict.fromkeys(("done", "running", "queued", "failed", "stopped", "cancelled"), 0)
+        counts = dict.fromkeys(
+            ("done", "running", "queued", "failed", "stopped", "cancelled", "interrupted"), 0
+        )
         kinds = self.outcomes()
         for kind in kinds.values():
-            counts["queued" if kind == "interrupted" else kind] += 1
+            counts[kind] += 1
         return SweepProgress(total=len(kinds), **counts)
 
     @property

@@ -60,7 +60,7 @@ def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
         what = "the sweep is stopped" if queue.held else "nothing left to run"
         queue.log(
             f"runner {os.getpid()}: {what}: {p.done} finished, {p.failed} failed, {p.stopped} stopped, "
-            f"{p.cancelled} cancelled, {p.queued} to run"
+            f"{p.cancelled} cancelled, {p.queued + p.interrupted} to run"
         )
     finally:
         lock.close()

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import shlex
 import sys
@@ -33,6 +34,13 @@ COLUMNS, ROWS = (10, 500), (5, 200)  # terminal sizes a browser may ask for: Tex
 NO_TOKEN = "s2s-bench serve: open the URL that `s2s-bench serve` printed; it holds the access token.\n"
 WRONG_TOKEN = "s2s-bench serve: wrong access token; open the URL that `s2s-bench serve` printed.\n"
 FOREIGN_ORIGIN = "s2s-bench serve: a websocket from another site ({origin}) is refused.\n"
+# textual-serve's page asks Google Fonts for Roboto Mono: an offline machine's browser logs an error for it.
+# The page uses the copy textual-serve ships in its static folder instead.
+REMOTE_FONT = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*>", re.S)
+LOCAL_FONT = (
+    "<style>@font-face { font-family: 'Roboto Mono'; "
+    "src: url('/static/fonts/RobotoMono-VariableFont_wght.ttf') format('truetype'); }</style>"
+)
 TOO_MANY = (
     "s2s-bench serve: {sessions} sessions are open, the most this server allows (serve --max-sessions); "
     "close one, then reload this page.\r\n"
@@ -150,7 +158,9 @@ class WorkbenchServer(Server):
             "config": {"static": {"url": "/static/"}},
             "application": {"name": self.title},
         }
-        return aiohttp_jinja2.render_template("app_index.html", request, context)
+        response = aiohttp_jinja2.render_template("app_index.html", request, context)
+        response.text = REMOTE_FONT.sub(LOCAL_FONT, response.text)
+        return response
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """One session: the page's own Origin only, refused past the cap with a message on its screen."""

@@ -1,7 +1,8 @@
 """The s2s-bench Textual app: follows a run folder, sends it control messages, decodes with its checkpoints.
 
-Screens are modes (t dashboard, d decode, a attention, r runs); the app owns the open run. One poll of
-the run folder is in flight at a time, pulled on a timer, read in a thread and applied in a batch update.
+Screens are modes (t dashboard, d decode, a attention, r runs, l log, g system); the app owns the open
+run. One poll of the run folder is in flight at a time, pulled on a timer, read in a thread and applied in
+a batch update; the machine's readings (the system view) are taken the same way on a slower timer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from textual.screen import Screen
 from workbench.engine.errors import UserError
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, RecipeError, builtin_recipes
 from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.system_monitor import SystemMonitor, live_runs
 from workbench.jobs.sweep import Sweep, builtin_sweeps
 from workbench.jobs.sweep_queue import SweepQueue, queue_sweep
 
@@ -30,11 +32,16 @@ from .runs_index import RunSummary
 from .screens.attention import AttentionScreen
 from .screens.base import RunScreen
 from .screens.compare import CompareScreen
+from .screens.confirm import ConfirmScreen
 from .screens.dashboard import DashboardScreen
 from .screens.decode import DecodeScreen
+from .screens.log import LogScreen
 from .screens.runs import RunsScreen
+from .screens.system import SystemScreen
+from .system_history import SystemHistory
 
 POLL_INTERVAL_S = 0.5
+SYSTEM_INTERVAL_S = 2.0
 STYLES = Path(__file__).parent / "styles"
 
 # (run, device, nproc=) -> the trainer's process, and a sweep's queue -> its runner's process; tests pass
@@ -67,6 +74,8 @@ class S2SBenchApp(App):
             "decode.tcss",
             "attention.tcss",
             "modals.tcss",
+            "log.tcss",
+            "system.tcss",
         )
     ]
     BINDINGS = APP_BINDINGS
@@ -75,6 +84,8 @@ class S2SBenchApp(App):
         "dashboard": DashboardScreen,
         "decode": DecodeScreen,
         "attention": AttentionScreen,
+        "log": LogScreen,
+        "system": SystemScreen,
     }
     DEFAULT_MODE = "runs"
 
@@ -92,6 +103,9 @@ class S2SBenchApp(App):
         sweep_launcher: SweepLauncher | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         attach_live: bool = True,
+        system_monitor: SystemMonitor | None = None,
+        system_interval: float = SYSTEM_INTERVAL_S,
+        mode: str | None = None,
     ) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
@@ -108,7 +122,8 @@ class S2SBenchApp(App):
         self.sweep_launcher = sweep_launcher or engine_sweep_launcher
         self.poll_interval = poll_interval
         self.initial_run = Path(run) if run else None
-        self.attach_live = attach_live and run is None  # open a live run found in the runs folder
+        # open a live run found in the runs folder, unless a run or a screen was asked for
+        self.attach_live = attach_live and run is None and mode is None
         self.replay = replay
         self.history: RunHistory | None = None
         self.watcher: RunWatcher | None = None
@@ -117,11 +132,24 @@ class S2SBenchApp(App):
         self.decoded_choice = 0
         self._poll_lock = asyncio.Lock()
         self._children: list[Any] = []
+        self.system_monitor = system_monitor or SystemMonitor()
+        self.system_interval = system_interval
+        self.system = SystemHistory()
+        self.log_sweep: SweepQueue | None = None  # the sweep in focus: the log screen shows its runner.log
+        self.log_first: Path | None = None  # the log the log screen shows first when it is next shown
+        self.initial_mode = mode
 
     def on_mount(self) -> None:
         if self.initial_run is not None:
             self.open_run(self.initial_run, replay=self.replay)
+        if self.initial_mode is not None:
+            self.switch_mode(self.initial_mode)
         self.set_interval(self.poll_interval, self.poll_run)
+        self.poll_system()
+        self.set_interval(self.system_interval, self.poll_system)
+
+    def on_unmount(self) -> None:
+        self.system_monitor.close()
 
     # The open run -------------------------------------------------------------------------------
     def open_run(self, path: Path, replay: bool = False, mode: str = "dashboard") -> None:
@@ -170,6 +198,27 @@ class S2SBenchApp(App):
         if isinstance(self.screen, RunScreen):
             self.screen.sync()
 
+    # The machine --------------------------------------------------------------------------------
+    def poll_system(self) -> None:
+        """Timer callback: take a reading of the machine unless one is already being taken."""
+        if not any(w.group == "system" and w.is_running for w in self.workers):
+            self._read_system()
+
+    @work(thread=True, group="system", exit_on_error=False)
+    def _read_system(self) -> None:
+        runs = live_runs(self.runs_dir)
+        open_run = self.history.run if self.history else None
+        if open_run is not None and all(run.name != open_run.name for run in runs):
+            runs += [run for run in live_runs(open_run.path.parent) if run.name == open_run.name]
+        reading = self.system_monitor.read([pid for run in runs for pid in run.pids])
+        self.call_from_thread(self._apply_system, reading, runs)
+
+    def _apply_system(self, reading, runs) -> None:
+        self.system.apply(reading, runs)
+        if hasattr(self.screen, "show_system"):
+            with self.batch_update():
+                self.screen.show_system(self.system)
+
     # Starting, resuming and steering trainers ---------------------------------------------------
     def start_run(self, recipe: Recipe, device: str = "auto", nproc: int = 1) -> None:
         """Create a run folder from a resolved recipe, launch its trainer(s) and open its dashboard."""
@@ -200,6 +249,19 @@ class S2SBenchApp(App):
         run = run or (self.history.run if self.history else None)
         if run is not None:
             self._send_control(run, command)
+
+    def confirm_stop(self, run: RunFolder | None = None) -> None:
+        """Ask, then send a stop to `run`'s trainer (default: the open run's), as delete asks first."""
+        run = run or (self.history.run if self.history else None)
+        if run is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.send_control("stop", run)
+
+        question = f"Stop [b]{run.name}[/b]? It saves a checkpoint first; resume it later with u on the runs."
+        self.push_screen(ConfirmScreen(question, "Stop"), answered)
 
     @work(thread=True, group="control")
     def _send_control(self, run: RunFolder, command: str) -> None:
@@ -249,7 +311,7 @@ class S2SBenchApp(App):
         self.call_from_thread(
             self.notify,
             f"Stopped sweep {queue.name}: {len(stopped)} running run(s) sent a stop; queued runs wait "
-            "(R takes the sweep up again).",
+            "(U takes the sweep up again).",
         )
 
     @work(thread=True, group="launch")
@@ -299,7 +361,9 @@ class S2SBenchApp(App):
         if action == "show" and parameters:
             if parameters[0] == self.current_mode:
                 return False  # no key for the screen already shown
-            if parameters[0] != "runs" and self.history is None:
+            if parameters[0] == "log":
+                return self.history is not None or self.log_sweep is not None
+            if parameters[0] not in ("runs", "system") and self.history is None:
                 return False  # no run open: nothing to show there
         return True
 
@@ -309,20 +373,25 @@ class S2SBenchApp(App):
             self.refresh_bindings()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette offers every key binding of the screen it was opened from."""
-        yield from super().get_system_commands(screen)
-        seen = set()
+        """The command palette offers every key binding of the screen it was opened from, and Textual's
+        own commands but those a binding already offers (its Quit)."""
+        offered, seen = [], set()
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or not binding.id or binding.id in seen or not active.enabled:
                 continue
             seen.add(binding.id)
             title = f"{binding.description} ({binding.key_display or binding.key.split(',')[0]})"
-            yield SystemCommand(
-                title,
-                binding.tooltip or binding.description,
-                partial(self.run_action, binding.action, active.node),
+            offered.append(
+                SystemCommand(
+                    title,
+                    binding.tooltip or binding.description,
+                    partial(self.run_action, binding.action, active.node),
+                )
             )
+        descriptions = {active.binding.description for active in screen.active_bindings.values()}
+        yield from (c for c in super().get_system_commands(screen) if c.title not in descriptions)
+        yield from offered
 
 
 def run_app(
@@ -331,10 +400,13 @@ def run_app(
     run: Path | None = None,
     replay: bool = False,
     precision: str | None = None,
+    mode: str | None = None,
 ) -> None:
-    """The CLI's entry point: the Runs screen (attaching to a live run), or `run`'s dashboard or replay.
+    """The CLI's entry point: the Runs screen (attaching to a live run), or `run`'s dashboard or replay,
+    or the screen `mode` names (`system`).
 
     precision (fp32 | bf16 | int8) overrides the runs' decoding.precision in the decode panel.
     """
     factory = None if precision is None else partial(engine_translator, precision=precision)
-    S2SBenchApp(runs_dir, recipe=recipe, run=run, replay=replay, translator_factory=factory).run()
+    app = S2SBenchApp(runs_dir, recipe=recipe, run=run, replay=replay, translator_factory=factory, mode=mode)
+    app.run()

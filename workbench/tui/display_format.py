@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from rich.text import Text
 
@@ -24,6 +25,7 @@ STATE_BADGES = {
 PROGRESS_BADGES = (
     ("running", "●", "bold green"),
     ("queued", "◌", "cyan"),
+    ("interrupted", "◐", "yellow"),
     ("failed", "✗", "bold red"),
     ("stopped", "■", "magenta"),
     ("cancelled", "⊘", "dim"),
@@ -128,3 +130,16 @@ def piece(text: str) -> str:
     """A subword piece for display: sentencepiece's word-start mark dropped, unless it is all there is."""
     shown = printable(text).replace("▁", "")
     return shown if shown.strip() else ("▁" if text else "∅")
+
+
+def folder_text(path: Path) -> str:
+    """A folder as the user would type it: relative to the working folder when inside it, else absolute
+    with the home folder as ~; with a trailing slash."""
+    absolute = Path(path).resolve()
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            inside = absolute.relative_to(base)
+        except ValueError:
+            continue
+        return prefix + ("" if inside == Path() else f"{inside}/") or "./"
+    return f"{absolute}/"

@@ -1,4 +1,8 @@
-"""Every key binding of the app in one place; the ids let users remap keys (`App.set_keymap`)."""
+"""Every key binding of the app in one place; the ids let users remap keys (`App.set_keymap`).
+
+A key means one thing on every screen where it is bound (tests/tui/test_keys.py holds the few that
+differ), so that a key learnt on one screen does not surprise on the next.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,21 @@ NAV_BINDINGS = [
         tooltip="Attention grid of a translation",
     ),
     Binding("r", "app.show('runs')", "Runs", id="app.runs", tooltip="Recipes and runs"),
+    Binding(
+        "l",
+        "app.show('log')",
+        "Log",
+        id="app.log",
+        tooltip="The open run's train.log and console output, and its sweep's runner log, followed",
+    ),
+    Binding(  # not in the footer, which 80 columns fill: in the command palette and docs/workbench.md
+        "g",
+        "app.show('system')",
+        "System",
+        show=False,
+        id="app.system",
+        tooltip="GPUs, CPUs and memory of this machine, and each trainer's share",
+    ),
     Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
 ]
 
@@ -60,16 +79,38 @@ RUNS_BINDINGS = [
         id="runs.fold",
         tooltip="Show the highlighted sweep as one row, or unfold it",
     ),
-    Binding("x,delete", "delete_run", "Delete", id="runs.delete", tooltip="Delete the highlighted run"),
+    Binding(
+        "delete",
+        "delete_run",
+        "Delete",
+        key_display="del",
+        id="runs.delete",
+        tooltip="Delete the highlighted run",
+    ),
     Binding("slash", "focus_filter", "Filter", id="runs.filter", tooltip="Filter recipes and runs by name"),
+    # NAV_BINDINGS' l, for the highlighted run or sweep rather than the open run
+    Binding("l", "show_log", "Log", id="app.log", tooltip="The highlighted run's logs, or its sweep's"),
 ]
 
 DASHBOARD_BINDINGS = [
     Binding("p", "toggle_pause", "Pause", id="dashboard.pause", tooltip="Pause or resume training"),
-    Binding("s", "stop", "Stop", id="dashboard.stop", tooltip="Stop training (it can be resumed later)"),
-    Binding("c", "checkpoint", "Save", id="dashboard.checkpoint", tooltip="Save a checkpoint now"),
-    Binding("m", "cycle_smoothing", "Smooth", id="dashboard.smoothing", tooltip="Cycle the loss smoothing"),
-    Binding("l", "toggle_log", "Log", id="dashboard.log", tooltip="Loss on a log10 scale"),
+    Binding(
+        "s",
+        "stop",
+        "Stop",
+        id="dashboard.stop",
+        tooltip="Stop training, after asking (it can be resumed later)",
+    ),
+    Binding("w", "checkpoint", "Save", id="dashboard.checkpoint", tooltip="Write a checkpoint now"),
+    Binding(
+        "tilde",
+        "cycle_smoothing",
+        "Smooth",
+        key_display="~",
+        id="dashboard.smoothing",
+        tooltip="Cycle the loss smoothing",
+    ),
+    Binding("y", "toggle_log", "Log y", id="dashboard.log_scale", tooltip="Y axis: loss on a log10 scale"),
     Binding("x", "toggle_x_axis", "Step/time", id="dashboard.x_axis", tooltip="X axis: steps or minutes"),
 ]
 
@@ -132,7 +173,14 @@ ATTENTION_BINDINGS = [
         id="attention.source",
         tooltip="Show the decode panel's translation or the validation sentences",
     ),
-    Binding("w", "toggle_numbers", "Weights", id="attention.numbers", tooltip="Show weights as numbers"),
+    Binding(
+        "number_sign",
+        "toggle_numbers",
+        "Weights",
+        key_display="#",
+        id="attention.numbers",
+        tooltip="Show weights as numbers",
+    ),
 ]
 
 GRID_BINDINGS = [
@@ -166,7 +214,11 @@ COMPARE_BINDINGS = [
     ),
     Binding("p", "toggle_pause", "Pause", id="compare.pause", tooltip="Pause or resume the highlighted run"),
     Binding(
-        "s", "stop", "Stop", id="compare.stop", tooltip="Stop the highlighted run (it can be resumed later)"
+        "s",
+        "stop",
+        "Stop",
+        id="compare.stop",
+        tooltip="Stop the highlighted run, after asking (it can be resumed)",
     ),
     Binding(
         "k",
@@ -183,11 +235,32 @@ COMPARE_BINDINGS = [
         tooltip="Stop the whole sweep: its running runs (with a checkpoint), and start no more",
     ),
     Binding(
-        "R",
+        "U",
         "resume_sweep",
         "Resume sweep",
         id="compare.resume_sweep",
         tooltip="Take the sweep up again: what is left, and the runs its stop interrupted",
     ),
-    Binding("l", "toggle_log", "Log", show=False, id="compare.log", tooltip="Loss on a log10 scale"),
+    Binding(
+        "y",
+        "toggle_log",
+        "Log y",
+        show=False,
+        id="compare.log_scale",
+        tooltip="Y axis: loss on a log10 scale",
+    ),
+]
+
+LOG_BINDINGS = [
+    Binding(
+        "slash", "focus_search", "Filter", id="log.search", tooltip="Search: show only the lines with a text"
+    ),
+    Binding(
+        "v",
+        "next_source",
+        "Source",
+        id="log.source",
+        tooltip="The next log: train.log, the trainer's console, the sweep runner's log",
+    ),
+    Binding("escape", "clear_search", "All lines", id="log.clear", tooltip="Leave the search: every line"),
 ]

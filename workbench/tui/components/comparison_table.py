@@ -24,6 +24,7 @@ HEADERS = {
     "steps": "steps",
     "seconds": "time",
     "tokens_per_s": "tok/s",
+    "peak_memory_mb": "peak MB",
     "state": "state",
 }
 BEST_STYLE = "bold reverse green"
@@ -126,7 +127,7 @@ class ComparisonTable(DataTable):
             text = "—" if value is None else f"{value:.3g}"  # a loss near zero keeps its digits
         elif key == "seconds":
             text = duration(value)
-        elif key == "tokens_per_s":
+        elif key in ("tokens_per_s", "peak_memory_mb"):
             text = count(value)
         elif key == "steps":
             text = f"{value:,}"

@@ -26,11 +26,12 @@ class RunsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_columns("run", "recipe", "state", "step", "best", "started")
+        self.add_columns("run", "recipe", "state", "on", "step", "best", "started")
         self.summaries: list[RunSummary] = []  # the runs shown
         self.items: list[RunSummary | SweepSummary] = []  # every row, sweep headers included
         self.marked: list[Path] = []  # in the order they were marked: the compared set's order
         self.folded: set[str] = set()  # sweeps shown as their header row alone
+        self.busy: dict[str, str] = {}  # a live run's name -> the GPU it holds and how busy ("gpu0 87%")
 
     def show(self, summaries: list[RunSummary], sweeps: list[SweepSummary], filter_text: str = "") -> None:
         """Replace the rows, keeping the cursor on the same run or sweep."""
@@ -84,6 +85,7 @@ class RunsTable(DataTable):
             ),
             sweep.base,
             progress_badge(sweep.progress),
+            "",
             f"{len(sweep.runs)} runs",
             best_text(runs),
             timestamp(sweep.created),
@@ -98,6 +100,7 @@ class RunsTable(DataTable):
             Text.assemble((branch, "dim"), (mark + name, "bold" if s.live else "")),
             s.recipe,
             state_badge(s.state),
+            self.busy.get(s.name, ""),
             s.preparing or f"{s.step:,}",
             best,
             timestamp(s.started),

@@ -71,6 +71,8 @@ class CompareScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        if self.sweep is not None:
+            self.workbench.log_sweep = self.sweep  # l shows its runner's log
         self.query_one(ComparisonTable).with_names = self.sweep is None
         self.query_one("#compare-loss", LossChart).set_options(smoothing=0.9)
         self._draw_title()
@@ -243,7 +245,7 @@ class CompareScreen(Screen):
     def action_stop(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is not None:
-            self.workbench.send_control("stop", row.run)
+            self.workbench.confirm_stop(row.run)
 
     def action_stop_sweep(self) -> None:
         if self.sweep is not None:

@@ -1,4 +1,5 @@
-"""The training dashboard: loss and score curves, the numbers, the latest samples, and controls."""
+"""The training dashboard: loss and score curves, the numbers, the run's share of the machine, the latest
+samples, and controls."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from ..components.run_bar import RunBar
 from ..components.samples_table import SamplesTable
 from ..components.score_chart import ScoreChart
 from ..components.stats_panel import StatsPanel
+from ..components.system_strip import SystemStrip
 from ..keys import DASHBOARD_BINDINGS
 from ..run_watcher import RunHistory
+from ..system_history import SystemHistory
 from .base import RunScreen
 
 CONTROL_ACTIONS = {"toggle_pause", "stop", "checkpoint"}
@@ -29,13 +32,18 @@ class DashboardScreen(RunScreen):
     def compose(self) -> ComposeResult:
         yield RunBar()
         yield StatsPanel(id="stats")
+        yield SystemStrip(id="system-strip")
         with Horizontal(id="charts"):
             yield LossChart(id="loss-chart")
             yield ScoreChart(id="score-chart")
         yield SamplesTable(id="samples")
         yield Footer(compact=True)
 
+    def show_system(self, system: SystemHistory) -> None:
+        self.query_one(SystemStrip).show(self.workbench.history, system)
+
     def draw(self, history: RunHistory | None) -> None:
+        self.query_one(SystemStrip).show(history, self.workbench.system)
         stats = self.query_one(StatsPanel)
         if history is None:
             stats.update(
@@ -66,7 +74,7 @@ class DashboardScreen(RunScreen):
             self.workbench.send_control("resume" if history.state == "paused" else "pause")
 
     def action_stop(self) -> None:
-        self.workbench.send_control("stop")
+        self.workbench.confirm_stop()
 
     def action_checkpoint(self) -> None:
         self.workbench.send_control("checkpoint")

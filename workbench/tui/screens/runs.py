@@ -11,14 +11,17 @@ from textual.widgets import DataTable, Footer, Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.system_monitor import busy_text
 from workbench.jobs.sweep_queue import SweepQueue
 
 from ..components.recipes_table import RecipesTable
 from ..components.run_bar import RunBar
 from ..components.runs_table import RunsTable
+from ..display_format import folder_text
 from ..keys import NAV_BINDINGS, RUNS_BINDINGS
 from ..run_watcher import RunHistory
 from ..runs_index import RunsIndex, RunSummary, SweepSummary
+from ..system_history import SystemHistory
 from .base import RunScreen
 from .confirm import ConfirmScreen
 from .new_run import NewRunRequest, NewRunScreen
@@ -30,7 +33,8 @@ REFRESH_S = 1.5
 class RunsScreen(RunScreen, inherit_bindings=False):
     SCREEN_TITLE = "Runs"
     AUTO_FOCUS = "#recipes"
-    BINDINGS = RUNS_BINDINGS + NAV_BINDINGS  # here what can be done to runs comes first in the footer
+    # here what can be done to runs comes first in the footer; l shows the highlighted run's log
+    BINDINGS = RUNS_BINDINGS + [b for b in NAV_BINDINGS if b.id != "app.log"]
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,12 +54,20 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         self.query_one(RecipesTable).show(
             self.workbench.recipes, preferred=self.workbench.default_recipe, sweeps=self.workbench.sweeps
         )
-        self.query_one(RunsTable).border_subtitle = f"in {self.workbench.runs_dir.name}/"
+        self.query_one(RunsTable).border_subtitle = f"in {folder_text(self.workbench.runs_dir)}"
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
 
     def draw(self, history: RunHistory | None) -> None:
         pass  # this screen lists every run; the bar above shows the open one
+
+    def show_system(self, system: SystemHistory) -> None:
+        """The GPU each live run holds and how busy it is, in the runs table's `on` column."""
+        table = self.query_one(RunsTable)
+        busy = {s.name: busy_text(system.latest, system.live_run(s.name)) for s in self.summaries if s.live}
+        if busy != table.busy:
+            table.busy = busy
+            self._show_table()
 
     # Reading the runs folder (off the event loop, one read in flight) ---------------------------
     def refresh_runs(self) -> None:
@@ -216,6 +228,22 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     @on(DataTable.RowHighlighted, "#runs")
     def _run_highlighted(self) -> None:
         self.refresh_bindings()
+
+    def action_show_log(self) -> None:
+        """The logs of the highlighted run (opened), or of the highlighted sweep's runner."""
+        table = self.query_one(RunsTable)
+        sweep, run = table.highlighted_sweep(), table.highlighted_run()
+        try:
+            self.workbench.log_sweep = SweepQueue.open(self.workbench.runs_dir, sweep) if sweep else None
+        except UserError:
+            self.workbench.log_sweep = None
+        if run is not None:
+            self.workbench.open_run(run.path, mode="log")
+        elif self.workbench.log_sweep is not None:
+            self.workbench.log_first = self.workbench.log_sweep.log_path  # before the open run's own logs
+            self.workbench.action_show("log")
+        else:
+            self.notify("No run or sweep highlighted: its log is what l shows.", severity="warning")
 
     def action_fold_sweep(self) -> None:
         table = self.query_one(RunsTable)
