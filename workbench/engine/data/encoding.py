@@ -9,6 +9,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,22 +50,22 @@ class Encoder:
     def encode(self, pairs: list[Pair]) -> Encoded:
         return _encode_pairs(self.local, pairs)
 
-    def map(self, blocks: Iterator[tuple[list[Pair], list[Pair]]]) -> Iterator[tuple]:
-        """(train pairs, valid pairs, their ids, their ids) for each block, in order; at most two blocks a
-        worker in flight, so memory stays bounded."""
+    def map(self, blocks: Iterator[tuple[list[Pair], list[Pair], Any]]) -> Iterator[tuple]:
+        """(train pairs, valid pairs, tag, their ids, their ids) for each block (a tag is passed through),
+        in order; at most two blocks a worker in flight, so memory stays bounded."""
         if self.pool is None:
-            for train, valid in blocks:
-                yield train, valid, self.encode(train), self.encode(valid)
+            for train, valid, tag in blocks:
+                yield train, valid, tag, self.encode(train), self.encode(valid)
             return
         pending: deque = deque()
-        for train, valid in blocks:
-            pending.append((train, valid, self.pool.submit(_encode_in_worker, train, valid)))
+        for train, valid, tag in blocks:
+            pending.append((train, valid, tag, self.pool.submit(_encode_in_worker, train, valid)))
             if len(pending) >= 2 * self.workers:
-                train, valid, future = pending.popleft()
-                yield train, valid, *future.result()
+                train, valid, tag, future = pending.popleft()
+                yield train, valid, tag, *future.result()
         while pending:
-            train, valid, future = pending.popleft()
-            yield train, valid, *future.result()
+            train, valid, tag, future = pending.popleft()
+            yield train, valid, tag, *future.result()
 
 
 _WORKER_TOKENIZERS: TokenizerPair | None = None

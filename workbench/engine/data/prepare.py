@@ -317,12 +317,10 @@ class Preparation:
                     for pair in pairs:
                         valid_text.write(json.dumps(pair, ensure_ascii=False) + "\n")
 
-            done = 0
-            for train, valid, train_ids, valid_ids in encoder.map(self._by_role(roles)):
+            for train, valid, done, train_ids, valid_ids in encoder.map(self._by_role(roles)):
                 for split, pairs, ids in (("train", train, train_ids), ("valid", valid, valid_ids)):
                     if pairs:
                         write(split, pairs, ids)
-                done += len(train) + len(valid)
                 self.report("encoding", done, total, done / max(total, 1))
             if self.sources.valid is not None:
                 keep = PairFilter(self.cfg.max_chars)
@@ -347,24 +345,26 @@ class Preparation:
         return counts, share  # type: ignore[return-value]
 
     # Streams ------------------------------------------------------------------------------------------
-    def _by_role(self, roles: np.ndarray) -> Iterator[tuple[list[Pair], list[Pair]]]:
+    def _by_role(self, roles: np.ndarray) -> Iterator[tuple[list[Pair], list[Pair], int]]:
         """The kept training pairs in blocks, each split into those that train and those that validate
-        (pairs that neither train nor validate, left out by data.max_pairs, are skipped)."""
-        pairs, start = self._pairs("encoding"), 0
+        (pairs that do neither, left out by data.max_pairs, are skipped), with the pairs passed so far."""
+        pairs, start = self._pairs(), 0
         while block := list(itertools.islice(pairs, BLOCK_PAIRS)):
             block_roles = roles[start : start + len(block)]
             start += len(block)
             yield (
                 [pair for pair, role in zip(block, block_roles) if role == TRAIN],
                 [pair for pair, role in zip(block, block_roles) if role == VALID],
+                start,
             )
 
     def _kept(self, source: PairSource, keep: PairFilter) -> Iterator[list[Pair]]:
         for block in source.blocks():
             yield [pair for pair in block if keep.keep(pair)]
 
-    def _pairs(self, phase: str) -> Iterator[Pair]:
-        """The kept training pairs in order: from memory when they all fit, else read again."""
+    def _pairs(self, phase: str = "") -> Iterator[Pair]:
+        """The kept training pairs in order: from memory when they all fit, else read again (reported as
+        `phase`, if given)."""
         if self.reservoir.complete:
             yield from (pair for pair, _ in self.reservoir.sample())
             return
@@ -373,4 +373,5 @@ class Preparation:
         for kept in self._kept(source, PairFilter(self.cfg.max_chars)):
             yield from kept
             done += len(kept)
-            self.report(phase, done, None, source.fraction())
+            if phase:
+                self.report(phase, done, None, source.fraction())
