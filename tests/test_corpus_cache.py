@@ -26,7 +26,7 @@ from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.data.prepare import Reservoir, prepare
 from workbench.engine.data.store import StoreWriter, TokenSplit
 from workbench.engine.recipe import load_recipe, recipe_from_dict
-from workbench.engine.run_folder import RunFolder, list_runs
+from workbench.engine.run_folder import RunFolder
 from workbench.engine.tokenizers import load_tokenizers
 from workbench.engine.training import Trainer
 
@@ -125,11 +125,13 @@ def test_a_build_cut_short_leaves_nothing_that_is_used_and_the_next_one_complete
         patch.setattr(StoreWriter, "add", killed)
         with pytest.raises(KeyboardInterrupt):
             prepare(recipe, cache)
-    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
-    stale = tmp_path / "cache" / "0123456789abcdef.partial-1"  # what a kill -9 leaves: never read
-    stale.mkdir()
+    assert not (tmp_path / "cache").exists()  # made for the build, and gone with it
+    key = prepare(recipe, CorpusCache(tmp_path / "elsewhere")).key  # an entry's name is its key's
+    stale = tmp_path / "cache" / f"{key}.partial-1"  # what a kill -9 leaves: never read, removed
+    (stale / "tokenizer").mkdir(parents=True)
+    (stale / "train.src.ids").write_bytes(b"\0" * 10)
     data = prepare(recipe, cache)
-    assert len(data.train) == 200 and cache.check(data.key) is not None
+    assert len(data.train) == 200 and cache.check(data.key) is not None and not stale.exists()
 
 
 def cli(monkeypatch, capsys, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -157,8 +159,7 @@ def test_a_full_disk_while_preparing_is_one_line_and_keeps_nothing_half_built(tm
     )
     assert code == 2 and err.startswith("error: ") and err.count("error:") == 1, err
     assert "no space left on the disk while preparing the corpus; nothing half-built was kept" in err
-    assert not list_runs(tmp_path / "r")
-    assert [p.name for p in (tmp_path / "r" / ".corpora").iterdir() if not p.name.endswith(".lock")] == []
+    assert not (tmp_path / "r").exists()  # no run folder, no cache entry, no lock: nothing half-built
 
 
 def test_an_unwritable_cache_location_is_one_line(tmp_path, monkeypatch, capsys):
@@ -306,7 +307,8 @@ def test_two_preparations_started_together_build_once_and_the_other_waits_and_sa
     assert len(waited) == 1, (err_a, err_b)  # one built, the other waited for it and said so
     builder = both[0] if waited[0] is err_b else both[1]
     assert f"waiting for process {builder.pid}, which is preparing the same corpus" in waited[0]
-    assert (err_a + err_b).count("prepared ") == 1  # built by one alone
+    assert (out_a + out_b).count("(prepared now)") == 1  # built by one alone
+    assert (out_a + out_b).count("(found in the cache)") == 1
     assert out_a.split()[0] == out_b.split()[0]
     assert len(CorpusCache(tmp_path / "runs" / ".corpora").entries()) == 1
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, DatasetDict, Features, Translation, Value
+from test_compressed_corpora import refusal
 
 from workbench.cli.main import main
 from workbench.engine.data import CorpusError, load_corpus
@@ -171,20 +172,6 @@ def prepare(monkeypatch, capsys, toml: Path, runs: Path) -> tuple[int, str]:
     out = capsys.readouterr()
     return exited.value.code, out.out + out.err
 
-
-def refusal(code: int, err: str, runs: Path) -> str:
-    """The one `error:` line of a refusal (exit 2, no traceback) leaving no run folder and no cache entry."""
-    assert code == 2, err
-    shown = err.strip().splitlines()
-    assert "Traceback" not in err and [line.startswith("error:") for line in shown].count(True) == 1, err
-    assert shown[-1].startswith("error: "), err
-    leftovers = (
-        [p.relative_to(runs) for p in runs.rglob("*") if not p.name.endswith(".lock")]
-        if runs.exists()
-        else []
-    )
-    assert leftovers in ([], [Path(".corpora")]), leftovers
-    return shown[-1].removeprefix("error: ")
 
 
 @pytest.mark.slow

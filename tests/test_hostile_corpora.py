@@ -47,13 +47,11 @@ def recipe(folder: Path, **files: str | bytes) -> Path:
 
 def train(monkeypatch, capsys, toml: Path, runs: Path) -> tuple[int, str]:
     """`s2s-bench train` in this process (the real entry point, with its error handling): exit code and
-    the last line of standard error (the lines before it can only be the preparation's progress)."""
+    standard error."""
     monkeypatch.setattr(sys, "argv", ["s2s-bench", "train", str(toml), "--headless", "--runs-dir", str(runs)])
     with pytest.raises(SystemExit) as exited:
         main()
-    lines = capsys.readouterr().err.strip().splitlines() or [""]
-    assert all(line.startswith("preparing data: ") for line in lines[:-1]), lines
-    return exited.value.code, " ".join(lines[-1].split())
+    return exited.value.code, " ".join(capsys.readouterr().err.split())
 
 
 def fifo(path: Path) -> None:
@@ -110,9 +108,7 @@ def test_a_hostile_corpus_file_is_refused_in_one_line_naming_it_exit_2(
     assert err.startswith("error: ") and err.count("error:") == 1, err
     assert re.search(message, err), err
     assert str(tmp_path / "corpus") in err  # the file is named by its full path
-    runs = tmp_path / "runs"
-    assert not [p for p in runs.glob("*") if p.name != ".corpora"]  # refused before a run folder is made
-    assert all(p.suffix == ".lock" for p in runs.glob(".corpora/*"))  # nothing half-prepared is kept
+    assert not (tmp_path / "runs").exists()  # refused before a run folder (or anything) is made
     record_property("inputs", 1)
     record_property("shows", err.removeprefix("error: ").replace(str(tmp_path / "corpus") + "/", ""))
 

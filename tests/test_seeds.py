@@ -66,9 +66,9 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
             "data.max_pairs=1000",
             "data.valid_fraction=0.1",
             "training.max_epochs=0",
-            "training.max_steps=40",
+            "training.max_steps=60",
             "training.batch_size=16",
-            "training.valid_every=20",
+            "training.valid_every=30",
             "training.log_every=10",
             "training.threads=1",
             "decoding.valid_sentences=40",
@@ -79,7 +79,7 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
 
     records, _ = run.read_metrics()
     valid = [r for r in records if r["kind"] == "valid"]
-    assert [r["step"] for r in valid] == [20, 40]
+    assert [r["step"] for r in valid] == [30, 60]
     first, last = valid
     assert last["loss"] < first["loss"] < _log_uniform_loss(run)
     assert last["accuracy"] > first["accuracy"]

@@ -156,6 +156,8 @@ def test_a_sweep_over_a_bad_corpus_exits_2_before_anything_is_queued(tmp_path):
     corpus.mkdir()
     (corpus / "train.en").write_text("one\ntwo\n")
     (corpus / "train.fr").write_text("un\n")
+    (corpus / "valid.en").write_text("one\n")
+    (corpus / "valid.fr").write_text("un\n")
     sets = f'[set]\n"data.kind" = "folder"\n"data.dir" = "{corpus}"\n"data.src" = "en"\n"data.tgt" = "fr"\n'
     path = sweep_file(tmp_path, f'base = "reverse"\n{sets}[axes]\n"model.cell" = ["gru", "lstm"]')
     done = s2s("sweep", str(path), "--runs-dir", str(tmp_path / "runs"))

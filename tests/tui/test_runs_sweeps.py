@@ -186,6 +186,8 @@ def test_a_sweep_over_a_bad_corpus_is_refused_by_the_form_and_queues_nothing(
     corpus.mkdir()
     (corpus / "train.en").write_text("one\ntwo\n")
     (corpus / "train.fr").write_text("un\n")
+    (corpus / "valid.en").write_text("one\n")
+    (corpus / "valid.fr").write_text("un\n")
 
     async def scenario(pilot):
         form = await open_sweep_form(pilot)

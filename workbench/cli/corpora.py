@@ -54,7 +54,7 @@ def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -
 
         cache = CorpusCache(cache_folder(runs_dir))
         data = prepare(recipe, cache, report=report, workers=threads or len(usable_cpus()))
-    if data.built:
+    if data.built and (err.is_terminal or time.monotonic() - started >= 5):
         err.print(
             f"prepared {data.manifest['label']} in {time.monotonic() - started:.0f} s: {data.folder}",
             highlight=False,
@@ -86,7 +86,8 @@ def prepare_command(
     pairs = data.manifest["pairs"]
     console.print(
         f"{data.key}  {data.manifest['label']}: {pairs['train']:,} train, {pairs['valid']:,} valid pairs, "
-        f"{_size(_bytes(data.folder))} in {data.folder}",
+        f"{_size(_bytes(data.folder))} in {data.folder} "
+        f"({'prepared now' if data.built else 'found in the cache'})",
         highlight=False,
     )
 

@@ -54,6 +54,11 @@ DISK_ERRORS = {
 def disk_error(exc: BaseException, where: Path) -> UserError | None:
     """A write that the disk refused (full, quota, read-only, permission), as a user error naming the
     folder; None for any other error."""
-    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRORS:
+    if isinstance(exc, OSError):
+        code, filename = exc.errno, exc.filename
+    else:  # a library's own error around the system's (safetensors: "... (os error 28)")
+        found = re.search(r"\(os error (\d+)\)", str(exc))
+        code, filename = (int(found[1]) if found else None), None
+    if code not in DISK_ERRORS:
         return None
-    return UserError(DISK_ERRORS[exc.errno].format(where=exc.filename or where))
+    return UserError(DISK_ERRORS[code].format(where=filename or where))

@@ -89,17 +89,26 @@ class CorpusCache:
         added here. Processes that ask for the same key at once build it once; the others wait, and are
         told why through `on_wait`.
         """
+        made = [folder for folder in (self.folder, *self.folder.parents) if not folder.exists()]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            lock = open(self.folder / f"{key}.lock", "a+")  # noqa: SIM115 - closed below
+            lock = _lock(self.folder / f"{key}.lock", on_wait)
         except OSError as exc:
             raise CorpusError(f"{self.folder}: cannot write the corpus cache here ({exc.strerror})") from None
         try:
-            _lock(lock, on_wait)
             manifest = self.check(key)
-            if manifest is not None:
-                return manifest
-            return self._build(key, build)
+            if manifest is None:
+                manifest = self._build(key, build)
+            return manifest
+        except BaseException:
+            # Nothing of a failed preparation stays: not its lock, nor the folders made for it.
+            (self.folder / f"{key}.lock").unlink(missing_ok=True)
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty: another entry, or the runs folder's runs
+            raise
         finally:
             lock.close()
 
@@ -153,8 +162,7 @@ class CorpusCache:
         path = self.path(key)
         if not path.is_dir():
             raise CorpusError(f"{path}: no such entry in the corpus cache")
-        with open(self.folder / f"{key}.lock", "a+") as lock:
-            _lock(lock, lambda message: None)
+        with _lock(self.folder / f"{key}.lock", lambda message: None):
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             shutil.rmtree(path)
         return size
@@ -168,16 +176,27 @@ def crc32(path: Path) -> int:
     return checksum
 
 
-def _lock(file, on_wait: Callable[[str], None]) -> None:
-    """Hold the entry's lock, waiting for the process that holds it (and saying so) if need be."""
-    try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        file.seek(0)
-        holder = file.read().strip() or "another process"
-        on_wait(f"waiting for process {holder}, which is preparing the same corpus")
-        fcntl.flock(file, fcntl.LOCK_EX)
+def _lock(path: Path, on_wait: Callable[[str], None]):
+    """The entry's lock file, held: waiting for the process that holds it (and saying so) if need be. A
+    lock file removed while waiting (its holder failed) is opened again, so that two never build at once."""
+    while True:
+        file = open(path, "a+")  # noqa: SIM115 - the caller closes it
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            on_wait(f"waiting for process {holder}, which is preparing the same corpus")
+            fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            same = os.fstat(file.fileno()).st_ino == path.stat().st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        file.close()
     file.seek(0)
     file.truncate()
     file.write(str(os.getpid()))
     file.flush()
+    return file
