@@ -95,7 +95,7 @@ def test_a_changed_corpus_file_or_recipe_key_gets_an_entry_of_its_own(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "one byte changed", "manifest gone"])
-def test_a_damaged_entry_is_rebuilt_not_trained_on(tmp_path, damage):
+def test_a_damaged_entry_is_rebuilt_not_trained_on(tmp_path, damage, record_property):
     recipe, cache = tiny(corpus(tmp_path / "c", 200)), CorpusCache(tmp_path / "cache")
     good = prepare(recipe, cache)
     expected = [good.train.sentence("tgt", i) for i in range(200)]
@@ -113,9 +113,13 @@ def test_a_damaged_entry_is_rebuilt_not_trained_on(tmp_path, damage):
     rebuilt = prepare(recipe, cache, report=phases)
     assert "reading" in phases.seen and rebuilt.key == good.key
     assert [rebuilt.train.sentence("tgt", i) for i in range(200)] == expected
+    record_property("inputs", 1)
+    record_property("shows", "nothing: the entry is found damaged and prepared again")
 
 
-def test_a_build_cut_short_leaves_nothing_that_is_used_and_the_next_one_completes(tmp_path, monkeypatch):
+def test_a_build_cut_short_leaves_nothing_that_is_used_and_the_next_one_completes(
+    tmp_path, monkeypatch, record_property
+):
     recipe, cache = tiny(corpus(tmp_path / "c", 200)), CorpusCache(tmp_path / "cache")
 
     def killed(self, src, tgt):
@@ -132,6 +136,8 @@ def test_a_build_cut_short_leaves_nothing_that_is_used_and_the_next_one_complete
     (stale / "train.src.ids").write_bytes(b"\0" * 10)
     data = prepare(recipe, cache)
     assert len(data.train) == 200 and cache.check(data.key) is not None and not stale.exists()
+    record_property("inputs", 2)
+    record_property("shows", "nothing: the cut build leaves nothing; a kill -9's folder is removed")
 
 
 def cli(monkeypatch, capsys, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -145,7 +151,9 @@ def cli(monkeypatch, capsys, *args: str, env: dict[str, str] | None = None) -> t
     return exited.value.code or 0, out.out, " ".join(out.err.split())
 
 
-def test_a_full_disk_while_preparing_is_one_line_and_keeps_nothing_half_built(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_preparing_is_one_line_and_keeps_nothing_half_built(
+    tmp_path, monkeypatch, capsys, record_property
+):
     folder = corpus(tmp_path / "c", 100)
     toml = tmp_path / "r.toml"
     toml.write_text(tiny(folder).to_toml())
@@ -160,9 +168,11 @@ def test_a_full_disk_while_preparing_is_one_line_and_keeps_nothing_half_built(tm
     assert code == 2 and err.startswith("error: ") and err.count("error:") == 1, err
     assert "no space left on the disk while preparing the corpus; nothing half-built was kept" in err
     assert not (tmp_path / "r").exists()  # no run folder, no cache entry, no lock: nothing half-built
+    record_property("inputs", 1)
+    record_property("shows", err.removeprefix("error: ").replace(str(tmp_path / "r"), "RUNS"))
 
 
-def test_an_unwritable_cache_location_is_one_line(tmp_path, monkeypatch, capsys):
+def test_an_unwritable_cache_location_is_one_line(tmp_path, monkeypatch, capsys, record_property):
     folder = corpus(tmp_path / "c", 50)
     toml = tmp_path / "r.toml"
     toml.write_text(tiny(folder).to_toml())
@@ -171,6 +181,8 @@ def test_an_unwritable_cache_location_is_one_line(tmp_path, monkeypatch, capsys)
     code, _, err = cli(monkeypatch, capsys, "prepare", str(toml), env=env)
     assert code == 2 and err.startswith("error: ") and "cannot write the corpus cache here" in err, err
     assert str(tmp_path / "a-file" / "cache") in err
+    record_property("inputs", 1)
+    record_property("shows", err.removeprefix("error: ").replace(str(tmp_path), "TMP"))
 
 
 def test_prepare_then_train_reuses_the_entry_and_cache_lists_and_removes_it(tmp_path, monkeypatch, capsys):
@@ -291,7 +303,9 @@ def test_batches_from_the_store_are_the_same_ids_padded_in_memory():
 
 
 @pytest.mark.slow
-def test_two_preparations_started_together_build_once_and_the_other_waits_and_says_so(tmp_path):
+def test_two_preparations_started_together_build_once_and_the_other_waits_and_says_so(
+    tmp_path, record_property
+):
     folder = corpus(tmp_path / "c", 200_000)
     toml = tmp_path / "r.toml"
     toml.write_text(tiny(folder).to_toml())
@@ -311,10 +325,12 @@ def test_two_preparations_started_together_build_once_and_the_other_waits_and_sa
     assert (out_a + out_b).count("(found in the cache)") == 1
     assert out_a.split()[0] == out_b.split()[0]
     assert len(CorpusCache(tmp_path / "runs" / ".corpora").entries()) == 1
+    record_property("inputs", 2)
+    record_property("shows", "waiting for process PID, which is preparing the same corpus")
 
 
 @pytest.mark.slow
-def test_kill_9_in_the_middle_of_a_build_and_the_next_preparation_rebuilds(tmp_path):
+def test_kill_9_in_the_middle_of_a_build_and_the_next_preparation_rebuilds(tmp_path, record_property):
     folder = corpus(tmp_path / "c", 60_000)
     recipe = tiny(folder)
     toml = tmp_path / "r.toml"
@@ -331,6 +347,8 @@ def test_kill_9_in_the_middle_of_a_build_and_the_next_preparation_rebuilds(tmp_p
     assert CorpusCache(cache).entries() == []  # a partial folder is never an entry
     data = prepare(load_recipe(toml), CorpusCache(cache))
     assert len(data.train) == 60_000 and not list(cache.glob("*.partial-*"))
+    record_property("inputs", 1)
+    record_property("shows", "nothing: the next preparation removes the half-built folder and rebuilds")
 
 
 def test_the_reservoir_holds_a_short_stream_whole_and_a_seeded_uniform_sample_of_a_long_one():

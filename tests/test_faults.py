@@ -378,7 +378,7 @@ def test_out_of_memory_mid_run_fails_it_in_one_line_naming_the_keys_and_resume_g
     record_property("shows", line.removeprefix("error: "))
 
 
-def test_a_full_disk_met_inside_a_library_is_told_as_a_full_disk(tmp_path):
+def test_a_full_disk_met_inside_a_library_is_told_as_a_full_disk(tmp_path, record_property):
     """safetensors wraps the system's error in its own: still the run's one-line "no space left"."""
     from safetensors import SafetensorError
 
@@ -387,3 +387,5 @@ def test_a_full_disk_met_inside_a_library_is_told_as_a_full_disk(tmp_path):
     wrapped = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
     assert "no space left on the disk of" in str(disk_error(wrapped, tmp_path))
     assert disk_error(SafetensorError("Error while deserializing header: HeaderTooLarge"), tmp_path) is None
+    record_property("inputs", 2)
+    record_property("shows", str(disk_error(wrapped, Path("RUNS"))))
