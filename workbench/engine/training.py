@@ -184,7 +184,9 @@ class Trainer:
                 self._log(f"checkpoint {tag!r}: finished the save that a crash interrupted")
         self.team.wait_for_all()
         if self.run.has_checkpoint("last"):
-            state = load_checkpoint(self.run.checkpoints_dir, "last", self.model, self.optimizer)
+            state = load_checkpoint(
+                self.run.checkpoints_dir, "last", self.model, self.optimizer, self.device
+            )
             self.progress = Progress(**state["progress"])
             self.schedule.load_state_dict(self.progress.schedule)
             self._rescale_epoch_position()
@@ -731,9 +733,8 @@ class Trainer:
         p.window_loss = self._window_loss.item()
         p.schedule = self.schedule.state_dict()
         state = {"progress": p.__dict__.copy(), "step": p.step, "valid": p.valid}
-        save_checkpoint(
-            self.run.checkpoints_dir, tag, self.model, self.optimizer if with_optimizer else None, state
-        )
+        optimizer = self.optimizer if with_optimizer else None
+        save_checkpoint(self.run.checkpoints_dir, tag, self.model, optimizer, state, self.device)
         self.saved_step = p.step
 
     def _save_average(self, n: int) -> None:
