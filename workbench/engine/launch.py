@@ -104,8 +104,10 @@ def train_distributed(
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
 
-    from .devices import usable_cpus
+    from .devices import resolve_device, usable_cpus
 
+    if resolve_device(device).type == "cuda":
+        check_gpu_count(nproc)
     worker = ["-m", "workbench", "resume", str(run.path), "--headless", "--device", device]
     if quiet:
         worker.append("--quiet")
@@ -130,6 +132,23 @@ def train_distributed(
         run.log(f"stopped: torchrun received signal {exc.sigval.name}")
         return "stopped"
     return run.status().get("state", "finished")
+
+
+def check_gpu_count(nproc: int) -> None:
+    """Refuse, before any process starts, more processes than this machine shows GPUs (one GPU each)."""
+    import torch
+
+    from .distributed import DistributedError
+
+    visible = torch.cuda.device_count()
+    if nproc > visible:
+        where = f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})" if os.environ.get(
+            "CUDA_VISIBLE_DEVICES"
+        ) else ""
+        raise DistributedError(
+            f"--nproc {nproc}: one GPU per process, and this machine shows {visible} GPU(s){where}; "
+            f"use --nproc {visible} or fewer, or --device cpu"
+        )
 
 
 def failure_message(failures: dict[int, Any]) -> str:

@@ -34,6 +34,7 @@ from .distributed import (
     follow_launcher,
     is_peer_failure,
     launcher_died,
+    local_gpu,
     peer_error,
     record_failure,
     topology_from_environment,
@@ -110,9 +111,15 @@ class Trainer:
         self.topology = topology_from_environment()
         self.main = self.topology.main  # rank 0 alone writes the run folder
         self.device = resolve_device(device)
-        if self.device.type == "cuda" and self.topology.distributed:
-            self.device = torch.device("cuda", self.topology.local_rank)  # one GPU per process
-            torch.cuda.set_device(self.device)
+        if self.device.type == "cuda":
+            if self.topology.distributed:  # one GPU per process
+                index = local_gpu(self.topology, torch.cuda.device_count())
+            else:
+                index = torch.cuda.current_device() if self.device.index is None else self.device.index
+            self.device = torch.device("cuda", index)
+            torch.cuda.set_device(self.device)  # what torch allocates without a device goes there too
+            if self.threads:  # the CPU side of a GPU run (its batches): a sweep's share of the cores
+                torch.set_num_threads(self.threads)
         self.on_event = on_event or (lambda kind, record: None)
         self._stop_requested = False
         self._pending: deque[str] = deque()  # control commands read, not yet acted on
