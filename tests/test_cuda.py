@@ -49,15 +49,6 @@ def batches(trainer, n):
     return [trainer.train_batch(order[i]) for i in range(n)]
 
 
-@pytest.fixture
-def exact_fp32():
-    """fp32 products and cuDNN RNNs without TF32, so that the GPU can be held to the CPU's numbers."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_a_training_step_makes_no_host_sync(tmp_path, arch, precision):
@@ -76,10 +67,12 @@ def test_a_training_step_makes_no_host_sync(tmp_path, arch, precision):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch, exact_fp32):
+def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch):
     # No dropout: the two devices draw different random numbers; everything else is the same maths.
     extra = [*ARCHITECTURES[arch], "model.dropout=0", "training.precision=fp32"]
+    torch.backends.cudnn.allow_tf32 = True  # cuDNN's default: the trainer itself must turn TF32 off
     cpu, gpu = prepared(tmp_path, "cpu", "cpu", extra), prepared(tmp_path, "gpu", "cuda", extra)
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
     start = [p.detach().clone() for p in cpu.model.parameters()]
     curves = {"cpu": [], "gpu": []}
     for batch in batches(cpu, 8):
@@ -97,10 +90,19 @@ def test_fp32_training_on_cuda_follows_the_cpu_curve(tmp_path, arch, exact_fp32)
     assert moved > 1e-2  # eight Adam steps changed the weights far beyond the tolerance above
 
 
+def bernoulli_dropout(x, p=0.5, training=True, inplace=False):
+    """nn.Dropout's draw as the fused decoder makes it (CUDA's own dropout kernel draws other masks)."""
+    if not training or p == 0:
+        return x
+    return x * torch.empty_like(x).bernoulli_(1 - p).div_(1 - p)
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("attention", ["bahdanau", "dot"])
-def test_the_fused_decoder_equals_the_step_loop_on_cuda(cell, attention):
-    model, src, lengths, tgt = model_and_batch(attention, 0.0, cell=cell)  # no dropout: masks differ
+@pytest.mark.parametrize("attention", ["bahdanau", "concat", "dot", "general"])
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_the_fused_decoder_equals_the_step_loop_on_cuda(cell, attention, dropout, monkeypatch):
+    monkeypatch.setattr(torch.nn.functional, "dropout", bernoulli_dropout)  # one law of draws, both paths
+    model, src, lengths, tgt = model_and_batch(attention, dropout, cell=cell)
     model, src, tgt = model.cuda(), src.cuda(), tgt.cuda()
     out_f, att_f, grads_f = decode(model, src, lengths, tgt)
     with reference_maths():
@@ -136,7 +138,7 @@ def test_autocast_training_learns_with_fp32_weights(tmp_path, precision):
     assert trainer.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
 
 
-def test_a_run_trained_on_cuda_decodes_the_same_on_the_cpu(tmp_path, exact_fp32):
+def test_a_run_trained_on_cuda_decodes_the_same_on_the_cpu(tmp_path):
     trainer = prepared(tmp_path, "moved", "cuda", ["training.max_steps=600", "training.precision=fp32"])
     assert trainer.train() == "finished"
     sentences = [" ".join(w) for w in ("abcdefg", "hello", "qwertyuiop", "zyx", "reverse")]

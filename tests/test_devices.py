@@ -62,3 +62,24 @@ def test_training_precision_maps_to_autocast_only_where_asked():
     # AMX / AVX-512 BF16 products; elsewhere fp32
     assert autocast_dtype(cpu, "bf16") is (torch.bfloat16 if fast_bf16_cpu() else None)
     assert all(autocast_dtype(cpu, p) is None for p in ("auto", "fp32", "fp16"))
+
+
+def test_fp32_on_a_gpu_is_fp32_in_the_cudnn_rnns_and_the_matrix_products(monkeypatch, tf32_flags):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    torch.backends.cudnn.allow_tf32 = True  # cuDNN's default, which runs the GRU/LSTM in TF32
+    assert devices.resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    devices.resolve_device("auto")
+    assert not torch.backends.cudnn.allow_tf32
+
+
+def test_the_declared_torch_floor_has_the_apis_the_engine_calls():
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    (major, minor), *others = re.findall(r'"torch>=(\d+)\.(\d+)"', pyproject)
+    # torch.is_autocast_enabled(device_type), torch.get_autocast_dtype and fused Adam and SGD on the CPU
+    # (the trainer's optimizers) arrived in torch 2.4.
+    assert not others and (int(major), int(minor)) >= (2, 4)

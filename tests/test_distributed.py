@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -308,6 +309,30 @@ def test_resuming_on_another_number_of_processes_continues_and_says_the_data_ord
     assert "resumed on 1 process(es) after 2: the global batch is now 16 sentences" in log
 
 
+SRUN_TASK = {  # what srun sets for task 3 of a 4-task step over two nodes (and the user's rendezvous)
+    "SLURM_PROCID": "3",
+    "SLURM_NTASKS": "4",
+    "SLURM_STEP_ID": "0",
+    "SLURM_STEP_NUM_TASKS": "4",
+    "SLURM_LOCALID": "1",
+    "SLURM_NODEID": "1",
+    "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+    "MASTER_ADDR": "node1",
+    "MASTER_PORT": "29500",
+}
+# What an `sbatch --ntasks=4` script exports to each command it runs itself (no srun).
+SBATCH_SCRIPT = {
+    "SLURM_PROCID": "0",
+    "SLURM_NTASKS": "4",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+    "SLURM_NTASKS_PER_NODE": "4",
+    "SLURM_TASKS_PER_NODE": "4",
+    "MASTER_ADDR": "node1",
+    "MASTER_PORT": "29500",
+}
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -316,27 +341,154 @@ def test_resuming_on_another_number_of_processes_continues_and_says_the_data_ord
             {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"},
             Topology(1, 4, 1, 2, launched=True),
         ),
-        (
-            {
-                "SLURM_PROCID": "3",
-                "SLURM_NTASKS": "4",
-                "SLURM_LOCALID": "1",
-                "SLURM_NTASKS_PER_NODE": "2(x2)",
-                "MASTER_ADDR": "node1",
-                "MASTER_PORT": "29500",
-            },
-            Topology(3, 4, 1, 2, launched=True),
-        ),
-        ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, Topology()),  # a one-task job trains alone
+        (SRUN_TASK, Topology(3, 4, 1, 2, launched=True)),
+        ({**SRUN_TASK, "SLURM_STEP_TASKS_PER_NODE": "3,1"}, Topology(3, 4, 1, 1, launched=True)),
+        ({**SRUN_TASK, "CUDA_VISIBLE_DEVICES": "3"}, Topology(3, 4, 1, 2, launched=True, own_gpu=True)),
+        ({**SRUN_TASK, "CUDA_VISIBLE_DEVICES": "2,3"}, Topology(3, 4, 1, 2, launched=True)),
+        (SBATCH_SCRIPT, Topology()),  # the batch script itself, and what it runs without srun
+        ({**SBATCH_SCRIPT, "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "1"}, Topology()),  # srun -n 1
     ],
 )
-def test_the_topology_comes_from_torchrun_or_slurm_variables(env, expected):
+def test_the_topology_comes_from_torchrun_or_from_the_tasks_of_an_srun_step(env, expected):
     assert topology_from_environment(env) == expected
 
 
-def test_a_slurm_job_without_a_rendezvous_address_is_a_clear_error():
+def test_an_srun_step_without_a_rendezvous_address_is_a_clear_error():
     with pytest.raises(DistributedError, match="needs MASTER_ADDR set"):
-        topology_from_environment({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+        topology_from_environment({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2"})
+
+
+def test_a_plain_train_inside_an_sbatch_script_trains_alone(tmp_path):
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **SBATCH_SCRIPT}
+    env.pop("MASTER_ADDR")  # a script that sets no rendezvous: a rank would stop on its absence
+    command = [sys.executable, "-m", "workbench", "train", "reverse", "--headless", "--max-steps", "5"]
+    command += ["--name", "alone", "--runs-dir", str(tmp_path)]
+    for option in [*TINY, "training.batch_size=16"]:
+        command += ["--set", option]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert RunFolder(tmp_path / "alone").status()["processes"] == 1
+
+
+@pytest.mark.parametrize(
+    ("topology", "visible", "gpu"),
+    [
+        (Topology(1, 4, 1, 2, launched=True), 2, 1),  # torchrun, one process per GPU
+        (Topology(1, 2, 1, 2, launched=True), 4, 1),  # more GPUs than processes
+        (Topology(3, 4, 3, 4, launched=True, own_gpu=True), 1, 0),  # srun --gpus-per-task=1
+    ],
+)
+def test_each_process_trains_on_a_gpu_of_its_own_among_those_it_sees(topology, visible, gpu):
+    from workbench.engine.distributed import local_gpu
+
+    assert local_gpu(topology, visible) == gpu
+
+
+@pytest.mark.parametrize(
+    ("topology", "visible", "words"),
+    [
+        (Topology(3, 4, 3, 4, launched=True), 2, "4 training processes on this machine need a GPU each, "
+         "but this process (local rank 3) sees 2 GPU(s)"),  # fmt: skip
+        (Topology(0, 2, 0, 2, launched=True), 1, "sees 1 GPU(s)"),  # two processes, one GPU, no binding
+    ],
+)
+def test_more_processes_than_gpus_is_refused_in_one_line_naming_the_counts(topology, visible, words):
+    from workbench.engine.distributed import local_gpu
+
+    with pytest.raises(DistributedError, match=re.escape(words)):
+        local_gpu(topology, visible)
+
+
+@pytest.mark.parametrize(
+    ("env", "visible", "expected"),
+    [
+        ({**SRUN_TASK, "CUDA_VISIBLE_DEVICES": "3"}, 1, "cuda:0"),  # srun --gpus-per-task=1, local id 1
+        ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}, 2, "cuda:1"),
+        ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}, 1, "sees 1 GPU(s)"),
+    ],
+)
+def test_a_trainer_takes_its_gpu_among_those_it_sees_or_says_why_it_cannot(
+    tmp_path, monkeypatch, tf32_flags, env, visible, expected
+):
+    import torch
+
+    from workbench.engine.recipe import load_recipe
+    from workbench.engine.training import Trainer
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    run = RunFolder.create(tmp_path, load_recipe("reverse", TINY), name="r")
+    if expected.startswith("cuda"):
+        assert Trainer(run, "cuda").device == torch.device(expected) and chosen == [torch.device(expected)]
+    else:
+        with pytest.raises(DistributedError, match=re.escape(expected)):
+            Trainer(run, "cuda")
+        assert chosen == []
+
+
+def test_nproc_above_the_gpus_is_refused_before_any_process_starts(tmp_path, monkeypatch, tf32_flags):
+    import torch
+    import torch.distributed.run
+    from workbench.engine.launch import train_distributed
+
+    from workbench.engine.recipe import load_recipe
+
+    launched = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.distributed.run, "run", launched.append)
+    run = RunFolder.create(tmp_path, load_recipe("reverse", TINY), name="r")
+    with pytest.raises(DistributedError, match="--nproc 4: one GPU per process, and this machine shows 2"):
+        train_distributed(run, 4, "cuda")
+    assert launched == []
+
+
+@pytest.mark.parametrize(
+    ("message", "peer"),
+    [
+        ("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.0.0.2]:5000", True),
+        ("NCCL error in: ProcessGroupNCCL.cpp:1970, remote process exited or there was a network error, "
+         "NCCL version 2.21.5\nncclRemoteError: A call failed possibly due to a network error", True),
+        ("NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error (run with NCCL_DEBUG=INFO for "
+         "details), NCCL version 2.21.5\nncclUnhandledCudaError: Call to CUDA function failed.\n"
+         "Last error:\nCuda failure 'out of memory'", False),  # this rank's own GPU, as NCCL starts
+        ("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.10 GiB total capacity)", False),
+    ],
+)
+def test_an_nccl_error_of_a_ranks_own_is_not_taken_for_a_peers(message, peer):
+    import torch.distributed as dist
+
+    from workbench.engine.distributed import is_peer_failure
+
+    assert is_peer_failure(dist.DistBackendError(message)) is peer
+
+
+def test_a_cuda_team_lets_nccl_abort_a_failed_communicator_without_killing_the_process(monkeypatch):
+    import torch
+    import torch.distributed as dist
+
+    from workbench.engine.distributed import Team
+
+    seen = {}
+    monkeypatch.setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")  # as torchrun's agent exports it
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+
+    def init_process_group(backend, timeout):
+        mode = os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"]
+        seen.update(backend=backend, timeout=timeout.total_seconds(), mode=mode)
+
+    monkeypatch.setattr(dist, "init_process_group", init_process_group)
+    monkeypatch.setattr(dist, "new_group", lambda backend, timeout: "control")
+    Team(Topology(0, 2, 0, 2, launched=True), torch.device("cuda", 0), 120.0)
+    # Clean-up-only (2): the watchdog aborts the communicator at the timeout, and the process raises.
+    assert seen == {"backend": "cpu:gloo,cuda:nccl", "timeout": 120.0, "mode": "2"}
 
 
 @pytest.mark.slow

@@ -237,14 +237,14 @@ def test_the_stored_sweep_loads_back_to_the_same_points(tmp_path):
     assert queue.base_recipe().seed == 3 and queue.sweep().base_path.is_absolute()
 
 
-def test_runs_go_one_per_gpu_by_default_and_share_the_cores_on_the_cpu():
+def test_runs_go_one_per_gpu_by_default_and_share_the_cores():
     from workbench.engine.devices import usable_cpus
     from workbench.jobs.sweep_runner import plan_slots
 
-    gpus = plan_slots(None, ["cuda:0", "cuda:2"])
-    assert (gpus.parallel, gpus.threads) == (2, None)
-    assert plan_slots(4, ["cuda:0", "cuda:2"]).parallel == 4
     cores = len(usable_cpus())
+    gpus = plan_slots(None, ["cuda:0", "cuda:2"])
+    assert (gpus.parallel, gpus.threads) == (2, max(1, cores // 2))
+    assert plan_slots(4, ["cuda:0", "cuda:2"]).parallel == 4
     assert plan_slots(2, ["cpu"]).threads == max(1, cores // 2)
     assert plan_slots(cores + 5, ["cpu"]).threads == 1
 
@@ -276,6 +276,37 @@ def test_a_new_runner_places_runs_on_the_gpus_that_a_dead_runners_live_trainers_
     finally:
         held.close()
     assert started == [(rest[0].name, "cuda:0"), (rest[1].name, "cuda:2")]  # cuda:1 is taken
+
+
+def test_a_runner_counts_the_gpus_of_trainers_outside_its_sweep_and_caps_every_trainers_threads(
+    tmp_path, monkeypatch
+):
+    from workbench.engine import sweep_runner
+    from workbench.engine.recipe import load_recipe
+
+    monkeypatch.setattr(sweep_runner, "usable_cpus", lambda: list(range(8)))
+    queue = queue_sweep(tmp_path / "runs", load_sweep(sweep_file(tmp_path, GRID)))
+    plain = RunFolder.create(tmp_path / "runs", load_recipe("reverse"), name="plain")  # `s2s-bench train`
+    held = plain.lock()
+    plain.write_status("running", device="cuda (GPU)", torch_device="cuda:0")
+    started = []
+
+    class Trainer:
+        def poll(self):
+            return None
+
+    def start_training(run, device, threads=None):
+        started.append((device, threads))
+        return Trainer()
+
+    monkeypatch.setattr(sweep_runner, "start_training", start_training)
+    monkeypatch.setattr(sweep_runner, "_wait_until_held", lambda runs, children: None)
+    runner = sweep_runner.QueueRunner(queue, sweep_runner.plan_slots(None, ["cuda:0", "cuda:1"]))
+    try:
+        assert runner.step()
+    finally:
+        held.close()
+    assert started == [("cuda:1", 4), ("cuda:0", 4)]  # cuda:0 is taken: the second run shares it
 
 
 def test_devices_this_machine_lacks_are_refused_before_anything_is_queued(tmp_path):

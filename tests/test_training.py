@@ -218,3 +218,52 @@ def test_bf16_on_a_cpu_without_bf16_instructions_trains_in_fp32_and_says_so(tmp_
         in log
     )
     assert " in fp32: " in log
+
+
+class CudaRandomState:
+    """A stand-in for torch.cuda's random states: one per GPU, each telling its GPU's index apart."""
+
+    def __init__(self, monkeypatch):
+        self.restored: dict[int, torch.Tensor] = {}
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", self.get)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self.set)
+
+    @staticmethod
+    def index(device) -> int:
+        device = torch.device(device)
+        return 0 if device.index is None else device.index  # "cuda": the current device, 0
+
+    def get(self, device="cuda"):
+        return torch.full((16,), self.index(device), dtype=torch.uint8)
+
+    def set(self, state, device="cuda"):
+        self.restored[self.index(device)] = state
+
+
+def test_a_checkpoint_keeps_and_restores_the_random_state_of_the_gpu_the_run_trains_on(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from workbench.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    cuda = CudaRandomState(monkeypatch)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    save_checkpoint(tmp_path, "last", model, optimizer, {}, torch.device("cuda", 2))  # --device cuda:2
+    assert load_file(tmp_path / "last.optim.safetensors")["rng.cuda"].tolist() == [2] * 16
+    load_checkpoint(tmp_path, "last", model, optimizer, torch.device("cuda", 2))
+    assert list(cuda.restored) == [2] and cuda.restored[2].tolist() == [2] * 16
+
+
+def test_a_cpu_trainer_on_a_gpu_machine_neither_saves_nor_restores_a_gpu_random_state(tmp_path, monkeypatch):
+    cuda = CudaRandomState(monkeypatch)
+
+    def untouched(*args, **kwargs):
+        raise AssertionError("a CPU trainer read a GPU's random state (and so started CUDA)")
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state", untouched)
+    run = make_run(tmp_path, "cpu")
+    assert Trainer(run, "cpu").train(max_steps=10) == "finished"
+    assert Trainer(run, "cpu").train(max_steps=20) == "finished"  # resumed from its checkpoint
+    assert cuda.restored == {}

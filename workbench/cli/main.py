@@ -390,7 +390,7 @@ def evaluate(
     # it takes the checkpoint in fp32). Pairs with a side that tokenizes to nothing are left out of it.
     model = translator.model
     if translator.decoding.precision == "int8":
-        model = Translator.from_run(folder, checkpoint, device, "fp32").model
+        model = Translator.from_run(folder, checkpoint, str(translator.device), "fp32").model
     cap = translator.decoding.max_input_pieces
     ids = [
         (s_ids[:cap], t_ids)

@@ -25,8 +25,13 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
+    device: torch.device = torch.device("cpu"),
 ) -> None:
     """Write `tag.safetensors` (weights), `tag.optim.safetensors` (optimizer, RNG) and `tag.json` (the rest).
+
+    The random state saved with the optimizer is the CPU's and, training on a GPU, that GPU's: the
+    current CUDA device's may be another (a trainer started with --device cuda:2), and reading it would
+    start CUDA in a trainer that runs on the CPU.
 
     All or nothing, whenever the process dies: each file is first written whole under a pending name
     (`.tag.json.pending` last, the commit record), then the three are renamed into place; `recover`
@@ -41,8 +46,8 @@ def save_checkpoint(
     if optimizer is not None:
         tensors, meta["optimizer"] = _flatten_optimizer(optimizer.state_dict())
         tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        if device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
         _save_tensors(_pending(folder, f"{tag}.optim.safetensors"), tensors, stamp)
     write_json_atomic(_pending(folder, f"{tag}.json"), meta)
     _commit(folder, tag)
@@ -139,8 +144,15 @@ def read_state(folder: Path, tag: str) -> dict[str, Any]:
     return _read_meta(path).get("state", {}) if path.is_file() else {}
 
 
-def load_checkpoint(folder: Path, tag: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore weights, optimizer and RNG states; returns the checkpoint's JSON state."""
+def load_checkpoint(
+    folder: Path,
+    tag: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device = torch.device("cpu"),
+) -> dict:
+    """Restore weights, optimizer and RNG states (a GPU's into `device`, where the run now trains);
+    returns the checkpoint's JSON state."""
     folder = Path(folder)
     state = load_weights(folder, tag, model)
     meta = _read_meta(folder / f"{tag}.json")
@@ -152,8 +164,8 @@ def load_checkpoint(folder: Path, tag: str, model: torch.nn.Module, optimizer: t
     tensors = _read_tensors(folder / f"{tag}.optim.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     cuda_rng = tensors.pop("rng.cuda", None)
-    if cuda_rng is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda_rng)
+    if cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng, device)
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     return state
 

@@ -16,15 +16,31 @@ class DeviceError(UserError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA on a machine without it is an error."""
+    """`auto` picks CUDA when present; asking for CUDA on a machine without it is an error.
+
+    On CUDA, fp32 is then fp32 throughout (`exact_fp32`)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError("--device cuda: this machine has no CUDA GPU visible to torch (use --device cpu)")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise DeviceError(f"--device {name}: not a device (auto, cpu or cuda)") from None
+    if device.type == "cuda":
+        exact_fp32()
+    return device
+
+
+def exact_fp32() -> None:
+    """Turn TF32 off for cuDNN (its RNNs and convolutions) and for CUDA matrix products.
+
+    cuDNN allows TF32 by default, so on Ampere and later GPUs the encoder's GRU/LSTM would multiply with
+    10-bit mantissas while the rest of the model runs in fp32: a recipe's numbers would then depend on
+    the GPU. The flags are the process's; the workbench trains and decodes on one device per process.
+    """
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def cpu_threads(requested: int) -> int:

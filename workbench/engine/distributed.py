@@ -5,6 +5,13 @@ environment variables. Gradients travel through DistributedDataParallel on the t
 on CUDA, gloo on a CPU); the decisions every process must take together (stop, pause, checkpoint,
 early stopping, the learning rate) travel over a second, gloo group on the CPU, so that they never
 wait on a GPU stream. Rank 0 alone writes the run folder.
+
+A peer that dies is first seen by that gloo group, which every step uses (`Team.agree`): the survivors
+raise "connection closed by peer" and say so in one line. A survivor that waits on the GPU for the
+gradient all-reduce instead is freed by NCCL's watchdog after `training.collective_timeout`; in
+torch's "clean up only" mode the watchdog aborts the communicator and leaves the process alive, so the
+next collective raises and the same one-line report follows (torchrun's agent exports the mode that
+kills the process with SIGABRT instead, and no rank is named).
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from workbench.engine.errors import UserError
 
 # Control codes rank 0 sends with every step's flags (see `Team.agree`).
 COMMANDS = ("", "checkpoint", "pause", "resume", "stop")
+# ProcessGroupNCCL's TORCH_NCCL_ASYNC_ERROR_HANDLING: 2 aborts the failed communicator and lets the
+# process raise; torchrun's agent sets 1 (abort the process) and torch's own default is 3 (the same,
+# without clean-up).
+NCCL_CLEAN_UP_ONLY = "2"
 
 
 class DistributedError(UserError):
@@ -44,6 +55,7 @@ class Topology:
     local_rank: int = 0
     local_world_size: int = 1
     launched: bool = False  # started by torchrun or srun: a process group, even of one process
+    own_gpu: bool = False  # srun bound one GPU to this task alone (--gpus-per-task=1)
 
     @property
     def distributed(self) -> bool:
@@ -55,30 +67,71 @@ class Topology:
 
 
 def topology_from_environment(env: dict[str, str] | None = None) -> Topology:
-    """torchrun's RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE, else SLURM's SLURM_PROCID /
-    SLURM_NTASKS / SLURM_LOCALID (a plain `srun` line; MASTER_ADDR and MASTER_PORT set), else one process."""
+    """torchrun's RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE, else the variables `srun` sets for
+    each task of a job step of several (SLURM_PROCID, SLURM_STEP_NUM_TASKS, SLURM_LOCALID,
+    SLURM_STEP_TASKS_PER_NODE; MASTER_ADDR and MASTER_PORT set by the user), else one process.
+
+    An sbatch script exports SLURM_PROCID=0 and the job's SLURM_NTASKS to every command it runs; only
+    srun sets the SLURM_STEP_* variables, so a command of the script itself trains alone.
+    """
     env = os.environ if env is None else env
+    own_gpu = False
     if "RANK" in env and "WORLD_SIZE" in env:
         keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
-    elif "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
-        keys = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE")
+        local_world = env.get("LOCAL_WORLD_SIZE", "1")
+    elif "SLURM_PROCID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
+        keys = ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_STEP_TASKS_PER_NODE")
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if name not in env:
                 raise DistributedError(
-                    f"a SLURM job of several tasks needs {name} set (the first node's address and a free "
-                    "port), or start each node with torchrun (docs/distributed.md)"
+                    f"a SLURM job step of several tasks needs {name} set (the first node's address and a "
+                    "free port), or start each node with torchrun (docs/distributed.md)"
                 )
+        local_world = _tasks_on_this_node(env.get(keys[3], "1"), env.get("SLURM_NODEID", "0"))
+        visible = env.get("CUDA_VISIBLE_DEVICES", "")
+        own_gpu = bool(visible) and "," not in visible
     else:
         return Topology()
     try:
         rank, world = int(env[keys[0]]), int(env[keys[1]])
         local_rank = int(env.get(keys[2], "0"))
-        local_world = int(env.get(keys[3], "1").split("(")[0].split(",")[0])
+        local = int(local_world)
     except ValueError as exc:
         raise DistributedError(f"{', '.join(keys)}: not whole numbers ({exc})") from None
     if not 0 <= rank < world:
         raise DistributedError(f"{keys[0]}={rank} is not a rank of {keys[1]}={world}")
-    return Topology(rank, world, local_rank, max(local_world, 1), launched=True)
+    return Topology(rank, world, local_rank, max(local, 1), launched=True, own_gpu=own_gpu)
+
+
+def _tasks_on_this_node(tasks_per_node: str, node: str) -> str:
+    """This node's count in SLURM's compressed list of tasks per node ("2(x3),1": 2, 2, 2, 1)."""
+    counts = []
+    for part in tasks_per_node.split(","):
+        count, _, times = part.partition("(x")
+        counts += [count] * (int(times.rstrip(")")) if times.rstrip(")").isdigit() else 1)
+    index = int(node) if node.isdigit() else 0
+    return counts[index] if index < len(counts) else counts[0]
+
+
+def local_gpu(topology: Topology, visible: int) -> int:
+    """The index, among the GPUs this process sees, of the one it trains on.
+
+    Its local rank where the process sees a GPU for each process of its machine; the only one where srun
+    bound one GPU to each task (each then sees one while SLURM_LOCALID counts on). Any other count would
+    put two processes on one GPU, or none on a GPU: an error that names the counts.
+    """
+    if topology.local_rank < visible and topology.local_world_size <= visible:
+        return topology.local_rank
+    if visible == 1 and topology.own_gpu:
+        return 0
+    where = f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})" if os.environ.get(
+        "CUDA_VISIBLE_DEVICES"
+    ) else ""
+    raise DistributedError(
+        f"{topology.local_world_size} training processes on this machine need a GPU each, but this "
+        f"process (local rank {topology.local_rank}) sees {visible} GPU(s){where}: start at most "
+        f"{visible} per machine, or bind one GPU to each task (srun --gpus-per-task=1)"
+    )
 
 
 class Team:
@@ -94,6 +147,8 @@ class Team:
         os.environ.setdefault("WORLD_SIZE", str(topology.world_size))
         timeout = datetime.timedelta(seconds=timeout_s)
         cuda = device.type == "cuda"
+        if cuda:  # read as the NCCL group is created; see the module's docstring
+            os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = NCCL_CLEAN_UP_ONLY
         if not dist.is_initialized():
             dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timeout)
         self.control = dist.new_group(backend="gloo", timeout=timeout) if cuda else None
@@ -142,6 +197,8 @@ class Team:
         try:
             operation(*args, **kwargs)
         except (RuntimeError, dist.DistBackendError) as exc:
+            if own_failure(exc):
+                raise
             raise peer_error(exc, self.timeout_s) from None
 
     def close(self) -> None:
@@ -197,15 +254,34 @@ def peer_error(exc: BaseException, timeout_s: float) -> PeerError:
     return PeerError(f"lost contact with another training process ({why})")
 
 
-PEER_CLUES = ("connection closed by peer", "connection reset", "timed out", "gloo", "nccl", "processgroup")
+# NCCL's words for a peer that is gone (ncclRemoteError, a communicator the watchdog aborted).
+PEER_CLUES = (
+    "connection closed by peer",
+    "connection reset",
+    "timed out",
+    "gloo",
+    "processgroup",
+    "remote process",
+    "ncclremoteerror",
+    "communicator was aborted",
+)
+# A rank's own failure, even inside a collective: its GPU out of memory as NCCL creates the
+# communicator (ncclUnhandledCudaError), a wrong set-up (ncclInvalidUsage).
+OWN_CLUES = ("out of memory", "ncclunhandledcudaerror", "ncclinvalidusage", "ncclinvalidargument")
 
 
 def is_peer_failure(exc: BaseException) -> bool:
     """Whether an error came from a collective (another process's fault, not this one's)."""
     if isinstance(exc, PeerError):
         return True
-    text = str(exc).lower()
-    return isinstance(exc, (RuntimeError, dist.DistBackendError)) and any(clue in text for clue in PEER_CLUES)
+    if not isinstance(exc, (RuntimeError, dist.DistBackendError)) or own_failure(exc):
+        return False
+    return any(clue in str(exc).lower() for clue in PEER_CLUES)
+
+
+def own_failure(exc: BaseException) -> bool:
+    """Whether a collective's error is this process's own (its GPU's memory, its set-up)."""
+    return any(clue in str(exc).lower() for clue in OWN_CLUES)
 
 
 def record_failure(message: str, peer: bool) -> None:

@@ -34,8 +34,6 @@ def quantize_int8(model: Seq2Seq) -> Seq2Seq:
             f"decoding precision int8 needs torch.ao.quantization, which torch {torch.__version__} "
             "does not have; use fp32 or bf16"
         ) from exc
-    if next(model.parameters()).device.type != "cpu":
-        raise RecipeError("decoding precision int8 runs on the CPU only; use --device cpu, or fp32 or bf16")
     with warnings.catch_warnings():
         # torch marks torch.ao.quantization and its quantized tensors deprecated in favour of torchao,
         # whose CPU path measured slower than fp32 here (docs/benchmarks.md); this one makes int8 fast.

@@ -13,7 +13,7 @@ from workbench.engine.data.batching import pad
 from workbench.engine.devices import resolve_device
 from workbench.engine.model import Seq2Seq, build_model
 from workbench.engine.quantization import quantize_int8
-from workbench.engine.recipe import DecodingConfig, check_precision
+from workbench.engine.recipe import DecodingConfig, RecipeError, check_precision
 from workbench.engine.run_folder import RunFolder, RunFolderError
 from workbench.engine.search import beam_search, greedy_search, max_lengths
 from workbench.engine.tokenizers import TokenizerPair, load_tokenizers
@@ -37,7 +37,11 @@ def decoding_model(model: Seq2Seq, precision: str, device: torch.device) -> Seq2
     RecurrentDecoder.keep_output_transposed); int8 quantizes them (quantization.py, CPU only).
     """
     if precision == "int8":
-        return quantize_int8(model.to(device))
+        if device.type != "cpu":  # before any copy: a model's weights on a GPU, for nothing
+            raise RecipeError(
+                "decoding precision int8 runs on the CPU only; use --device cpu, or fp32 or bf16"
+            )
+        return quantize_int8(model)
     model = model.to(device, torch.bfloat16 if precision == "bf16" else torch.float32).eval()
     model.decoder.keep_output_transposed()  # after the move: the copy lives where it is used
     return model
@@ -80,7 +84,9 @@ class Translator:
         weights = run.checkpoints_dir / f"{checkpoint}.safetensors"
         stamp = weights.stat().st_mtime
         load_weights(run.checkpoints_dir, checkpoint, model)
-        target = resolve_device(device)
+        # int8's kernels are the CPU's: `auto` picks the CPU for it, as it picks a GPU for fp32 and bf16.
+        int8 = recipe.decoding.precision == "int8"
+        target = resolve_device("cpu" if device == "auto" and int8 else device)
         model = decoding_model(model, recipe.decoding.precision, target)
         translator = cls(model, tokenizers, recipe.decoding, target)
         translator.checkpoint_stamp = stamp

@@ -50,9 +50,11 @@ def train_distributed(command: TrainerCommand, rendezvous: Rendezvous = Rendezvo
     from torch.distributed.run import parse_args
     from torch.distributed.run import run as torchrun
 
-    from workbench.engine.devices import usable_cpus
+    from workbench.engine.devices import resolve_device, usable_cpus
 
     run, nproc = command.run, command.nproc or 1
+    if resolve_device(command.device).type == "cuda":
+        check_gpu_count(nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(usable_cpus()) // nproc)))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # failures: said below
     try:
@@ -67,6 +69,23 @@ def train_distributed(command: TrainerCommand, rendezvous: Rendezvous = Rendezvo
         run.log(f"stopped: torchrun received signal {exc.sigval.name}")
         return "stopped"
     return run.status().get("state", "finished")
+
+
+def check_gpu_count(nproc: int) -> None:
+    """Refuse, before any process starts, more processes than this machine shows GPUs (one GPU each)."""
+    import torch
+
+    from workbench.engine.distributed import DistributedError
+
+    visible = torch.cuda.device_count()
+    if nproc > visible:
+        where = f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})" if os.environ.get(
+            "CUDA_VISIBLE_DEVICES"
+        ) else ""
+        raise DistributedError(
+            f"--nproc {nproc}: one GPU per process, and this machine shows {visible} GPU(s){where}; "
+            f"use --nproc {visible} or fewer, or --device cpu"
+        )
 
 
 def failure_message(failures: dict[int, Any]) -> str:

@@ -12,11 +12,12 @@ import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.engine.devices import usable_cpus
 from workbench.engine.errors import UserError
-from workbench.engine.run_folder import RunFolder
+from workbench.engine.run_folder import RunFolder, list_runs
 from workbench.jobs.launch import start_training
 from workbench.jobs.sweep_queue import SweepQueue
 
@@ -27,7 +28,7 @@ START_TIMEOUT_S = 180  # from starting a trainer to its holding the run's lock (
 
 @dataclass(frozen=True)
 class Slots:
-    """Where runs train: `parallel` at a time over `devices`, CPU runs with `threads` threads each."""
+    """Where runs train: `parallel` at a time over `devices`, each trainer with `threads` CPU threads."""
 
     devices: list[str]
     parallel: int
@@ -35,14 +36,15 @@ class Slots:
 
 
 def plan_slots(parallel: int | None, devices: list[str] | None) -> Slots:
-    """One run per GPU by default (all, unless `devices` says), else `parallel` CPU runs sharing the cores."""
+    """One run per GPU by default (all, unless `devices` says), else `parallel` CPU runs; either way the
+    trainers share the cores (a GPU trainer's CPU threads build its batches, and each would otherwise
+    start one per core)."""
     if not devices:
         import torch
 
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
     parallel = parallel or (1 if devices == ["cpu"] else len(devices))
-    threads = max(1, len(usable_cpus()) // parallel) if "cpu" in devices else None
-    return Slots(list(devices), parallel, threads)
+    return Slots(list(devices), parallel, max(1, len(usable_cpus()) // parallel))
 
 
 def run_queue(queue: SweepQueue, poll_s: float = POLL_S) -> None:
@@ -98,10 +100,11 @@ class QueueRunner:
             if not busy and not todo:
                 return False
             # The devices in use: this runner's trainers', and those of live trainers it did not start (a
-            # dead runner's), as their status says.
+            # dead runner's, another sweep's, a plain `train` in the same runs folder), as their status says.
             in_use = [device for _, device in self.children.values()] + [
                 statuses[run.name].get("torch_device", "") for run in busy if run.name not in self.children
             ]
+            in_use += _other_trainers(self.queue.runs_dir, {run.name for run in runs})
             started = [
                 run
                 for run in todo[: max(0, self.slots.parallel - len(busy))]
@@ -123,7 +126,7 @@ class QueueRunner:
             own_threads = run.recipe().training.threads
         except UserError:
             own_threads = 0  # its trainer fails on it too, and the run is given up after MAX_STARTS
-        threads = self.slots.threads if device == "cpu" and not own_threads else None
+        threads = None if own_threads else self.slots.threads
         self.children[run.name] = (start_training(run, device, threads=threads), device)
         self.starts[run.name] += 1
         self.live.add(run.name)
@@ -135,8 +138,17 @@ class QueueRunner:
 
 
 def _least_used(devices: list[str], in_use: list[str]) -> str:
-    use = Counter(in_use)
+    use = Counter("cuda:0" if device == "cuda" else device for device in in_use)
     return min(devices, key=lambda d: use[d])
+
+
+def _other_trainers(runs_dir: Path, ours: set[str]) -> list[str]:
+    """The devices of the live trainers of the runs folder's other runs (their status's torch_device)."""
+    return [
+        run.status().get("torch_device", "")
+        for run in list_runs(runs_dir)
+        if run.name not in ours and run.trainer_alive()
+    ]
 
 
 def _wait_until_held(runs: list[RunFolder], children: dict[str, Any]) -> None:
