@@ -477,7 +477,8 @@ def test_a_cuda_team_lets_nccl_abort_a_failed_communicator_without_killing_the_p
     from workbench.engine.distributed import Team
 
     seen = {}
-    monkeypatch.setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")  # as torchrun's agent exports it
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # Team sets RANK and WORLD_SIZE: this test's only
+    os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "1"  # as torchrun's agent exports it
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
 
     def init_process_group(backend, timeout):

@@ -83,7 +83,7 @@ def test_a_training_step_decides_on_a_non_finite_gradient_without_reading_it(tmp
     assert trainer.found_inf.item() == 0.0 and trainer.skips.read().skipped == 0
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])  # rmsprop: no fused kernel, a read
 def test_a_step_with_a_non_finite_gradient_leaves_weights_and_optimizer_as_they_were(tmp_path, optimizer):
     trainer = prepared(tmp_path, [f"training.optimizer={optimizer}", "training.momentum=0.9"])
     poison(trainer, {2})

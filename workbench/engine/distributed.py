@@ -124,14 +124,17 @@ def local_gpu(topology: Topology, visible: int) -> int:
         return topology.local_rank
     if visible == 1 and topology.own_gpu:
         return 0
-    where = f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})" if os.environ.get(
-        "CUDA_VISIBLE_DEVICES"
-    ) else ""
     raise DistributedError(
         f"{topology.local_world_size} training processes on this machine need a GPU each, but this "
-        f"process (local rank {topology.local_rank}) sees {visible} GPU(s){where}: start at most "
-        f"{visible} per machine, or bind one GPU to each task (srun --gpus-per-task=1)"
+        f"process (local rank {topology.local_rank}) sees {visible} GPU(s){visible_devices_note()}: start "
+        f"at most {visible} per machine, or bind one GPU to each task (srun --gpus-per-task=1)"
     )
+
+
+def visible_devices_note() -> str:
+    """" (CUDA_VISIBLE_DEVICES=...)" where it is set: why a process may see fewer GPUs than there are."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f" (CUDA_VISIBLE_DEVICES={visible})" if visible else ""
 
 
 class Team:
@@ -254,7 +257,8 @@ def peer_error(exc: BaseException, timeout_s: float) -> PeerError:
     return PeerError(f"lost contact with another training process ({why})")
 
 
-# NCCL's words for a peer that is gone (ncclRemoteError, a communicator the watchdog aborted).
+# The words of a collective's failure that another process caused: gloo's, and NCCL's for a peer that
+# is gone (ncclRemoteError, a communicator that the watchdog aborted).
 PEER_CLUES = (
     "connection closed by peer",
     "connection reset",

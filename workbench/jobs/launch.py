@@ -75,16 +75,13 @@ def check_gpu_count(nproc: int) -> None:
     """Refuse, before any process starts, more processes than this machine shows GPUs (one GPU each)."""
     import torch
 
-    from workbench.engine.distributed import DistributedError
+    from workbench.engine.distributed import DistributedError, visible_devices_note
 
     visible = torch.cuda.device_count()
     if nproc > visible:
-        where = f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})" if os.environ.get(
-            "CUDA_VISIBLE_DEVICES"
-        ) else ""
         raise DistributedError(
-            f"--nproc {nproc}: one GPU per process, and this machine shows {visible} GPU(s){where}; "
-            f"use --nproc {visible} or fewer, or --device cpu"
+            f"--nproc {nproc}: one GPU per process, and this machine shows {visible} GPU(s)"
+            f"{visible_devices_note()}; use --nproc {visible} or fewer, or --device cpu"
         )
 
 
