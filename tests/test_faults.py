@@ -117,8 +117,9 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def fill(folder: Path) -> Path:
-    """Write a file until the disk is full; returns it (delete it to give the space back)."""
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write a file until the disk is full, then give back `leave` bytes of it; returns it (delete it to
+    give the space back)."""
     filler = folder / "filler"
     with open(filler, "wb") as f:
         try:
@@ -127,6 +128,7 @@ def fill(folder: Path) -> Path:
                 f.flush()
         except OSError:
             pass
+    os.truncate(filler, filler.stat().st_size - leave)
     return filler
 
 
@@ -163,6 +165,98 @@ def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_work
     assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
     record_property("inputs", 1)
     record_property("shows", status["reason"].replace(str(runs), "RUNS"))
+
+
+def no_space(where: Path) -> str:
+    return f"no space left on the disk of {where}: free space or move the runs folder (--runs-dir)"
+
+
+def one_error_line(err: str) -> str:
+    """The error a command printed on stderr, asserting that it is all it printed: one line, no traceback."""
+    assert "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("error: "), err
+    return line.removeprefix("error: ")
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_resume_fails_it_in_one_line_before_training_and_resume_works_once_space_is_back(
+    small_disk, record_property
+):
+    """The disk fills while the run is not training: resume's first write (its status) meets it. A disk
+    that turned read-only refuses even the run's lock file. Each is one line, exit 2, the checkpoint as it
+    was."""
+    runs = small_disk / "runs"
+    trained = run_cli("train", "reverse", "--headless", "--max-steps", "10", "--name", "full",
+                      "--runs-dir", str(runs), sets=TINY)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    run = RunFolder(runs / "full")
+    saved = (run.checkpoints_dir / "last.safetensors").read_bytes()
+    filler = fill(small_disk)
+    out = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert out.returncode == 2, out.stdout + out.stderr
+    full = one_error_line(out.stderr)
+    assert full == no_space(run.path)
+    status = run.status()
+    assert status["state"] == "failed" and status["reason"] == full  # the reserve gave the room to say so
+    assert (run.checkpoints_dir / "last.safetensors").read_bytes() == saved and steps(run.path) == [5, 10]
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        out = run_cli("resume", str(run.path), "--max-steps", "30")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert out.returncode == 2, out.stdout + out.stderr
+    read_only = one_error_line(out.stderr)
+    assert read_only.startswith(f"{run.path / '.lock'} is on a read-only file system: move the runs folder")
+    filler.unlink()
+    resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == [5, 10, 15, 20, 25, 30]  # no step missing or doubled
+    assert run.status()["state"] == "finished"
+    record_property("inputs", 2)
+    record_property("shows", f"{full}; {read_only}".replace(str(runs), "RUNS"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cached", "leave"),
+    [(False, 0), (True, 0), (True, 128 * 1024)],
+    ids=["preparing the corpus into the cache", "making the run folder", "writing the first checkpoint"],
+)
+def test_a_full_disk_fails_a_new_run_in_one_line_at_every_stage_and_leaves_nothing_half_made(
+    cached, leave, small_disk, record_property
+):
+    """`train` on a disk with no room (`leave` bytes, after the corpus cache's entry if `cached`). With
+    none, the corpus cache's entry or else the run folder cannot be made: neither is left half made. With
+    128 KiB the run starts (the 64 KiB reserve, the status, the log, the first metrics) and its first
+    checkpoint (88 KiB of weights) does not fit: the run fails and resumes once there is space."""
+    runs = small_disk / "runs"
+    if cached:
+        prepared = run_cli("prepare", "reverse", "--runs-dir", str(runs), sets=TINY)
+        assert prepared.returncode == 0, prepared.stderr
+    filler = fill(small_disk, leave)
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "30", "--name", "new",
+                  "--runs-dir", str(runs), sets=TINY)  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    run = RunFolder(runs / "new")
+    if not cached:  # no entry, no lock, not the folders made for them
+        assert line.startswith(f"{runs / '.corpora'}: no space left on the disk while preparing the corpus")
+        assert not runs.exists()
+    elif not leave:
+        assert line == no_space(runs)
+        assert sorted(p.name for p in runs.iterdir()) == [".corpora"]
+    else:
+        assert line == no_space(run.path)
+        assert run.status()["state"] == "failed" and run.status()["reason"] == line
+        assert steps(run.path, "valid") == [10] and not run.has_checkpoint("last")
+    filler.unlink()
+    if leave:
+        resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert steps(run.path) == [5, 10, 15, 20, 25, 30] and run.status()["state"] == "finished"
+    record_property("inputs", 1)
+    record_property("shows", line.replace(str(runs), "RUNS"))
 
 
 def samples_steps(run: Path) -> list[int]:

@@ -283,19 +283,22 @@ class Trainer:
         signals = (signal.SIGTERM, signal.SIGHUP) if in_main else ()
         if in_main and self.topology.distributed:
             signals += (signal.SIGINT,)
-        lock = self.run.lock() if self.main else None  # one trainer per run; readers tell a live run by it
-        if self.main:
-            _reserve(self.run.path / RESERVE)
-        previous = {s: signal.signal(s, self._request_stop) for s in signals}
-        if in_main and self.topology.launched:
-            follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
-        self._status(
-            "running",
-            device=str(self.device),
-            torch_device=str(self.device),
-            reason="preparing data and model",
-        )
+        lock = self._claim() if self.main else None  # one trainer per run; readers tell a live run by it
+        previous: dict[int, Any] = {}
+        # From here on every failure, a full disk at the first write included, is said in one line and
+        # recorded in the run folder, which stays resumable.
         try:
+            if self.main:
+                _reserve(self.run.path / RESERVE)
+            previous = {s: signal.signal(s, self._request_stop) for s in signals}
+            if in_main and self.topology.launched:
+                follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
+            self._status(
+                "running",
+                device=str(self.device),
+                torch_device=str(self.device),
+                reason="preparing data and model",
+            )
             self.prepare()
             ended = self._loop(max_steps, max_minutes)
             # Every process leaves together: one that tore down its connections while rank 0 still
@@ -318,11 +321,7 @@ class Trainer:
                 record_failure(message, peer=peer)
             if disk is not None and self.main:
                 (self.run.path / RESERVE).unlink(missing_ok=True)  # room to say why in the run folder
-            try:  # on a full disk this may still fail: the message reaches the terminal all the same
-                self._log(f"failed: {message}")
-                self._status("failed", reason=message)
-            except OSError:
-                pass
+            self._record_failure(message)
             if peer or disk:
                 raise (disk or exc) from None  # one line: not this process's bug, and no traceback
             raise
@@ -334,6 +333,36 @@ class Trainer:
                 lock.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _claim(self) -> Any:
+        """The run's lock; a disk that refuses even its empty file (read-only, out of inodes) is one line."""
+        try:
+            return self.run.lock()
+        except OSError as exc:
+            disk = disk_error(exc, self.run.path)
+            if disk is None:
+                raise
+            raise disk from None
+
+    def _record_failure(self, message: str) -> None:
+        """Write why the run failed into train.log and status.json. A write the disk refuses gives back the
+        reserve and is tried once more: an error that hides a full disk (the corpus cache's) still leaves
+        its reason. Where even that fails the message reaches the terminal all the same."""
+        if not self.main:
+            return
+        writes = (
+            lambda: self.run.log(f"failed: {message}"),
+            lambda: self.run.write_status("failed", reason=message),
+        )
+        for write in writes:
+            try:
+                write()
+            except OSError:
+                (self.run.path / RESERVE).unlink(missing_ok=True)
+                try:
+                    write()
+                except OSError:
+                    pass
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
