@@ -4,6 +4,7 @@ folder loadable and resumable (real trainer processes; the full disk is a real, 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -101,6 +102,79 @@ def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(
     )
     record_property("inputs", 3)
     record_property("shows", RunFolder(tmp_path / "skip").status()["reason"])
+
+
+# Finite but exploding: SGD at lr = 1e6 takes the weights to ~1e7 (the loss to ~1e7 nats per token) and
+# saturating gates and a stable softmax keep every number finite, so the non-finite guard never fires.
+EXPLODING = ["training.optimizer=sgd", "training.lr=1e6", "training.clip_grad=0"]
+EXPLODED = re.compile(
+    r"step (\d+): the training loss has exploded, though finite: (\S+) per target token, over (\S+) "
+    r"\(10 x ln (\d+), the loss of guessing every piece alike\) at 3 logging steps in a row; training "
+    r"stopped \((.+)\): lower training.lr or clip gradients \(training.clip_grad\), in the run's "
+    r"recipe.toml to resume it, or for a new run"
+)
+
+
+def train_losses(run: Path) -> list[float]:
+    return [r["loss"] for r in RunFolder(run).read_metrics()[0] if r["kind"] == "train"]
+
+
+@pytest.mark.slow
+def test_a_loss_that_explodes_while_staying_finite_stops_the_run_naming_the_step_and_the_loss(
+    tmp_path, record_property
+):
+    """Logged every 5 steps: the loss is over 10 x ln V from the first window on, so the third, at step
+    15, stops the run. The validation at step 10 saves nothing: no checkpoint holds exploded weights."""
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "60", "--name", "boom",
+                  "--runs-dir", str(tmp_path), sets=[*TINY, *EXPLODING])  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    found = EXPLODED.fullmatch(line)
+    assert found, line
+    step, loss, bound, vocab, saved = found.groups()
+    run = RunFolder(tmp_path / "boom")
+    assert int(vocab) == len(json.loads((run.tokenizer_dir / "tgt.vocab.json").read_text()))
+    assert float(bound) == pytest.approx(10 * math.log(int(vocab)), rel=1e-2)
+    assert int(step) == 15 and math.isfinite(float(loss)) and float(loss) > 1e4 * float(bound)
+    logged = train_losses(run.path)  # the two windows before it: exploded too, and finite
+    assert len(logged) == 2 and all(math.isfinite(x) and x > float(bound) for x in logged)
+    assert saved == "no checkpoint" and not list(run.checkpoints_dir.glob("*.safetensors"))
+    assert run.status()["state"] == "failed" and run.status()["reason"] == line
+    record_property("inputs", 1)
+    record_property("shows", line)
+
+
+@pytest.mark.slow
+def test_a_run_whose_loss_explodes_keeps_its_checkpoint_from_before_and_resumes_once_its_recipe_is_fixed(
+    tmp_path, record_property
+):
+    """A healthy SGD run to step 10, then lr = 1e6 in its recipe: stopped at the third exploded window
+    (step 25), `last` still step 10's; with the rate set back, resume trains on with no step missing or
+    doubled, and the healthy windows never stop it."""
+    sets = [*TINY, *EXPLODING, "training.lr=0.5"]
+    trained = run_cli("train", "reverse", "--headless", "--max-steps", "10", "--name", "back",
+                      "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    run = RunFolder(tmp_path / "back")
+    saved = (run.checkpoints_dir / "last.safetensors").read_bytes()
+    healthy = run.recipe_path.read_text()
+    run.recipe_path.write_text(re.sub(r"(?m)^lr = .*$", "lr = 1000000.0", healthy))
+    out = run_cli("resume", str(run.path), "--max-steps", "60")
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    found = EXPLODED.fullmatch(line)
+    assert found and found[1] == "25" and found[5] == "the checkpoints hold step 10's weights", line
+    assert (run.checkpoints_dir / "last.safetensors").read_bytes() == saved
+    assert json.loads((run.checkpoints_dir / "last.json").read_text())["state"]["step"] == 10
+    assert "not saved as 'last': the training loss is over" in run.log_path.read_text()  # step 20's
+    run.recipe_path.write_text(healthy)
+    resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == [5, 10, 15, 20, 25, 30] and run.status()["state"] == "finished"
+    vocab = len(json.loads((run.tokenizer_dir / "tgt.vocab.json").read_text()))
+    assert max(train_losses(run.path)) < 1.1 * math.log(vocab)  # near ln V, far under 10 x ln V
+    record_property("inputs", 2)
+    record_property("shows", line)
 
 
 @pytest.fixture
