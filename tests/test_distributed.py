@@ -556,3 +556,21 @@ def test_early_stopping_decided_by_rank_0_stops_every_process_at_the_same_step(t
     assert (status["state"], status["step"]) == ("finished", 40)
     assert status["reason"] == "early stopping: no improvement in 1 validations"
     assert workers(tmp_path / "e") == {}
+
+
+@pytest.mark.slow
+def test_a_loss_that_explodes_while_finite_stops_every_process_at_the_same_step(tmp_path):
+    """The loss each process judges is summed over all of them at the logging step: every rank counts
+    the same exploded windows and stops at the third (step 15), with no checkpoint of exploded weights."""
+    exploding = ["training.optimizer=sgd", "training.lr=1e6", "training.clip_grad=0"]
+    out = s2s("train", "reverse", "--headless", "--nproc", "2", "--name", "x", "--max-steps", "60",
+              runs=tmp_path, sets=["training.batch_size=16", *exploding])  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    status = RunFolder(tmp_path / "x").status()
+    assert status["state"] == "failed" and status["step"] == 10  # the last logged step
+    assert status["reason"].startswith("rank 0: step 15: the training loss has exploded, though finite")
+    said = re.findall(r"step (\d+): the training loss has exploded", out.stdout + out.stderr)
+    assert len(said) >= 2 and set(said) == {"15"}, out.stderr
+    assert not list((tmp_path / "x" / "checkpoints").glob("*.safetensors"))
+    assert workers(tmp_path / "x") == {}

@@ -4,6 +4,7 @@ folder loadable and resumable (real trainer processes; the full disk is a real, 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -103,6 +104,79 @@ def test_a_recipe_may_skip_non_finite_batches_and_stops_after_too_many_in_a_row(
     record_property("shows", RunFolder(tmp_path / "skip").status()["reason"])
 
 
+# Finite but exploding: SGD at lr = 1e6 takes the weights to ~1e7 (the loss to ~1e7 nats per token) and
+# saturating gates and a stable softmax keep every number finite, so the non-finite guard never fires.
+EXPLODING = ["training.optimizer=sgd", "training.lr=1e6", "training.clip_grad=0"]
+EXPLODED = re.compile(
+    r"step (\d+): the training loss has exploded, though finite: (\S+) per target token, over (\S+) "
+    r"\(10 x ln (\d+), the loss of guessing every piece alike\) at 3 logging steps in a row; training "
+    r"stopped \((.+)\): lower training.lr or clip gradients \(training.clip_grad\), in the run's "
+    r"recipe.toml to resume it, or for a new run"
+)
+
+
+def train_losses(run: Path) -> list[float]:
+    return [r["loss"] for r in RunFolder(run).read_metrics()[0] if r["kind"] == "train"]
+
+
+@pytest.mark.slow
+def test_a_loss_that_explodes_while_staying_finite_stops_the_run_naming_the_step_and_the_loss(
+    tmp_path, record_property
+):
+    """Logged every 5 steps: the loss is over 10 x ln V from the first window on, so the third, at step
+    15, stops the run. The validation at step 10 saves nothing: no checkpoint holds exploded weights."""
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "60", "--name", "boom",
+                  "--runs-dir", str(tmp_path), sets=[*TINY, *EXPLODING])  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    found = EXPLODED.fullmatch(line)
+    assert found, line
+    step, loss, bound, vocab, saved = found.groups()
+    run = RunFolder(tmp_path / "boom")
+    assert int(vocab) == len(json.loads((run.tokenizer_dir / "tgt.vocab.json").read_text()))
+    assert float(bound) == pytest.approx(10 * math.log(int(vocab)), rel=1e-2)
+    assert int(step) == 15 and math.isfinite(float(loss)) and float(loss) > 1e4 * float(bound)
+    logged = train_losses(run.path)  # the two windows before it: exploded too, and finite
+    assert len(logged) == 2 and all(math.isfinite(x) and x > float(bound) for x in logged)
+    assert saved == "no checkpoint" and not list(run.checkpoints_dir.glob("*.safetensors"))
+    assert run.status()["state"] == "failed" and run.status()["reason"] == line
+    record_property("inputs", 1)
+    record_property("shows", line)
+
+
+@pytest.mark.slow
+def test_a_run_whose_loss_explodes_keeps_its_checkpoint_from_before_and_resumes_once_its_recipe_is_fixed(
+    tmp_path, record_property
+):
+    """A healthy SGD run to step 10, then lr = 1e6 in its recipe: stopped at the third exploded window
+    (step 25), `last` still step 10's; with the rate set back, resume trains on with no step missing or
+    doubled, and the healthy windows never stop it."""
+    sets = [*TINY, *EXPLODING, "training.lr=0.5"]
+    trained = run_cli("train", "reverse", "--headless", "--max-steps", "10", "--name", "back",
+                      "--runs-dir", str(tmp_path), sets=sets)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    run = RunFolder(tmp_path / "back")
+    saved = (run.checkpoints_dir / "last.safetensors").read_bytes()
+    healthy = run.recipe_path.read_text()
+    run.recipe_path.write_text(re.sub(r"(?m)^lr = .*$", "lr = 1000000.0", healthy))
+    out = run_cli("resume", str(run.path), "--max-steps", "60")
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    found = EXPLODED.fullmatch(line)
+    assert found and found[1] == "25" and found[5] == "the checkpoints hold step 10's weights", line
+    assert (run.checkpoints_dir / "last.safetensors").read_bytes() == saved
+    assert json.loads((run.checkpoints_dir / "last.json").read_text())["state"]["step"] == 10
+    assert "not saved as 'last': the training loss is over" in run.log_path.read_text()  # step 20's
+    run.recipe_path.write_text(healthy)
+    resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == [5, 10, 15, 20, 25, 30] and run.status()["state"] == "finished"
+    vocab = len(json.loads((run.tokenizer_dir / "tgt.vocab.json").read_text()))
+    assert max(train_losses(run.path)) < 1.1 * math.log(vocab)  # near ln V, far under 10 x ln V
+    record_property("inputs", 2)
+    record_property("shows", line)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 16 MiB file system (tmpfs), for filling up; skipped where this user may not mount one."""
@@ -117,8 +191,9 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def fill(folder: Path) -> Path:
-    """Write a file until the disk is full; returns it (delete it to give the space back)."""
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write a file until the disk is full, then give back `leave` bytes of it; returns it (delete it to
+    give the space back)."""
     filler = folder / "filler"
     with open(filler, "wb") as f:
         try:
@@ -127,6 +202,7 @@ def fill(folder: Path) -> Path:
                 f.flush()
         except OSError:
             pass
+    os.truncate(filler, filler.stat().st_size - leave)
     return filler
 
 
@@ -163,6 +239,98 @@ def test_a_full_disk_fails_the_run_in_words_keeps_its_checkpoint_and_resume_work
     assert json.loads((run.path / "status.json").read_text())["state"] == "finished"
     record_property("inputs", 1)
     record_property("shows", status["reason"].replace(str(runs), "RUNS"))
+
+
+def no_space(where: Path) -> str:
+    return f"no space left on the disk of {where}: free space or move the runs folder (--runs-dir)"
+
+
+def one_error_line(err: str) -> str:
+    """The error a command printed on stderr, asserting that it is all it printed: one line, no traceback."""
+    assert "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("error: "), err
+    return line.removeprefix("error: ")
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_resume_fails_it_in_one_line_before_training_and_resume_works_once_space_is_back(
+    small_disk, record_property
+):
+    """The disk fills while the run is not training: resume's first write (its status) meets it. A disk
+    that turned read-only refuses even the run's lock file. Each is one line, exit 2, the checkpoint as it
+    was."""
+    runs = small_disk / "runs"
+    trained = run_cli("train", "reverse", "--headless", "--max-steps", "10", "--name", "full",
+                      "--runs-dir", str(runs), sets=TINY)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    run = RunFolder(runs / "full")
+    saved = (run.checkpoints_dir / "last.safetensors").read_bytes()
+    filler = fill(small_disk)
+    out = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert out.returncode == 2, out.stdout + out.stderr
+    full = one_error_line(out.stderr)
+    assert full == no_space(run.path)
+    status = run.status()
+    assert status["state"] == "failed" and status["reason"] == full  # the reserve gave the room to say so
+    assert (run.checkpoints_dir / "last.safetensors").read_bytes() == saved and steps(run.path) == [5, 10]
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        out = run_cli("resume", str(run.path), "--max-steps", "30")
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert out.returncode == 2, out.stdout + out.stderr
+    read_only = one_error_line(out.stderr)
+    assert read_only.startswith(f"{run.path / '.lock'} is on a read-only file system: move the runs folder")
+    filler.unlink()
+    resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert steps(run.path) == [5, 10, 15, 20, 25, 30]  # no step missing or doubled
+    assert run.status()["state"] == "finished"
+    record_property("inputs", 2)
+    record_property("shows", f"{full}; {read_only}".replace(str(runs), "RUNS"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("cached", "leave"),
+    [(False, 0), (True, 0), (True, 128 * 1024)],
+    ids=["preparing the corpus into the cache", "making the run folder", "writing the first checkpoint"],
+)
+def test_a_full_disk_fails_a_new_run_in_one_line_at_every_stage_and_leaves_nothing_half_made(
+    cached, leave, small_disk, record_property
+):
+    """`train` on a disk with no room (`leave` bytes, after the corpus cache's entry if `cached`). With
+    none, the corpus cache's entry or else the run folder cannot be made: neither is left half made. With
+    128 KiB the run starts (the 64 KiB reserve, the status, the log, the first metrics) and its first
+    checkpoint (88 KiB of weights) does not fit: the run fails and resumes once there is space."""
+    runs = small_disk / "runs"
+    if cached:
+        prepared = run_cli("prepare", "reverse", "--runs-dir", str(runs), sets=TINY)
+        assert prepared.returncode == 0, prepared.stderr
+    filler = fill(small_disk, leave)
+    out = run_cli("train", "reverse", "--headless", "--max-steps", "30", "--name", "new",
+                  "--runs-dir", str(runs), sets=TINY)  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    line = one_error_line(out.stderr)
+    run = RunFolder(runs / "new")
+    if not cached:  # no entry, no lock, not the folders made for them
+        assert line.startswith(f"{runs / '.corpora'}: no space left on the disk while preparing the corpus")
+        assert not runs.exists()
+    elif not leave:
+        assert line == no_space(runs)
+        assert sorted(p.name for p in runs.iterdir()) == [".corpora"]
+    else:
+        assert line == no_space(run.path)
+        assert run.status()["state"] == "failed" and run.status()["reason"] == line
+        assert steps(run.path, "valid") == [10] and not run.has_checkpoint("last")
+    filler.unlink()
+    if leave:
+        resumed = run_cli("resume", str(run.path), "--max-steps", "30")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert steps(run.path) == [5, 10, 15, 20, 25, 30] and run.status()["state"] == "finished"
+    record_property("inputs", 1)
+    record_property("shows", line.replace(str(runs), "RUNS"))
 
 
 def samples_steps(run: Path) -> list[int]:

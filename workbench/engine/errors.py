@@ -51,11 +51,11 @@ DISK_ERRORS = {
 }
 
 
-def disk_error(exc: BaseException, where: Path) -> UserError | None:
+def disk_error(exc: BaseException, where: Path, name_file: bool = True) -> UserError | None:
     """A write that the disk refused (full, quota, read-only, permission), as a user error naming the
-    folder; None for any other error."""
+    file it was writing (with `name_file`) or else the folder `where`; None for any other error."""
     if isinstance(exc, OSError):
-        code, filename = exc.errno, exc.filename
+        code, filename = exc.errno, exc.filename if name_file else None
     else:  # a library's own error around the system's (safetensors: "... (os error 28)")
         found = re.search(r"\(os error (\d+)\)", str(exc))
         code, filename = (int(found[1]) if found else None), None

@@ -19,7 +19,7 @@ from workbench.engine.atomic_files import (
     write_atomic,
     write_json_atomic,
 )
-from workbench.engine.errors import UserError
+from workbench.engine.errors import UserError, disk_error
 from workbench.engine.recipe import Recipe, RecipeError, load_recipe
 
 CONTROL_COMMANDS = ("pause", "resume", "stop", "checkpoint")
@@ -90,25 +90,30 @@ class RunFolder:
         if name is not None and (not name.strip() or name.startswith(".") or "/" in name or "\0" in name):
             raise RunFolderError(f"{name!r}: a run name is a folder name (no '/', not hidden, not empty)")
         base = name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        made: Path | None = None
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             for i in range(1, 1000):
                 path = runs_dir / (base if i == 1 else f"{base}-{i}")
                 try:
                     path.mkdir()
+                    made = path
                     break
                 except FileExistsError:
                     continue
             else:  # pragma: no cover
                 raise RunFolderError(f"{runs_dir}: could not find a free name for {base}")
-        except OSError as exc:  # a read-only disk, no permission, a file where a folder should be...
-            raise RunFolderError(
+            run = cls(path)
+            for folder in (run.tokenizer_dir, run.checkpoints_dir, run.control_dir):
+                folder.mkdir()
+            write_atomic(run.recipe_path, recipe.with_absolute_paths().to_toml())
+        except OSError as exc:  # a full or read-only disk, no permission, a file where a folder should be...
+            if made is not None:  # a folder without its recipe is no run: none is left half made
+                shutil.rmtree(made, ignore_errors=True)
+            disk = disk_error(exc, runs_dir, name_file=False)
+            raise disk or RunFolderError(
                 f"{runs_dir}: cannot make a run folder there ({exc.strerror or exc})"
             ) from None
-        run = cls(path)
-        for folder in (run.tokenizer_dir, run.checkpoints_dir, run.control_dir):
-            folder.mkdir()
-        write_atomic(run.recipe_path, recipe.with_absolute_paths().to_toml())
         return run
 
     @classmethod

@@ -56,6 +56,13 @@ from .vectors import load_vectors
 
 SAMPLES_PER_VALIDATION = 3
 RESERVE, RESERVE_BYTES = ".reserve", 64 * 1024  # freed on a full disk, for the status and the log
+# A loss that explodes while staying finite stops the run: the window's mean training loss per target
+# token above EXPLODED_TIMES x ln(target vocabulary size) at EXPLODED_WINDOWS logging steps in a row. ln V
+# is the loss of a model that gives every piece the same probability: an untrained one starts near it, and
+# training only lowers it (label smoothing keeps a trained model below it too). 10 x ln V means the right
+# pieces get, on average over a whole window, V^-9 of a blind guess's probability: weights blown up by a
+# too-large step, never a model that learns. Three windows in a row let a single odd window go on.
+EXPLODED_TIMES, EXPLODED_WINDOWS = 10, 3
 # What rank 0's validation decides, for every process: the best so far and early stopping's count.
 SHARED_PROGRESS = ("best", "best_step", "scheduled_best", "bad_validations", "last_valid_step", "valid")
 Event = Callable[[str, dict[str, Any]], None]
@@ -133,6 +140,9 @@ class Trainer:
         self.found_inf: torch.Tensor | None = None  # the last step's: 1. if its gradient was not finite
         self.skips: SkippedSteps | None = None  # made with the first step's flag, on its device
         self.saved_step = 0
+        # Logging steps in a row whose loss was over the explosion bound. Never in a checkpoint: none is
+        # saved while it is above 0, so a resumed run starts from 0.
+        self.exploded_in_a_row = 0
 
     def _log(self, message: str) -> None:
         if self.main:
@@ -283,19 +293,22 @@ class Trainer:
         signals = (signal.SIGTERM, signal.SIGHUP) if in_main else ()
         if in_main and self.topology.distributed:
             signals += (signal.SIGINT,)
-        lock = self.run.lock() if self.main else None  # one trainer per run; readers tell a live run by it
-        if self.main:
-            _reserve(self.run.path / RESERVE)
-        previous = {s: signal.signal(s, self._request_stop) for s in signals}
-        if in_main and self.topology.launched:
-            follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
-        self._status(
-            "running",
-            device=str(self.device),
-            torch_device=str(self.device),
-            reason="preparing data and model",
-        )
+        lock = self._claim() if self.main else None  # one trainer per run; readers tell a live run by it
+        previous: dict[int, Any] = {}
+        # From here on every failure, a full disk at the first write included, is said in one line and
+        # recorded in the run folder, which stays resumable.
         try:
+            if self.main:
+                _reserve(self.run.path / RESERVE)
+            previous = {s: signal.signal(s, self._request_stop) for s in signals}
+            if in_main and self.topology.launched:
+                follow_launcher(lambda: self._request_stop(signal.SIGTERM, None))
+            self._status(
+                "running",
+                device=str(self.device),
+                torch_device=str(self.device),
+                reason="preparing data and model",
+            )
             self.prepare()
             ended = self._loop(max_steps, max_minutes)
             # Every process leaves together: one that tore down its connections while rank 0 still
@@ -318,11 +331,7 @@ class Trainer:
                 record_failure(message, peer=peer)
             if disk is not None and self.main:
                 (self.run.path / RESERVE).unlink(missing_ok=True)  # room to say why in the run folder
-            try:  # on a full disk this may still fail: the message reaches the terminal all the same
-                self._log(f"failed: {message}")
-                self._status("failed", reason=message)
-            except OSError:
-                pass
+            self._record_failure(message)
             if peer or disk:
                 raise (disk or exc) from None  # one line: not this process's bug, and no traceback
             raise
@@ -334,6 +343,36 @@ class Trainer:
                 lock.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _claim(self) -> Any:
+        """The run's lock; a disk that refuses even its empty file (read-only, out of inodes) is one line."""
+        try:
+            return self.run.lock()
+        except OSError as exc:
+            disk = disk_error(exc, self.run.path)
+            if disk is None:
+                raise
+            raise disk from None
+
+    def _record_failure(self, message: str) -> None:
+        """Write why the run failed into train.log and status.json. A write the disk refuses gives back the
+        reserve and is tried once more: an error that hides a full disk (the corpus cache's) still leaves
+        its reason. Where even that fails the message reaches the terminal all the same."""
+        if not self.main:
+            return
+        writes = (
+            lambda: self.run.log(f"failed: {message}"),
+            lambda: self.run.write_status("failed", reason=message),
+        )
+        for write in writes:
+            try:
+                write()
+            except OSError:
+                (self.run.path / RESERVE).unlink(missing_ok=True)
+                try:
+                    write()
+                except OSError:
+                    pass
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
@@ -508,16 +547,9 @@ class Trainer:
         p.window_tokens -= seen.tgt_tokens  # the loss of a skipped batch is not in the window's
         p.window_src_tokens -= seen.src_tokens
         if seen.over_at:
-            saved = (
-                f"the checkpoints hold step {self.saved_step}'s weights"
-                if self.saved_step
-                else "no checkpoint"
-            )
             raise DivergedError(
                 f"step {seen.over_at}: the loss or its gradient is not finite (NaN or inf), "
-                f"{t.skip_nonfinite + 1} batch(es) in a row; training stopped ({saved}): lower training.lr "
-                "or clip gradients (training.clip_grad), in the run's recipe.toml to resume it, or for a new "
-                "run"
+                f"{t.skip_nonfinite + 1} batch(es) in a row; {self._diverged_advice()}"
             )
         self._log(
             f"steps {seen.first}-{seen.last}: {seen.skipped} batch(es) skipped for a non-finite gradient, at "
@@ -525,11 +557,36 @@ class Trainer:
             f"training.skip_nonfinite = {t.skip_nonfinite})"
         )
 
+    def _diverged_advice(self) -> str:
+        step = self.saved_step
+        saved = f"the checkpoints hold step {step}'s weights" if step else "no checkpoint"
+        return (
+            f"training stopped ({saved}): lower training.lr or clip gradients (training.clip_grad), in the "
+            "run's recipe.toml to resume it, or for a new run"
+        )
+
+    def _explosion_bound(self) -> float:
+        return EXPLODED_TIMES * math.log(self.tokenizers.tgt.vocab_size)
+
+    def _check_explosion(self, loss: float) -> None:
+        """Count the logging steps in a row whose loss per target token is over the bound, and stop the run
+        at EXPLODED_WINDOWS of them. Every process holds the same loss (summed over them), so all stop."""
+        bound = self._explosion_bound()
+        self.exploded_in_a_row = self.exploded_in_a_row + 1 if loss > bound else 0
+        if self.exploded_in_a_row >= EXPLODED_WINDOWS:
+            raise DivergedError(
+                f"step {self.progress.step}: the training loss has exploded, though finite: {loss:.3g} per "
+                f"target token, over {bound:.3g} ({EXPLODED_TIMES} x ln {self.tokenizers.tgt.vocab_size}, "
+                f"the loss of guessing every piece alike) at {EXPLODED_WINDOWS} logging steps in a row; "
+                f"{self._diverged_advice()}"
+            )
+
     def _log_window(self, grad_norm: float) -> None:
         self._skip_nonfinite()
         p = self.progress
         elapsed = max(time.monotonic() - self._window_start, 1e-9)
         loss = self.team.sum(self._window_loss.clone()).item() / max(p.window_tokens, 1)
+        self._check_explosion(loss)
         record = {
             "kind": "train",
             "step": p.step,
@@ -698,7 +755,9 @@ class Trainer:
         self.run.append_metrics(record)
         self._write_samples(pairs)
         key = r.training.early_stopping_metric
-        improved = p.best is None or _better(metrics[key], p.best, key)
+        # Weights whose loss has exploded are no one's best, and are kept out of every checkpoint (_save).
+        held = self.exploded_in_a_row > 0
+        improved = not held and (p.best is None or _better(metrics[key], p.best, key))
         if improved:
             p.best, p.best_step = metrics[key], p.step
         p.last_valid_step, p.valid = p.step, metrics
@@ -706,7 +765,7 @@ class Trainer:
         self._save("last")
         if improved:
             self._save("best", with_optimizer=False)
-        if r.training.average_checkpoints >= 2:
+        if r.training.average_checkpoints >= 2 and not held:
             self._save_average(r.training.average_checkpoints)
         self.run.log(f"valid step {p.step}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
         self.on_event("valid", record)
@@ -741,6 +800,12 @@ class Trainer:
 
     def _save(self, tag: str, with_optimizer: bool = True) -> None:
         if not self.main:
+            return
+        if self.exploded_in_a_row:  # resuming from such weights is hopeless: keep the ones from before
+            self.run.log(
+                f"step {self.progress.step}: not saved as {tag!r}: the training loss is over "
+                f"{self._explosion_bound():.3g}, exploded ({self.exploded_in_a_row} logging step(s) in a row)"
+            )
             return
         if not all(bool(torch.isfinite(w).all()) for w in self.model.parameters()):
             raise DivergedError(

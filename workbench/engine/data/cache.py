@@ -11,6 +11,7 @@ trained on. A lock file makes processes that need the same entry at once build i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -90,24 +91,23 @@ class CorpusCache:
         told why through `on_wait`.
         """
         made = [folder for folder in (self.folder, *self.folder.parents) if not folder.exists()]
+        # Nothing of a failed preparation stays: not its lock, nor the folders made for it.
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             lock = _lock(self.folder / f"{key}.lock", on_wait)
         except OSError as exc:
-            raise CorpusError(f"{self.folder}: cannot write the corpus cache here ({exc.strerror})") from None
+            _remove_empty(made)
+            raise self._write_error(exc) or CorpusError(
+                f"{self.folder}: cannot write the corpus cache here ({exc.strerror})"
+            ) from None
         try:
             manifest = self.check(key)
             if manifest is None:
                 manifest = self._build(key, build)
             return manifest
         except BaseException:
-            # Nothing of a failed preparation stays: not its lock, nor the folders made for it.
             (self.folder / f"{key}.lock").unlink(missing_ok=True)
-            for folder in made:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break  # not empty: another entry, or the runs folder's runs
+            _remove_empty(made)
             raise
         finally:
             lock.close()
@@ -130,20 +130,25 @@ class CorpusCache:
             fsync_dir(self.folder)
         except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            if exc.errno == errno.ENOSPC:
-                raise CorpusError(
-                    f"{self.folder}: no space left on the disk while preparing the corpus; nothing "
-                    "half-built was kept (free some space, or set $S2S_CORPUS_CACHE to another disk)"
-                ) from None
-            if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-                raise CorpusError(
-                    f"{self.folder}: cannot write the corpus cache here ({exc.strerror})"
-                ) from None
-            raise
+            error = self._write_error(exc)
+            if error is None:
+                raise
+            raise error from None
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
         return manifest
+
+    def _write_error(self, exc: OSError) -> CorpusError | None:
+        """A write the disk refused, in words; None for another error."""
+        if exc.errno == errno.ENOSPC:
+            return CorpusError(
+                f"{self.folder}: no space left on the disk while preparing the corpus; nothing "
+                "half-built was kept (free some space, or set $S2S_CORPUS_CACHE to another disk)"
+            )
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            return CorpusError(f"{self.folder}: cannot write the corpus cache here ({exc.strerror})")
+        return None
 
     def entries(self) -> list[Entry]:
         """Every entry, whole or not, largest first (half-built folders of live builds are left out)."""
@@ -176,6 +181,15 @@ def crc32(path: Path) -> int:
     return checksum
 
 
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders made for a preparation, innermost first, as far as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: another entry, or the runs folder's runs
+
+
 def _lock(path: Path, on_wait: Callable[[str], None]):
     """The entry's lock file, held: waiting for the process that holds it (and saying so) if need be. A
     lock file removed while waiting (its holder failed) is opened again, so that two never build at once."""
@@ -195,8 +209,14 @@ def _lock(path: Path, on_wait: Callable[[str], None]):
         if same:
             break
         file.close()
-    file.seek(0)
-    file.truncate()
-    file.write(str(os.getpid()))
-    file.flush()
+    try:  # the holder's pid, for the message of those that wait
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
+    except OSError:  # a full disk: this process holds the lock, so no other is using the file
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # closing flushes the pid again, to the same full disk
+            file.close()
+        raise
     return file
