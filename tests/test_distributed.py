@@ -435,9 +435,10 @@ def test_a_trainer_takes_its_gpu_among_those_it_sees_or_says_why_it_cannot(
 def test_nproc_above_the_gpus_is_refused_before_any_process_starts(tmp_path, monkeypatch, tf32_flags):
     import torch
     import torch.distributed.run
-    from workbench.engine.launch import train_distributed
 
     from workbench.engine.recipe import load_recipe
+    from workbench.jobs.commands import TrainerCommand
+    from workbench.jobs.launch import train_distributed
 
     launched = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -446,7 +447,7 @@ def test_nproc_above_the_gpus_is_refused_before_any_process_starts(tmp_path, mon
     monkeypatch.setattr(torch.distributed.run, "run", launched.append)
     run = RunFolder.create(tmp_path, load_recipe("reverse", TINY), name="r")
     with pytest.raises(DistributedError, match="--nproc 4: one GPU per process, and this machine shows 2"):
-        train_distributed(run, 4, "cuda")
+        train_distributed(TrainerCommand(run, "cuda", nproc=4))
     assert launched == []
 
 

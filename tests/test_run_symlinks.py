@@ -43,7 +43,7 @@ def untouched(outside: Path) -> bool:
 
 
 async def delete_on_the_runs_screen(runs: Path) -> list[str]:
-    """Highlight the only run, press x, confirm; the runs listed afterwards."""
+    """Highlight the only run, press delete, confirm; the runs listed afterwards."""
     app = S2SBenchApp(runs, recipes={}, sweeps={})
     async with app.run_test() as pilot:
         await pilot.pause()
@@ -51,7 +51,7 @@ async def delete_on_the_runs_screen(runs: Path) -> list[str]:
         await pilot.pause()
         table = app.screen.query_one(RunsTable)
         table.focus()
-        await pilot.press("x")
+        await pilot.press("delete")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.click("#confirm")

@@ -281,8 +281,8 @@ def test_a_new_runner_places_runs_on_the_gpus_that_a_dead_runners_live_trainers_
 def test_a_runner_counts_the_gpus_of_trainers_outside_its_sweep_and_caps_every_trainers_threads(
     tmp_path, monkeypatch
 ):
-    from workbench.engine import sweep_runner
     from workbench.engine.recipe import load_recipe
+    from workbench.jobs import sweep_runner
 
     monkeypatch.setattr(sweep_runner, "usable_cpus", lambda: list(range(8)))
     queue = queue_sweep(tmp_path / "runs", load_sweep(sweep_file(tmp_path, GRID)))

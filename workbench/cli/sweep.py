@@ -36,7 +36,7 @@ HEADERS = {
     "state": "state",
 }
 
-console = Console()
+console = Console(soft_wrap=True)  # a line with a path is never cut: a script or a copy takes it whole
 
 
 def sweep(
