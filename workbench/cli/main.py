@@ -116,8 +116,9 @@ def train(
         raise UserError(
             "--nnodes: give the run a --name, the same on every node, so that they share its folder"
         )
-    data = prepare_corpus(resolved, runs_dir, threads)  # bad data is reported before a run folder is made
-    for note in _dropped_notes(data.filtered, resolved.data.max_chars):
+    # Bad data is reported before a run folder is made; the trainer maps the prepared corpus itself.
+    dropped = prepare_corpus(resolved, runs_dir, threads).filtered
+    for note in _dropped_notes(dropped, resolved.data.max_chars):
         err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     run = _distributed_run_folder(runs_dir, resolved, name, rendezvous, device)
     _train(TrainerCommand(run, device, max_steps, max_minutes, threads, nproc), rendezvous, headless)

@@ -88,7 +88,7 @@ def batch_indices(
     if not shuffle:
         return _cut(by_length(np.arange(n)), tgt, batch_size, unit)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
+    order = rng.permutation(n).astype(np.int32 if n < 2**31 else np.int64)  # half the memory a sentence
     if unit == "sentences":
         per_batch = batch_size
     else:

@@ -66,7 +66,7 @@ class TokenSplit:
 
     def __init__(self, ids: dict[str, np.ndarray], offsets: dict[str, np.ndarray]) -> None:
         self.ids, self.offsets = ids, offsets
-        self.lengths = {side: np.diff(offsets[side]).astype(np.int32) for side in SIDES}
+        self.lengths = {side: _narrow(np.diff(offsets[side])) for side in SIDES}
         if len(self.lengths["src"]) != len(self.lengths["tgt"]):
             raise ValueError("the two sides of a token store hold different numbers of sentences")
 
@@ -115,6 +115,13 @@ class TokenSplit:
         padded = np.full((len(idx), width), PAD, dtype=np.int64)
         padded[inside] = self.ids[side][positions[inside]]
         return torch.from_numpy(padded), torch.from_numpy(lengths)
+
+
+def _narrow(lengths: np.ndarray) -> np.ndarray:
+    """Sentence lengths in 2 bytes each where they fit (as they do under data.max_chars), else 4: these
+    arrays are the trainer's only memory that grows with the corpus."""
+    fits = not len(lengths) or int(lengths.max()) < 2**16 - 1  # room for the +1 of EOS
+    return lengths.astype(np.uint16 if fits else np.int32)
 
 
 def _map(path: Path, dtype: np.dtype) -> np.ndarray:
