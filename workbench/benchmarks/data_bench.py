@@ -159,7 +159,7 @@ def bench_data(
     result["cache_bytes_per_token"] = round(entry.bytes / max(tokens, 1), 3)
     say("prepare on its own, into an empty cache")
     result["prepare"] = measure_prepare(
-        [*base, "prepare", recipe_name, "--runs-dir", str(work / "prepare")], sets
+        [*base, "prepare", recipe_name, "--runs-dir", str(runs / "prepared")], sets
     )
     if nproc:
         say("train --nproc 2, the corpus cached")
