@@ -66,7 +66,7 @@ class TokenSplit:
 
     def __init__(self, ids: dict[str, np.ndarray], offsets: dict[str, np.ndarray]) -> None:
         self.ids, self.offsets = ids, offsets
-        self.lengths = {side: _narrow(np.diff(offsets[side])) for side in SIDES}
+        self.lengths = {side: _lengths(offsets[side]) for side in SIDES}
         if len(self.lengths["src"]) != len(self.lengths["tgt"]):
             raise ValueError("the two sides of a token store hold different numbers of sentences")
 
@@ -117,11 +117,19 @@ class TokenSplit:
         return torch.from_numpy(padded), torch.from_numpy(lengths)
 
 
-def _narrow(lengths: np.ndarray) -> np.ndarray:
-    """Sentence lengths in 2 bytes each where they fit (as they do under data.max_chars), else 4: these
-    arrays are the trainer's only memory that grows with the corpus."""
-    fits = not len(lengths) or int(lengths.max()) < 2**16 - 1  # room for the +1 of EOS
-    return lengths.astype(np.uint16 if fits else np.int32)
+def _lengths(offsets: np.ndarray) -> np.ndarray:
+    """Sentence lengths from offsets, in 2 bytes each where they fit (as they do under data.max_chars),
+    else 4: these arrays are the trainer's only memory that grows with the corpus, made without a
+    temporary array of 8 bytes a sentence."""
+    n = max(0, len(offsets) - 1)
+    longest = int(np.max(offsets[1:] - offsets[:-1], initial=0)) if n <= 1 << 16 else _longest(offsets)
+    lengths = np.empty(n, dtype=np.uint16 if longest < 2**16 - 1 else np.int32)  # room for EOS's +1
+    np.subtract(offsets[1:], offsets[:-1], out=lengths, casting="unsafe")
+    return lengths
+
+
+def _longest(offsets: np.ndarray, block: int = 1 << 20) -> int:
+    return max(int(np.max(np.diff(offsets[i : i + block + 1]))) for i in range(0, len(offsets) - 1, block))
 
 
 def _map(path: Path, dtype: np.dtype) -> np.ndarray:
