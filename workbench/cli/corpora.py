@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,31 +17,23 @@ from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.data.progress import ProgressLine
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, load_recipe
 
+from .options import RunsDir, runs_dir_option
+
 if TYPE_CHECKING:
     from workbench.engine.data.prepare import PreparedCorpus
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
-RunsDir = typer.Option(None, "--runs-dir", help="Folder that holds the run folders (default: runs).")
-
-
-def _runs_dir(ctx: typer.Context, value: Path | None) -> Path:
-    """--runs-dir given after the command or before it (`s2s-bench --runs-dir X prepare ...`)."""
-    if value is None and ctx.parent is not None:
-        value = ctx.parent.params.get("runs_dir")
-    return value or Path("runs")
-
-
 def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -> PreparedCorpus:
     """The recipe's corpus from the runs folder's corpus cache, prepared now if need be, with each phase
-    shown on stderr (a live line on a terminal, a line a phase elsewhere)."""
+    shown on stderr."""
     from workbench.engine.data.prepare import prepare
     from workbench.engine.devices import usable_cpus
 
     # A live line on a terminal; elsewhere (a log, a script) a line every 30 s, once it has taken 5 s.
     clock = ProgressLine(every=0.2 if err.is_terminal else 30.0)
     started = time.monotonic()
-    with err.status("preparing data", spinner="dots") if err.is_terminal else _Quiet() as shown:
+    with err.status("preparing data", spinner="dots") if err.is_terminal else nullcontext() as shown:
 
         def report(phase: str, done: int, total: int | None, fraction: float | None) -> None:
             if shown is None and time.monotonic() - started < 5 and not phase.startswith("waiting"):
@@ -63,14 +56,6 @@ def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -
     return data
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
 def prepare_command(
     ctx: typer.Context,
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
@@ -82,7 +67,7 @@ def prepare_command(
 ) -> None:
     """Prepare a recipe's corpus once (read, tokenizer, encoding) into the corpus cache every run shares."""
     resolved = load_recipe(recipe, overrides)
-    data = prepare_corpus(resolved, _runs_dir(ctx, runs_dir), threads)
+    data = prepare_corpus(resolved, runs_dir_option(ctx, runs_dir), threads)
     pairs = data.manifest["pairs"]
     console.print(
         f"{data.key}  {data.manifest['label']}: {pairs['train']:,} train, {pairs['valid']:,} valid pairs, "
@@ -102,7 +87,7 @@ def cache_command(
     """The corpus cache: each prepared corpus, its size, and whether it is whole; remove entries."""
     from workbench.engine.data import CorpusError
 
-    cache = CorpusCache(cache_folder(_runs_dir(ctx, runs_dir)))
+    cache = CorpusCache(cache_folder(runs_dir_option(ctx, runs_dir)))
     entries = cache.entries()
     doomed = [entry.key for entry in entries] if clear else []
     for wanted in remove:
