@@ -570,7 +570,8 @@ def test_a_loss_that_explodes_while_finite_stops_every_process_at_the_same_step(
     assert "Traceback" not in out.stderr
     status = RunFolder(tmp_path / "x").status()
     assert status["state"] == "failed" and status["step"] == 10  # the last logged step
-    assert status["reason"].startswith("rank 0: step 15: the training loss has exploded, though finite")
+    # Both ranks stop at the same step; the report names whichever torchrun saw end first.
+    assert re.match(r"rank [01]: step 15: the training loss has exploded, though finite", status["reason"])
     said = re.findall(r"step (\d+): the training loss has exploded", out.stdout + out.stderr)
     assert len(said) >= 2 and set(said) == {"15"}, out.stderr
     assert not list((tmp_path / "x" / "checkpoints").glob("*.safetensors"))
