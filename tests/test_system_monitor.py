@@ -10,6 +10,7 @@ import time
 
 import pytest
 from fake_nvml import FakeGpu, FakeNvml
+from test_run_names import TINY
 from typer.testing import CliRunner
 
 from workbench.engine.recipe import load_recipe
@@ -114,16 +115,7 @@ def test_a_trainer_records_its_peak_memory_and_compare_shows_it(run):
         run.path.parent,
         load_recipe(
             "reverse",
-            [
-                "data.train_size=100",
-                "data.valid_size=10",
-                "data.test_size=0",
-                "model.embedding_size=8",
-                "model.hidden_size=16",
-                "training.log_every=5",
-                "training.valid_every=10",
-                "training.threads=1",
-            ],
+            TINY,
         ),
         name="tiny",
     )

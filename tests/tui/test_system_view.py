@@ -117,6 +117,7 @@ def test_the_runs_table_says_which_gpu_a_live_run_holds_and_how_busy_it_is(make_
             return str(table.get_row_at(0)[column]) if table.row_count else ""
 
         await wait_until(pilot, lambda: cell() == "gpu0 42%")
+        assert cell() == "gpu0 42%"
 
     app = make_app(attach_live=False, system_monitor=gpu_box(utilization=42), system_interval=0.05)
     drive(app, scenario, (120, 30))
