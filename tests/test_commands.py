@@ -1,5 +1,7 @@
-"""The command lines the job system starts are ones the CLI and torchrun read back to the same values."""
+"""The command lines the job system starts, and the `train` line the workbench shows, are ones the CLI and
+torchrun read back to the same values."""
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import typer
 
 from workbench.cli.main import app
 from workbench.engine.run_folder import RunFolder
-from workbench.jobs.commands import Rendezvous, TrainerCommand, runner_argv
+from workbench.jobs.commands import Rendezvous, TrainCommand, TrainerCommand, runner_argv
 
 
 def parsed(arguments: list[str]) -> tuple[str, dict]:
@@ -74,3 +76,37 @@ def test_torchrun_reads_its_options_and_each_process_runs_the_trainer_command_wi
     name, params = parsed(["-m", args.training_script, *args.training_script_args])
     assert name == "resume" and params["nproc"] is None
     assert (params["device"], params["max_steps"], params["threads"], params["quiet"]) == ("cpu", 50, 2, True)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        TrainCommand("dates-en-fr"),
+        TrainCommand(
+            "runs/old run/recipe.toml",
+            ("model.cell=lstm", 'data.src="en us"'),
+            "my-run",
+            "/data/runs",
+            "cuda",
+            max_steps=300,
+            max_minutes=1.5,
+            threads=2,
+            nproc=2,
+        ),
+    ],
+    ids=["defaults", "every option"],
+)
+def test_a_train_command_line_is_one_the_cli_reads_back_to_the_same_values(command):
+    words = shlex.split(command.shell_line())
+    assert words[0] == "s2s-bench" and words[1:] == command.arguments()
+    name, params = parsed(["-m", "workbench", *words[1:]])
+    assert name == "train" and params["recipe"] == command.recipe
+    assert tuple(params["overrides"]) == command.overrides
+    assert params["runs_dir"] == (None if command.runs_dir == "runs" else Path(command.runs_dir))
+    for key in ("name", "device", "max_steps", "max_minutes", "threads", "nproc"):
+        assert params[key] == getattr(command, key), key
+
+
+def test_the_trainer_of_a_train_command_trains_its_run_with_its_device_processes_and_limits():
+    command = TrainCommand("dates-en-fr", device="cpu", max_steps=300, max_minutes=1.5, threads=2, nproc=2)
+    assert command.trainer(RUN) == TrainerCommand(RUN, "cpu", 300, 1.5, threads=2, nproc=2)

@@ -10,6 +10,7 @@ import pytest
 
 from workbench.engine.recipe import recipe_from_dict
 from workbench.engine.run_folder import RunFolder
+from workbench.jobs.commands import TrainerCommand
 from workbench.tui.app import S2SBenchApp
 
 from .fake_translator import fake_factory
@@ -59,11 +60,14 @@ class FakeLauncher:
 
     def __init__(self):
         self.launched: list[tuple[RunFolder, str]] = []
+        self.commands: list[TrainerCommand] = []
         self.processes: list[int] = []
 
-    def __call__(self, run: RunFolder, device: str, nproc: int = 1):
-        self.launched.append((run, device))
-        self.processes.append(nproc)
+    def __call__(self, command: TrainerCommand):
+        run = command.run
+        self.commands.append(command)
+        self.launched.append((run, command.device))
+        self.processes.append(command.nproc or 1)
         status = {"state": "running", "pid": 1, "host": "fixture-host", "step": 0, "started": STARTED + 7200}
         run.status_path.write_text(json.dumps(status))
         return None

@@ -38,3 +38,8 @@ async def wait_until(pilot: Pilot, predicate: Callable[[], bool], timeout: float
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {predicate}")
         await pilot.pause(0.05)
+
+
+def screen_lines(app: S2SBenchApp) -> list[str]:
+    """The terminal's text as the user sees it, one string per line (the screen on top)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]

@@ -5,10 +5,13 @@ import inspect
 import pytest
 import textual.constants
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
+from workbench.jobs.sweep_queue import SweepQueue
 from workbench.tui.app import S2SBenchApp, run_app
 
-from .driving import drive, settle, wait_until
+from .driving import drive, screen_lines, settle, wait_until
+from .fixture_runs import SWEEP_NAME
 
 
 def test_run_app_is_the_entry_point_the_cli_calls():
@@ -105,3 +108,74 @@ def test_every_screen_draws_with_any_colour_support(
 def test_s2s_bench_app_defaults_to_the_default_recipe(runs_dir):
     app = S2SBenchApp(runs_dir)
     assert app.default_recipe == "dates-en-fr" and "dates-en-fr" in app.recipes
+
+
+def footer_keys(screen) -> tuple[list[str], list[str]]:
+    """The footer's keys that show whole (left of the palette's key), and those it cuts or covers."""
+    keys = list(screen.query(FooterKey))
+    palette = next(k for k in keys if k.has_class("-command-palette"))
+    whole, cut = [], []
+    for key in keys:
+        if key is not palette:
+            shown = f"{key.key_display} {key.description}"
+            (whole if key.region.width and key.region.right <= palette.region.x else cut).append(shown)
+    return whole, cut
+
+
+def test_at_80_columns_every_footer_shows_its_keys_whole(make_app, live_run, sweep_runs, runs_dir):
+    """On every screen, with a live run open (the most keys): no key hidden under the palette's, cut, or
+    leaving letters behind; the footer's last column is blank."""
+
+    async def scenario(pilot):
+        app = pilot.app
+        await pilot.pause()
+        await app.screen._read_runs().wait()
+        await settle(pilot)
+        footers = {"runs, no run open": footer_keys(app.screen)}
+        app.open_run(live_run)
+        await settle(pilot)
+        for mode in ("dashboard", "decode", "attention", "log", "system", "runs"):
+            app.switch_mode(mode)
+            await settle(pilot, 0.1)
+            footers[mode] = footer_keys(app.screen)
+            assert screen_lines(app)[-1][-1] == " ", mode
+        app.show_comparison(sweep=SweepQueue.open(runs_dir, SWEEP_NAME))
+        await settle(pilot, 0.2)
+        footers["compare"] = footer_keys(app.screen)
+        assert {screen: cut for screen, (_, cut) in footers.items() if cut} == {}
+        assert footers["runs"][0] == [
+            "n New",
+            "o Open",
+            "u Resume",
+            "m Mark",
+            "C Clone",
+            "c Compare",
+            "/ Filter",
+            "l Log",
+            "q Quit",
+        ]
+        assert footers["dashboard"][0] == [
+            "d Decode",
+            "a Attention",
+            "r Runs",
+            "l Log",
+            "q Quit",
+            "p Pause",
+            "s Stop",
+            "w Save",
+        ]
+
+    drive(make_app(attach_live=False), scenario)
+
+
+def test_at_80_columns_the_bar_and_the_numbers_show_the_run_whole(make_app, finished_run):
+    """The bar says the run's facts first, so that only the end of the reason is cut; the numbers say the
+    device in a column wide enough for it."""
+
+    async def scenario(pilot):
+        await settle(pilot, 0.2)
+        lines = screen_lines(pilot.app)
+        assert lines[0] == " s2s-bench › Dashboard │ dates-demo ✓ finished · step 1,000 (reached 1000 step… "
+        assert "on cpu · 2 threads " in "\n".join(lines[1:5])
+
+    drive(make_app(run=finished_run), scenario)

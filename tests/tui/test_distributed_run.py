@@ -63,6 +63,6 @@ def test_a_distributed_run_resumes_on_as_many_processes_and_shows_as_one_run(mak
         (path / "status.json").write_text(json.dumps(status))
         await pilot.app.sync_run()
         await settle(pilot)
-        assert "on 2 processes × cpu (1 thread)" in stats_cells(pilot.app.screen)
+        assert "on 2 × cpu · 1 thread" in stats_cells(pilot.app.screen)
 
     drive(make_app(), scenario)

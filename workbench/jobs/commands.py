@@ -1,8 +1,10 @@
 """The command lines the job system starts: a trainer (`resume`), a sweep's queue runner, and torchrun's
-options. Built here only, so that they always say what the CLI's `resume` and `sweep-runner` read."""
+options; and the `train` line a run started from the workbench stands for. Built here only, so that they
+always say what the CLI's `train`, `resume` and `sweep-runner` read."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +57,48 @@ class TrainerCommand:
         ]
         worker = replace(self, nproc=None).arguments()
         return options + rendezvous.torchrun_options(self.run) + worker
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """`s2s-bench train RECIPE --set ... --name ...`: a run started from a recipe. The workbench shows this
+    line and starts the run from it: `recipe` and `runs_dir` as typed (a built-in name or a path)."""
+
+    recipe: str
+    overrides: tuple[str, ...] = ()
+    name: str | None = None
+    runs_dir: str = "runs"
+    device: str = "auto"
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    threads: int | None = None
+    nproc: int | None = None
+
+    def arguments(self) -> list[str]:
+        """What follows `s2s-bench`: `train RECIPE` and the options that differ from their defaults."""
+        arguments = ["train", self.recipe]
+        for option, value in (
+            ("--runs-dir", None if self.runs_dir == "runs" else self.runs_dir),
+            ("--name", self.name),
+            ("--device", None if self.device == "auto" else self.device),
+            ("--nproc", self.nproc),
+            ("--threads", self.threads),
+            ("--max-steps", self.max_steps),
+            ("--max-minutes", self.max_minutes),
+        ):
+            if value is not None:
+                arguments += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+        for override in self.overrides:
+            arguments += ["--set", override]
+        return arguments
+
+    def shell_line(self) -> str:
+        """The line a user would type: `s2s-bench train ...`, quoted for a POSIX shell."""
+        return shlex.join(["s2s-bench", *self.arguments()])
+
+    def trainer(self, run: RunFolder) -> TrainerCommand:
+        """The background trainer of `run`, the folder this command made: its device, processes and limits."""
+        return TrainerCommand(run, self.device, self.max_steps, self.max_minutes, self.threads, self.nproc)
 
 
 def runner_argv(runs_dir: Path, name: str) -> list[str]:

@@ -19,9 +19,10 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, RecipeError, builtin_recipes
+from workbench.engine.recipe import DEFAULT_RECIPE, RecipeError, builtin_recipes, load_recipe
 from workbench.engine.run_folder import RunFolder, RunFolderError
 from workbench.engine.system_monitor import SystemMonitor, live_runs
+from workbench.jobs.commands import TrainCommand, TrainerCommand
 from workbench.jobs.sweep import Sweep, builtin_sweeps
 from workbench.jobs.sweep_queue import SweepQueue, queue_sweep
 
@@ -44,16 +45,17 @@ POLL_INTERVAL_S = 0.5
 SYSTEM_INTERVAL_S = 2.0
 STYLES = Path(__file__).parent / "styles"
 
-# (run, device, nproc=) -> the trainer's process, and a sweep's queue -> its runner's process; tests pass
-# fake ones so that nothing trains in-process.
-Launcher = Callable[..., Any]
+# A trainer's command -> its process, and a sweep's queue -> its runner's process; tests pass fake ones so
+# that nothing trains in-process.
+Launcher = Callable[[TrainerCommand], Any]
 SweepLauncher = Callable[[SweepQueue], Any]
 
 
-def engine_launcher(run: RunFolder, device: str, nproc: int = 1) -> subprocess.Popen:
+def engine_launcher(command: TrainerCommand) -> subprocess.Popen:
     from workbench.jobs.launch import start_training
 
-    return start_training(run, device=device, nproc=nproc if nproc > 1 else None)
+    c = command
+    return start_training(c.run, c.device, c.max_steps, c.max_minutes, nproc=c.nproc, threads=c.threads)
 
 
 def engine_sweep_launcher(queue: SweepQueue) -> subprocess.Popen:
@@ -220,27 +222,34 @@ class S2SBenchApp(App):
                 self.screen.show_system(self.system)
 
     # Starting, resuming and steering trainers ---------------------------------------------------
-    def start_run(self, recipe: Recipe, device: str = "auto", nproc: int = 1) -> None:
-        """Create a run folder from a resolved recipe, launch its trainer(s) and open its dashboard."""
-        self._launch(None, recipe, device, nproc)
+    def start_run(self, command: TrainCommand) -> None:
+        """Do what `command` (an `s2s-bench train` line) says: make the run folder from the recipe and its
+        overrides, launch its trainer(s) in the background and open its dashboard."""
+
+        def trainer() -> TrainerCommand:
+            recipe = load_recipe(command.recipe, command.overrides)
+            return command.trainer(RunFolder.create(Path(command.runs_dir), recipe, command.name))
+
+        self._launch(trainer, "Started")
 
     def resume_run(self, path: Path, device: str = "auto") -> None:
         """Resume a run on as many processes as it trained on (its data order depends on that)."""
         processes = RunFolder(Path(path)).read_status_file().get("processes", 1)
-        self._launch(Path(path), None, device, processes if isinstance(processes, int) else 1)
+        nproc = processes if isinstance(processes, int) and processes > 1 else None
+        self._launch(lambda: TrainerCommand(RunFolder.open(path), device, nproc=nproc), "Resumed")
 
     @work(thread=True, group="launch")
-    def _launch(self, path: Path | None, recipe: Recipe | None, device: str, nproc: int = 1) -> None:
+    def _launch(self, trainer: Callable[[], TrainerCommand], verb: str) -> None:
         try:
-            run = RunFolder.open(path) if path is not None else RunFolder.create(self.runs_dir, recipe)
-            process = self.launcher(run, device, nproc=nproc)
+            command = trainer()
+            process = self.launcher(command)
         except Exception as exc:  # shown to the user: a bad device, a folder we cannot write
             self.call_from_thread(
                 self.notify, f"Could not start training: {exc}", severity="error", timeout=10
             )
             return
         self._children.append(process)
-        verb = "Resumed" if path is not None else "Started"
+        run = command.run
         self.call_from_thread(self.notify, f"{verb} {run.name}: training runs in its own process.")
         self.call_from_thread(self.open_run, run.path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -143,3 +144,13 @@ def folder_text(path: Path) -> str:
             continue
         return prefix + ("" if inside == Path() else f"{inside}/") or "./"
     return f"{absolute}/"
+
+
+def path_text(path: Path) -> str:
+    """A path as a command line run from the working folder takes it: relative when inside that folder,
+    else absolute."""
+    absolute = Path(os.path.abspath(path))  # links kept: the path the user gave
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)

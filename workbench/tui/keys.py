@@ -2,14 +2,19 @@
 
 A key means one thing on every screen where it is bound (tests/tui/test_keys.py holds the few that
 differ), so that a key learnt on one screen does not surprise on the next.
+
+The footer shows the keys with `show` left true; together they fit in 80 columns on every screen
+(tests/tui/test_app.py checks it). Every key is in the command palette (ctrl+p) and docs/workbench.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.binding import Binding
 
-# On every run screen, first in the footer; the key of the screen already shown is hidden.
-NAV_BINDINGS = [
+# On the open run's screens, first in the footer; the key of the screen already shown is hidden.
+RUN_NAV_BINDINGS = [
     Binding(
         "t",
         "app.show('dashboard')",
@@ -50,6 +55,13 @@ NAV_BINDINGS = [
     Binding("q", "app.quit", "Quit", id="app.quit", tooltip="Quit (training goes on in its own process)"),
 ]
 
+# On the runs screen and the compare table over it: the same keys, those of the open run's screens (t, d, a)
+# in the palette only; the footer's room goes to what acts on runs.
+NAV_BINDINGS = [
+    replace(b, show=False) if b.id in ("app.dashboard", "app.decode", "app.attention") else b
+    for b in RUN_NAV_BINDINGS
+]
+
 APP_BINDINGS = [
     Binding("ctrl+c", "quit", "Quit", show=False, id="app.ctrl_c", tooltip="Quit"),
 ]
@@ -59,9 +71,16 @@ RUNS_BINDINGS = [
         "n", "new_run", "New", id="runs.new", tooltip="Start a run, or a sweep, from the highlighted recipe"
     ),
     Binding("o", "open_run", "Open", id="runs.open", tooltip="Open the highlighted run's dashboard"),
-    Binding("R", "replay_run", "Replay", id="runs.replay", tooltip="Replay the highlighted run"),
+    Binding("R", "replay_run", "Replay", show=False, id="runs.replay", tooltip="Replay the highlighted run"),
     Binding("u", "resume_run", "Resume", id="runs.resume", tooltip="Resume a stopped or failed run"),
     Binding("m", "mark_run", "Mark", id="runs.mark", tooltip="Mark or unmark a run to compare (any number)"),
+    Binding(
+        "C",
+        "clone_run",
+        "Clone",
+        id="runs.clone",
+        tooltip="Start a run from the highlighted run's recipe, with the keys you change",
+    ),
     Binding(
         "c",
         "compare_runs",
@@ -70,12 +89,18 @@ RUNS_BINDINGS = [
         tooltip="Compare the marked runs, or the runs of the highlighted sweep",
     ),
     Binding(
-        "k", "cancel_run", "Cancel", id="runs.cancel", tooltip="Take a sweep's queued run out of its queue"
+        "k",
+        "cancel_run",
+        "Cancel",
+        show=False,
+        id="runs.cancel",
+        tooltip="Take a sweep's queued run out of its queue",
     ),
     Binding(
         "space",
         "fold_sweep",
         "Fold",
+        show=False,
         id="runs.fold",
         tooltip="Show the highlighted sweep as one row, or unfold it",
     ),
@@ -84,6 +109,7 @@ RUNS_BINDINGS = [
         "delete_run",
         "Delete",
         key_display="del",
+        show=False,
         id="runs.delete",
         tooltip="Delete the highlighted run",
     ),
@@ -107,11 +133,26 @@ DASHBOARD_BINDINGS = [
         "cycle_smoothing",
         "Smooth",
         key_display="~",
+        show=False,
         id="dashboard.smoothing",
         tooltip="Cycle the loss smoothing",
     ),
-    Binding("y", "toggle_log", "Log y", id="dashboard.log_scale", tooltip="Y axis: loss on a log10 scale"),
-    Binding("x", "toggle_x_axis", "Step/time", id="dashboard.x_axis", tooltip="X axis: steps or minutes"),
+    Binding(
+        "y",
+        "toggle_log",
+        "Log y",
+        show=False,
+        id="dashboard.log_scale",
+        tooltip="Y axis: loss on a log10 scale",
+    ),
+    Binding(
+        "x",
+        "toggle_x_axis",
+        "Step/time",
+        show=False,
+        id="dashboard.x_axis",
+        tooltip="X axis: steps or minutes",
+    ),
 ]
 
 DECODE_BINDINGS = [
@@ -122,11 +163,18 @@ DECODE_BINDINGS = [
         id="decode.leave",
         tooltip="Leave the input line, so that keys work",
     ),
-    Binding("i", "focus_input", "Type", id="decode.input", tooltip="Back to the input line"),
+    Binding("i", "focus_input", "Type", show=False, id="decode.input", tooltip="Back to the input line"),
     Binding("b", "cycle_beam", "Beam", id="decode.beam", tooltip="Greedy search or beam search of width 2-8"),
-    Binding("n", "cycle_n_best", "N-best", id="decode.n_best", tooltip="How many translations to show"),
     Binding(
-        "k", "toggle_checkpoint", "Checkpoint", id="decode.checkpoint", tooltip="Decode with best or last"
+        "n", "cycle_n_best", "N-best", show=False, id="decode.n_best", tooltip="How many translations to show"
+    ),
+    Binding(
+        "k",
+        "toggle_checkpoint",
+        "Checkpoint",
+        show=False,
+        id="decode.checkpoint",
+        tooltip="Decode with best or last",
     ),
 ]
 
@@ -148,12 +196,18 @@ ATTENTION_BINDINGS = [
         tooltip="The next validation's alignment",
     ),
     Binding(
-        "space", "toggle_play", "Play", id="attention.play", tooltip="Step through the validations over time"
+        "space",
+        "toggle_play",
+        "Play",
+        show=False,
+        id="attention.play",
+        tooltip="Step through the validations over time",
     ),
     Binding(
         "comma",
         "sentence(-1)",
         "Prev",
+        show=False,
         id="attention.prev_sentence",
         key_display=",",
         tooltip="The previous validation sentence",
@@ -162,6 +216,7 @@ ATTENTION_BINDINGS = [
         "full_stop",
         "sentence(1)",
         "Next",
+        show=False,
         id="attention.next_sentence",
         key_display=".",
         tooltip="The next validation sentence",
@@ -170,6 +225,7 @@ ATTENTION_BINDINGS = [
         "v",
         "toggle_source",
         "Source",
+        show=False,
         id="attention.source",
         tooltip="Show the decode panel's translation or the validation sentences",
     ),
@@ -178,6 +234,7 @@ ATTENTION_BINDINGS = [
         "toggle_numbers",
         "Weights",
         key_display="#",
+        show=False,
         id="attention.numbers",
         tooltip="Show weights as numbers",
     ),
@@ -194,6 +251,25 @@ GRID_BINDINGS = [
 
 MODAL_BINDINGS = [
     Binding("escape", "cancel", "Cancel", id="modal.cancel", tooltip="Close without doing anything"),
+]
+
+# The new-run and new-sweep forms. Enter before the focused field's own key: on a closed list too.
+FORM_BINDINGS = MODAL_BINDINGS + [
+    Binding(
+        "enter",
+        "submit",
+        "Start",
+        priority=True,
+        id="form.start",
+        tooltip="Start, from any field but the --set lines (space or down opens a list)",
+    ),
+]
+
+# The runs and recipes tables: Home and End move the cursor to the first and last row (DataTable's own
+# scroll sideways, which a table that fits its panel never needs).
+TABLE_BINDINGS = [
+    Binding("home", "scroll_top", "First", show=False, id="table.first", tooltip="The first row"),
+    Binding("end", "scroll_bottom", "Last", show=False, id="table.last", tooltip="The last row"),
 ]
 
 COMPARE_BINDINGS = [
@@ -224,6 +300,7 @@ COMPARE_BINDINGS = [
         "k",
         "cancel_run",
         "Cancel",
+        show=False,
         id="compare.cancel",
         tooltip="Take the highlighted queued run out of its queue",
     ),
@@ -231,6 +308,7 @@ COMPARE_BINDINGS = [
         "S",
         "stop_sweep",
         "Stop sweep",
+        show=False,
         id="compare.stop_sweep",
         tooltip="Stop the whole sweep: its running runs (with a checkpoint), and start no more",
     ),
@@ -238,6 +316,7 @@ COMPARE_BINDINGS = [
         "U",
         "resume_sweep",
         "Resume sweep",
+        show=False,
         id="compare.resume_sweep",
         tooltip="Take the sweep up again: what is left, and the runs its stop interrupted",
     ),
@@ -262,5 +341,12 @@ LOG_BINDINGS = [
         id="log.source",
         tooltip="The next log: train.log, the trainer's console, the sweep runner's log",
     ),
-    Binding("escape", "clear_search", "All lines", id="log.clear", tooltip="Leave the search: every line"),
+    Binding(
+        "escape",
+        "clear_search",
+        "All lines",
+        show=False,
+        id="log.clear",
+        tooltip="Leave the search: every line",
+    ),
 ]

@@ -10,23 +10,24 @@ from ..run_watcher import RunHistory
 
 
 class RunBar(Static):
-    """`s2s-bench › Dashboard │ dates-en-fr-… │ ● running │ step 1.2k`."""
+    """`s2s-bench › Dashboard │ dates-en-fr-… ● running · step 1,200 (why it stopped)`: the facts first,
+    so that 80 columns cut (with an ellipsis) only the end of the reason."""
 
     def show(self, screen_title: str, history: RunHistory | None, replay: bool = False) -> None:
         text = Text.assemble(("s2s-bench", "bold"), " › ", (screen_title, "bold"))
         if history is None:
-            text.append("  │  no run open", style="dim")
+            text.append(" │ no run open", style="dim")
         else:
-            text.append("  │  ")
+            text.append(" │ ")
             text.append(history.run.name, style="bold")
-            text.append("  ")
+            text.append(" ")
             text.append_text(state_badge(history.state))
+            step = history.status.get("step")
+            if isinstance(step, int):
+                text.append(f" · step {step:,}")
+            if replay:
+                text.append(" ⏵ replay", style="italic")
             reason = history.status.get("reason")
             if reason and (not history.live or history.status.get("preparing")):
                 text.append(f" ({reason})", style="dim")
-            step = history.status.get("step")
-            if isinstance(step, int):
-                text.append(f"  step {step:,}")
-            if replay:
-                text.append("  ⏵ replay", style="italic")
         self.update(text)

@@ -31,13 +31,13 @@ class StatsPanel(Static):
             ("grad", f"{last['grad_norm']:.3g}" if isinstance(last.get("grad_norm"), (int, float)) else "—"),
             (f"valid {metric_label(name)}", metric(name, valid.get(name))),
             ("best", f"{metric(name, best[0])} @{count(best[1])}" if best else "—"),
-            # Token accuracy under teacher forcing, from the validation's loss pass (runs since it exists).
-            *([("valid acc", metric("accuracy", valid["accuracy"]))] if _extra_accuracy(name, valid) else []),
             ("ETA", duration(history.eta_seconds())),
             ("time", duration(last.get("wall"))),
-            ("on", on_what(status)),
+            ("on", on_what(status)),  # in a wide column: the cells before it are always there
             ("memory", f"{history.memory_mb:.0f} MB" if history.memory_mb else "—"),
             ("params", count(status.get("params")) if status.get("params") else "—"),
+            # Token accuracy under teacher forcing, from the validation's loss pass (runs since it exists).
+            *([("valid acc", metric("accuracy", valid["accuracy"]))] if _extra_accuracy(name, valid) else []),
         ]
         grid = Table.grid(expand=True, padding=(0, 1))
         for ratio in (4, 5, 4, 5):
@@ -64,7 +64,11 @@ def _loss(record: dict) -> str:
 
 
 def on_what(status: dict) -> str:
-    """The device, and how many processes share the run ("2 processes × cpu (1 thread)")."""
+    """The device, and how many processes share the run: the trainer's "cpu (2 threads)" as
+    "cpu · 2 threads", "2 × cpu · 1 thread" for two processes."""
     device = str(status.get("device") or "—")
+    kind, _, detail = device.partition(" (")
+    if detail.endswith(")"):
+        device = f"{kind} · {detail[:-1]}"
     processes = status.get("processes")
-    return f"{processes} processes × {device}" if isinstance(processes, int) and processes > 1 else device
+    return f"{processes} × {device}" if isinstance(processes, int) and processes > 1 else device

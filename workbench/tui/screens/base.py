@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, cast
 from textual.screen import Screen
 
 from ..components.run_bar import RunBar
-from ..keys import NAV_BINDINGS
+from ..keys import RUN_NAV_BINDINGS
 from ..run_watcher import RunHistory
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ class RunScreen(Screen):
     """Subclasses implement `draw(history)`; the app calls `sync()` after each poll that found news."""
 
     SCREEN_TITLE = ""
-    BINDINGS = NAV_BINDINGS
+    BINDINGS = RUN_NAV_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from workbench.engine.run_folder import RunFolder
 from workbench.jobs.sweep_queue import SWEEPS_FOLDER, SweepQueue
 
 from ..components.run_bar import RunBar
-from ..keys import LOG_BINDINGS, NAV_BINDINGS
+from ..keys import LOG_BINDINGS, RUN_NAV_BINDINGS
 from ..run_watcher import RunHistory
 from .base import RunScreen
 
@@ -54,7 +54,7 @@ def read_lines(path: Path, offset: int) -> tuple[list[str], int, bool]:
 
 class LogScreen(RunScreen, inherit_bindings=False):
     SCREEN_TITLE = "Log"
-    BINDINGS = LOG_BINDINGS + NAV_BINDINGS
+    BINDINGS = LOG_BINDINGS + RUN_NAV_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,52 +1,53 @@
-"""The short form for starting a run from a recipe with the common overrides."""
+"""The form that starts a run: a recipe (or a run's own, to clone it with changes), `--set` lines, where and
+how long it trains. It shows the `s2s-bench train` line it stands for, and returns that command."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
-from workbench.engine.recipe import ATTENTIONS, CELLS, Recipe, RecipeError, load_recipe
+from workbench.engine.errors import UserError
+from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes, load_recipe
+from workbench.jobs.commands import TrainCommand
 
-from ..keys import MODAL_BINDINGS
+from ..display_format import path_text
+from .form import FormScreen
 
 DEVICES = ("auto", "cpu", "cuda")
-# form field -> (recipe key, type)
+# form field -> (`s2s-bench train` option, type, smallest value)
 NUMBER_FIELDS = {
-    "embedding_size": ("model.embedding_size", int),
-    "hidden_size": ("model.hidden_size", int),
-    "lr": ("training.lr", float),
-    "max_steps": ("training.max_steps", int),
+    "nproc": ("processes", int, 1),
+    "threads": ("threads", int, 1),
+    "max_steps": ("max steps", int, 1),
+    "max_minutes": ("max minutes", float, 0.01),
 }
 
 
-@dataclass
-class NewRunRequest:
-    recipe: Recipe
-    overrides: list[str] = field(default_factory=list)
-    device: str = "auto"
-    nproc: int = 1  # training processes (torchrun): one per GPU, or N sharing the CPU's cores
+class NewRunScreen(FormScreen[TrainCommand]):
+    """Pick a recipe, set keys, start; returns the `train` command, its recipe and keys checked."""
 
-
-class NewRunScreen(ModalScreen[NewRunRequest | None]):
-    """Pick a recipe, change what people usually change, start. Returns the resolved recipe."""
-
-    BINDINGS = MODAL_BINDINGS
-
-    def __init__(self, recipes: dict[str, Path], recipe_name: str) -> None:
+    def __init__(
+        self, recipes: dict[str, Path], recipe_name: str, runs_dir: Path, clone: Path | None = None
+    ) -> None:
+        """`clone`: a run folder, whose resolved recipe.toml heads the list of recipes, chosen."""
         super().__init__()
-        self.recipes = recipes
-        self.recipe_name = recipe_name if recipe_name in recipes else next(iter(recipes), "")
+        self.clone = clone
+        self.recipes = {f"{clone.name} (run)": clone / "recipe.toml", **recipes} if clone else recipes
+        self.recipe_name = next(iter(self.recipes), "") if clone else recipe_name
+        if self.recipe_name not in self.recipes:
+            self.recipe_name = next(iter(self.recipes), "")
+        self.runs_dir = runs_dir
+        self.base: Recipe | None = None
 
     def compose(self) -> ComposeResult:
+        title = f"Clone {self.clone.name} with changes" if self.clone else "Start a run"
         with Vertical(classes="dialog", id="new-run"):
-            yield Static("[b]Start a run[/b]", classes="title")
+            yield Static(f"[b]{title}[/b]", classes="title")
             with Grid(classes="form"):
                 yield Label("recipe")
                 yield Select(
@@ -56,86 +57,107 @@ class NewRunScreen(ModalScreen[NewRunRequest | None]):
                     compact=True,
                     id="recipe",
                 )
-                yield Label("cell")
-                yield Select([(c, c) for c in CELLS], allow_blank=False, compact=True, id="cell")
-                yield Label("attention")
-                yield Select([(a, a) for a in ATTENTIONS], allow_blank=False, compact=True, id="attention")
-                yield Label("embedding size")
-                yield Input(compact=True, type="integer", id="embedding_size")
-                yield Label("hidden size")
-                yield Input(compact=True, type="integer", id="hidden_size")
-                yield Label("learning rate")
-                yield Input(compact=True, type="number", id="lr")
-                yield Label("max steps (0: none)")
-                yield Input(compact=True, type="integer", id="max_steps")
+                yield Label("run name")
+                yield Input(compact=True, placeholder="the recipe's name and the time", id="name")
                 yield Label("device")
                 yield Select(
                     [(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device"
                 )
                 yield Label("processes")
                 yield Input("1", compact=True, type="integer", id="nproc")
+                for field, (label, kind, _) in list(NUMBER_FIELDS.items())[1:]:
+                    yield Label(label)
+                    yield Input(compact=True, type="integer" if kind is int else "number", id=field)
+            yield Label("--set, one section.key=value a line", classes="set-label")
+            yield TextArea(
+                compact=True, show_line_numbers=False, placeholder="model.cell=lstm", id="overrides"
+            )
+            yield Static("", id="command-line")
             yield Static("", id="form-error")
             with Horizontal(classes="buttons"):
-                yield Button("Start", variant="primary", id="start")
-                yield Button("Cancel", id="cancel")
+                yield Button("Start", variant="primary", compact=True, id="start")
+                yield Button("Cancel", compact=True, id="cancel")
 
     def on_mount(self) -> None:
-        self._fill(self.recipe_name)
-        self.query_one("#start", Button).focus()
+        self._recipe_chosen()
 
     @on(Select.Changed, "#recipe")
     def _recipe_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.recipe_name:
             self.recipe_name = event.value
-            self._fill(event.value)
+            self._recipe_chosen()
 
-    def _fill(self, name: str) -> None:
-        """Show the recipe's own values, so that only what the user changes becomes an override."""
+    def _recipe_chosen(self) -> None:
+        """Show the recipe's own limits under the fields that override them."""
         try:
-            self.base = load_recipe(self.recipes[name])
+            self.base = load_recipe(self.recipes[self.recipe_name])
         except (RecipeError, KeyError) as exc:
-            self.query_one("#form-error", Static).update(str(exc))
+            self.base = None
+            self._say(str(exc))
             return
-        self.query_one("#cell", Select).value = self.base.model.cell
-        self.query_one("#attention", Select).value = self.base.model.attention
-        for name_, (key, _) in NUMBER_FIELDS.items():
-            section, attr = key.split(".")
-            self.query_one(f"#{name_}", Input).value = str(getattr(getattr(self.base, section), attr))
+        training = self.base.training
+        self.query_one("#threads", Input).placeholder = f"recipe: {training.threads or 'one per idle core'}"
+        self.query_one("#max_steps", Input).placeholder = f"recipe: {training.max_steps or 'none'}"
+        minutes = f"{training.max_minutes:g}" if training.max_minutes else "none"
+        self.query_one("#max_minutes", Input).placeholder = f"recipe: {minutes}"
+        self._show_command()
 
-    def overrides(self) -> list[str]:
-        """`section.key=value` for each field that differs from the recipe."""
-        out = []
-        for name, key in (("cell", "model.cell"), ("attention", "model.attention")):
-            value = self.query_one(f"#{name}", Select).value
-            if value != getattr(self.base.model, key.split(".")[1]):
-                out.append(f'{key}="{value}"')
-        if self.query_one("#attention", Select).value == "none" and self.base.model.input_feeding:
-            out.append("model.input_feeding=false")  # input feeding needs attention
-        for name, (key, kind) in NUMBER_FIELDS.items():
-            text = self.query_one(f"#{name}", Input).value.strip()
-            section, attr = key.split(".")
-            if text and kind(text) != getattr(getattr(self.base, section), attr):
-                out.append(f"{key}={kind(text)}")
-        return out
-
-    @on(Button.Pressed, "#start")
-    def _start(self) -> None:
-        error = self.query_one("#form-error", Static)
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(TextArea.Changed)
+    def _show_command(self) -> None:
+        """The `s2s-bench train` line the form stands for, as it is filled in."""
         try:
-            overrides = self.overrides()
-            recipe = load_recipe(self.recipes[self.recipe_name], overrides)
-            nproc = int(self.query_one("#nproc", Input).value.strip() or "1")
-            if nproc < 1:
-                raise ValueError(f"processes must be at least 1; got {nproc}")
-        except (RecipeError, ValueError, KeyError) as exc:
-            error.update(f"[red]{escape(str(exc))}[/red]")
+            line = self.command().shell_line()
+        except UserError as exc:
+            self._say(str(exc))
             return
-        device = str(self.query_one("#device", Select).value)
-        self.dismiss(NewRunRequest(recipe, overrides, device, nproc))
+        self.query_one("#command-line", Static).update(Text(line))
+        self._say("")
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
+    def command(self) -> TrainCommand:
+        """The form as a `train` command; a UserError naming the field that is wrong. The recipe and its
+        keys are checked by `submit`."""
+        numbers: dict[str, int | float | None] = {}
+        for field, (label, kind, least) in NUMBER_FIELDS.items():
+            text = self.query_one(f"#{field}", Input).value.strip()
+            try:
+                numbers[field] = kind(text) if text else None
+            except ValueError:
+                raise UserError(f"{label}: a number, not {text!r}") from None
+            if numbers[field] is not None and numbers[field] < least:
+                raise UserError(f"{label} must be at least {least:g}; got {text}")
+        if numbers["nproc"] == 1:
+            numbers["nproc"] = None  # one process: no torchrun
+        lines = self.query_one("#overrides", TextArea).text.splitlines()
+        return TrainCommand(
+            recipe=self._recipe_argument(),
+            overrides=tuple(line.strip() for line in lines if line.strip()),
+            name=self.query_one("#name", Input).value.strip() or None,
+            runs_dir=path_text(self.runs_dir),
+            device=str(self.query_one("#device", Select).value),
+            **numbers,  # type: ignore[arg-type]
+        )
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def _recipe_argument(self) -> str:
+        """A built-in recipe by name, any other recipe file (a run's, one given to the app) by path."""
+        path = self.recipes.get(self.recipe_name)
+        if path is None:
+            raise UserError("no recipe to start from")
+        try:
+            builtin = builtin_recipes().get(self.recipe_name)
+        except RecipeError:  # no built-in recipes in this installation
+            builtin = None
+        return self.recipe_name if builtin == path else path_text(path)
+
+    def submit(self) -> None:
+        try:
+            command = self.command()
+            load_recipe(command.recipe, command.overrides)  # a bad key or value: said here, nothing starts
+        except UserError as exc:
+            self._say(str(exc))
+            return
+        self.dismiss(command)
+
+    def _say(self, problem: str) -> None:
+        self.query_one("#form-error", Static).update(Text(problem, style="red"))

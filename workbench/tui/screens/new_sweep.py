@@ -10,13 +10,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from workbench.engine.errors import UserError
 from workbench.jobs.sweep import Sweep, load_sweep
 
-from ..keys import MODAL_BINDINGS
+from .form import FormScreen
 
 
 @dataclass
@@ -25,10 +24,8 @@ class NewSweepRequest:
     parallel: int | None  # None: the runner's default (one per GPU, else one)
 
 
-class NewSweepScreen(ModalScreen[NewSweepRequest | None]):
+class NewSweepScreen(FormScreen[NewSweepRequest]):
     """Pick a sweep, say how many runs train at once and what to `--set` in each; returns it loaded."""
-
-    BINDINGS = MODAL_BINDINGS
 
     def __init__(self, sweeps: dict[str, Path], sweep_name: str) -> None:
         super().__init__()
@@ -54,12 +51,11 @@ class NewSweepScreen(ModalScreen[NewSweepRequest | None]):
             yield Static("", id="sweep-summary")
             yield Static("", id="form-error")
             with Horizontal(classes="buttons"):
-                yield Button("Start", variant="primary", id="start")
-                yield Button("Cancel", id="cancel")
+                yield Button("Start", variant="primary", compact=True, id="start")
+                yield Button("Cancel", compact=True, id="cancel")
 
     def on_mount(self) -> None:
         self._describe()
-        self.query_one("#start", Button).focus()
 
     @on(Select.Changed, "#sweep")
     def _sweep_changed(self, event: Select.Changed) -> None:
@@ -93,19 +89,10 @@ class NewSweepScreen(ModalScreen[NewSweepRequest | None]):
             raise UserError(f"set in every run: {exc}") from None
         return NewSweepRequest(load_sweep(self.sweeps[self.sweep_name], overrides), parallel)
 
-    @on(Button.Pressed, "#start")
-    @on(Input.Submitted)
-    def _start(self) -> None:
+    def submit(self) -> None:
         try:
             request = self.request()
         except (UserError, ValueError, KeyError) as exc:
             self.query_one("#form-error", Static).update(Text(str(exc), style="red"))
             return
         self.dismiss(request)
-
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
 from workbench.engine.system_monitor import busy_text
+from workbench.jobs.commands import TrainCommand
 from workbench.jobs.sweep_queue import SweepQueue
 
 from ..components.recipes_table import RecipesTable
@@ -24,10 +26,19 @@ from ..runs_index import RunsIndex, RunSummary, SweepSummary
 from ..system_history import SystemHistory
 from .base import RunScreen
 from .confirm import ConfirmScreen
-from .new_run import NewRunRequest, NewRunScreen
+from .new_run import NewRunScreen
 from .new_sweep import NewSweepRequest, NewSweepScreen
 
 REFRESH_S = 1.5
+PANEL_CHROME = 3  # a table panel's lines besides its rows: the border's two and the header
+
+
+def panel_heights(room: int, recipe_rows: int, run_rows: int) -> tuple[int, int]:
+    """The heights of the recipes and the runs panels in `room` lines: the recipes get what they need when
+    the runs leave it, and at least half the room when both need more; the runs get the rest."""
+    need = recipe_rows + PANEL_CHROME, max(run_rows, 1) + PANEL_CHROME
+    recipes = min(need[0], max(room // 2, room - need[1]))
+    return recipes, room - recipes
 
 
 class RunsScreen(RunScreen, inherit_bindings=False):
@@ -45,8 +56,9 @@ class RunsScreen(RunScreen, inherit_bindings=False):
     def compose(self) -> ComposeResult:
         yield RunBar()
         yield Input(placeholder="/ filter recipes and runs", compact=True, id="filter")
-        yield RecipesTable(id="recipes")
-        yield RunsTable(id="runs")
+        with Vertical(id="panels"):
+            yield RecipesTable(id="recipes")
+            yield RunsTable(id="runs")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -57,6 +69,16 @@ class RunsScreen(RunScreen, inherit_bindings=False):
         self.query_one(RunsTable).border_subtitle = f"in {folder_text(self.workbench.runs_dir)}"
         self.refresh_runs()
         self.set_interval(REFRESH_S, self.refresh_runs)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._share_height)
+
+    def _share_height(self) -> None:
+        """Split the room between the recipes and the runs by what each has to show (panel_heights)."""
+        recipes, runs = self.query_one(RecipesTable), self.query_one(RunsTable)
+        room = self.query_one("#panels").size.height
+        if room:
+            recipes.styles.height, runs.styles.height = panel_heights(room, recipes.row_count, runs.row_count)
 
     def draw(self, history: RunHistory | None) -> None:
         pass  # this screen lists every run; the bar above shows the open one
@@ -97,6 +119,7 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     def _show_table(self) -> None:
         self.query_one(RunsTable).show(self.summaries, self.sweeps, self.query_one("#filter", Input).value)
+        self._share_height()
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
@@ -104,8 +127,8 @@ class RunsScreen(RunScreen, inherit_bindings=False):
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
-        self._show_table()
         self.query_one(RecipesTable).show(self.workbench.recipes, event.value, sweeps=self.workbench.sweeps)
+        self._show_table()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -141,12 +164,20 @@ class RunsScreen(RunScreen, inherit_bindings=False):
             self._new_sweep(sweep)
             return
         name = recipes.highlighted_recipe() or self.workbench.default_recipe
+        self._new_run(NewRunScreen(self.workbench.recipes, name, self.workbench.runs_dir))
 
-        def started(request: NewRunRequest | None) -> None:
-            if request is not None:
-                self.workbench.start_run(request.recipe, request.device, request.nproc)
+    def action_clone_run(self) -> None:
+        """The new-run form on the highlighted run's own recipe (its resolved recipe.toml), to change a few
+        keys and start a run that differs from it in those only."""
+        if (run := self._highlighted()) is not None:
+            self._new_run(NewRunScreen(self.workbench.recipes, "", self.workbench.runs_dir, clone=run.path))
 
-        self.app.push_screen(NewRunScreen(self.workbench.recipes, name), started)
+    def _new_run(self, form: NewRunScreen) -> None:
+        def started(command: TrainCommand | None) -> None:
+            if command is not None:
+                self.workbench.start_run(command)
+
+        self.app.push_screen(form, started)
 
     def _new_sweep(self, name: str) -> None:
         def started(request: NewSweepRequest | None) -> None:
