@@ -74,7 +74,7 @@ def test_start_watch_decode_quit_and_reattach(tmp_path):
         screen = tmux.wait_for(lambda s: "recipes" in s and "dates-en-fr" in s, 60, "the Runs screen")
         save("runs-empty", screen)
 
-        # Start the default recipe from the Runs screen: n opens the form, Enter presses Start.
+        # Start the default recipe from the Runs screen: n opens the form, Enter (on its first field) starts.
         tmux.keys("n")
         screen = tmux.wait_for(lambda s: "Start a run" in s, 10, "the new-run form")
         save("new-run-form", screen)

@@ -53,14 +53,14 @@ def test_start_a_sweep_and_watch_its_table_fill_in(tmp_path):
         tmux.type(SWEEP)
         tmux.keys("Enter", "n")
         screen = tmux.wait_for(lambda s: "Start a sweep" in s and "6 runs" in s, 10, "the sweep form")
-        time.sleep(1)  # the form focuses its Start button once mounted
-        tmux.keys("BTab")  # from Start to "set in every run"
-        tmux.type(SMALL)
-        tmux.wait_for(lambda s: "vocab_size=120" in s, 20, "the keys typed in")
-        tmux.keys("BTab")  # to "runs at a time"
+        time.sleep(1)  # the form focuses its first field, the sweep, once mounted
+        tmux.keys("Tab")  # to "runs at a time"
         tmux.type("2")
-        save("sweep-form", tmux.wait_for(lambda s: re.search(r"runs at a time\s+2\s", s), 10, "2 typed in"))
-        tmux.keys("Enter")
+        tmux.wait_for(lambda s: re.search(r"runs at a time\s+2\s", s), 10, "2 typed in")
+        tmux.keys("Tab")  # to "set in every run"
+        tmux.type(SMALL)
+        save("sweep-form", tmux.wait_for(lambda s: "vocab_size=120" in s, 20, "the keys typed in"))
+        tmux.keys("Enter")  # Enter in a field starts
 
         screen = tmux.wait_for(lambda s: f"sweep {SWEEP}" in s and len(table_rows(s)) == 6, 30, "the table")
         save("sweep-table-started", screen)

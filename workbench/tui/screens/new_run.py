@@ -12,14 +12,14 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import Recipe, RecipeError, builtin_recipes, load_recipe
+from workbench.engine.recipe import RecipeError, builtin_recipes, load_recipe
 from workbench.jobs.commands import TrainCommand
 
 from ..display_format import path_text
 from .form import FormScreen
 
 DEVICES = ("auto", "cpu", "cuda")
-# form field -> (`s2s-bench train` option, type, smallest value)
+# form field (the name of the `s2s-bench train` option it sets) -> (label, type, smallest value)
 NUMBER_FIELDS = {
     "nproc": ("processes", int, 1),
     "threads": ("threads", int, 1),
@@ -42,12 +42,11 @@ class NewRunScreen(FormScreen[TrainCommand]):
         if self.recipe_name not in self.recipes:
             self.recipe_name = next(iter(self.recipes), "")
         self.runs_dir = runs_dir
-        self.base: Recipe | None = None
 
     def compose(self) -> ComposeResult:
         title = f"Clone {self.clone.name} with changes" if self.clone else "Start a run"
         with Vertical(classes="dialog", id="new-run"):
-            yield Static(f"[b]{title}[/b]", classes="title")
+            yield Static(Text(title, style="bold"), classes="title")
             with Grid(classes="form"):
                 yield Label("recipe")
                 yield Select(
@@ -63,11 +62,10 @@ class NewRunScreen(FormScreen[TrainCommand]):
                 yield Select(
                     [(d, d) for d in DEVICES], value="auto", allow_blank=False, compact=True, id="device"
                 )
-                yield Label("processes")
-                yield Input("1", compact=True, type="integer", id="nproc")
-                for field, (label, kind, _) in list(NUMBER_FIELDS.items())[1:]:
+                for field, (label, kind, _) in NUMBER_FIELDS.items():
                     yield Label(label)
-                    yield Input(compact=True, type="integer" if kind is int else "number", id=field)
+                    value = "1" if field == "nproc" else ""  # the others: the recipe's, shown greyed
+                    yield Input(value, compact=True, type="integer" if kind is int else "number", id=field)
             yield Label("--set, one section.key=value a line", classes="set-label")
             yield TextArea(
                 compact=True, show_line_numbers=False, placeholder="model.cell=lstm", id="overrides"
@@ -88,14 +86,12 @@ class NewRunScreen(FormScreen[TrainCommand]):
             self._recipe_chosen()
 
     def _recipe_chosen(self) -> None:
-        """Show the recipe's own limits under the fields that override them."""
+        """Show the recipe's own limits, greyed, in the fields that override them."""
         try:
-            self.base = load_recipe(self.recipes[self.recipe_name])
+            training = load_recipe(self.recipes[self.recipe_name]).training
         except (RecipeError, KeyError) as exc:
-            self.base = None
             self._say(str(exc))
             return
-        training = self.base.training
         self.query_one("#threads", Input).placeholder = f"recipe: {training.threads or 'one per idle core'}"
         self.query_one("#max_steps", Input).placeholder = f"recipe: {training.max_steps or 'none'}"
         minutes = f"{training.max_minutes:g}" if training.max_minutes else "none"
