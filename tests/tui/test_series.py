@@ -13,8 +13,8 @@ def test_ema_is_debiased_so_that_the_first_point_is_the_first_value():
 
 
 def test_ema_follows_a_step_slowly():
-    smoothed = ema([0.0] * 10 + [1.0] * 10, 0.9)
-    assert smoothed[10] < 0.5 < smoothed[-1] < 1.0
+    smoothed = ema([0.0] * 100 + [1.0] * 100, 0.9)
+    assert smoothed[100] < 0.5 < smoothed[-1] < 1.0
 
 
 def test_log10_clamps_non_positive_values():
