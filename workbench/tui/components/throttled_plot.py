@@ -148,19 +148,15 @@ class ThrottledPlot(PlotextPlot):
         text = Text()
         if self.view.cursor is not None:
             where = f"{x:g}" if self.x_axis == "step" else f"{x:.1f} min"
-            text.append(f"@{where} ", style="bold")
+            text.append(f"@{where}", style="bold")
         for curve in curves:
             value = value_at(curve.xs, curve.ys, x)
             if text:
                 text.append(" ")
-            style = (
-                rgb(curve.color)
-                if isinstance(curve.color, tuple)
-                else RICH_NAMES.get(curve.color, curve.color)
-            )
-            text.append("━" if curve.label is None else "━ ", style=style)
+            color = curve.color
+            text.append("━", style=rgb(color) if isinstance(color, tuple) else RICH_NAMES.get(color, color))
             if curve.label is not None:
-                text.append(f"{curve.label} ")
+                text.append(f" {curve.label} ")
             text.append("—" if value is None else f"{value:.4g}")
         return text
 
