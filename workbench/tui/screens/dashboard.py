@@ -56,13 +56,13 @@ class DashboardScreen(RunScreen, ChartKeys):
             )
             self.query_one(LossChart).show()
             self.query_one(ScoreChart).show()
-            self.query_one(TrainMetricChart).show()
+            self._show_metric_chart(None)
             self.query_one(SamplesTable).show(None)
             return
         stats.show(history)
         self.query_one(LossChart).show(history)
         self.query_one(ScoreChart).show(history)
-        self.query_one(TrainMetricChart).show(history)
+        self._show_metric_chart(history)
         self.query_one(SamplesTable).show(history.validations[-1] if history.validations else None)
         if (id(history), history.state) != self._state_seen:
             self._state_seen = (id(history), history.state)
@@ -93,8 +93,12 @@ class DashboardScreen(RunScreen, ChartKeys):
         self.query_one(ScoreChart).display = self.right_chart == "score"
         metric_chart = self.query_one(TrainMetricChart)
         metric_chart.display = self.right_chart != "score"
+        self._show_metric_chart(self.workbench.history)
+
+    def _show_metric_chart(self, history: RunHistory | None) -> None:
+        """The grad norm, learning rate or tokens/s chart, drawn only while it is shown."""
         if self.right_chart != "score":
-            metric_chart.show(self.workbench.history, self.right_chart)
+            self.query_one(TrainMetricChart).show(history, self.right_chart)
 
     def action_toggle_x_axis(self) -> None:
         chart = self.query_one(LossChart)
