@@ -149,3 +149,34 @@ def test_h_puts_grad_norm_learning_rate_and_tokens_per_s_in_the_score_charts_pla
         assert score.display and not metric.display
 
     drive(make_app(run=finished_run), scenario)
+
+
+def test_non_finite_values_are_left_out_of_the_charts(make_app, finished_run):
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    records[0]["loss"] = float("nan")
+    records[0]["grad_norm"] = float("inf")
+    (finished_run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    async def scenario(pilot):
+        await settle(pilot)
+        await pilot.press("e", "h")
+        await pilot.pause(0.4)
+        for chart in (pilot.app.screen.query_one(LossChart), pilot.app.screen.query_one(TrainMetricChart)):
+            labels = y_labels(plot_lines(chart))
+            assert len(labels) >= 3 and max(labels.values()) <= 5, labels
+
+    drive(make_app(run=finished_run), scenario)
+
+
+def test_a_non_finite_loss_leaves_the_smoothed_curve_after_it(make_app, finished_run):
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    records[3]["loss"] = float("nan")
+    (finished_run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    async def scenario(pilot):
+        await settle(pilot)
+        loss = pilot.app.screen.query_one(LossChart)
+        plot_lines(loss)
+        assert "train 0.1367" in legend(loss)  # the last smoothed loss, as without the NaN
+
+    drive(make_app(run=finished_run), scenario)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..run_watcher import RunHistory
 from ..series import ema
 from .throttled_plot import Curve, ThrottledPlot
@@ -80,7 +82,12 @@ class LossChart(ThrottledPlot):
         weight = 0.0 if self.raw else self.smoothing
         curves = []
         for n, history in enumerate(self.histories):
-            train = [r for r in history.train if isinstance(r.get("loss"), (int, float))]
+            # a non-finite loss (a skipped step) would turn every smoothed value after it into NaN
+            train = [
+                r
+                for r in history.train
+                if isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"])
+            ]
             # compared runs: their legend is beside the chart, naming what each run varies
             curves.append(
                 Curve(

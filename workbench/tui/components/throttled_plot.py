@@ -3,6 +3,7 @@ a window on its x axis (zoom, pan, cursor), its legend and its values in a line 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -110,7 +111,7 @@ class ThrottledPlot(PlotextPlot):
         return sorted({x for curve in self.curves() for x in curve.xs})
 
     def draw(self, plt: Plot, max_points: int) -> None:
-        curves = [c for c in self.curves() if c.xs]
+        curves = [c for c in map(_finite, self.curves()) if c.xs]
         extent = _extent(curves)
         if extent is None:
             plt.title(self.empty_text())
@@ -167,6 +168,14 @@ def plot_line(plt: Plot, xs: list[float], ys: list[float], color: Color) -> None
         plt.scatter(xs, ys, color=color, marker="●")
     else:
         plt.plot(xs, ys, color=color, marker="braille")
+
+
+def _finite(curve: Curve) -> Curve:
+    """The curve without its non-finite points (a step whose loss overflowed): they have no row."""
+    if all(map(math.isfinite, curve.ys)):
+        return curve
+    points = [(x, y) for x, y in zip(curve.xs, curve.ys) if math.isfinite(y)]
+    return Curve([x for x, _ in points], [y for _, y in points], curve.label, curve.color)
 
 
 def _extent(curves: list[Curve]) -> tuple[float, float] | None:
