@@ -39,7 +39,7 @@ class LossChart(ThrottledPlot):
         if raw is not None:
             self.raw = raw
         if log_scale is not None:
-            self.log_y = log_scale
+            self.log_scale = log_scale
         if x_axis is not None:
             self.x_axis = x_axis
         self.border_title = self.title()
@@ -49,10 +49,6 @@ class LossChart(ThrottledPlot):
         """The next smoothing of SMOOTHING_CHOICES (and the smoothed curve, if the raw one was shown)."""
         index = SMOOTHING_CHOICES.index(self.smoothing) if self.smoothing in SMOOTHING_CHOICES else 0
         self.set_options(smoothing=SMOOTHING_CHOICES[(index + 1) % len(SMOOTHING_CHOICES)], raw=False)
-
-    @property
-    def log_scale(self) -> bool:
-        return self.log_y
 
     def plot_key(self) -> object:
         # The histories themselves (not their ids) so that a history read anew is never taken for the old.
@@ -65,7 +61,7 @@ class LossChart(ThrottledPlot):
             parts.append("raw")
         elif self.smoothing:
             parts.append(f"EMA {self.smoothing:g}")
-        if self.log_y:
+        if self.log_scale:
             parts.append("log10")
         parts.append("by step" if self.x_axis == "step" else "by time")
         return " · ".join(parts)

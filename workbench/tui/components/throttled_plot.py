@@ -54,7 +54,7 @@ class ThrottledPlot(PlotextPlot):
         self.draws = 0  # renders so far (tests check that unchanged data is not drawn again)
         self.view = ChartView()  # the screen gives all its charts one view
         self.x_axis = "step"  # step | time
-        self.log_y = False  # values on a log10 scale, labelled with the values themselves
+        self.log_scale = False  # values on a log10 scale, labelled with the values themselves
 
     def plot_key(self) -> object:  # pragma: no cover - abstract
         """What the drawing depends on besides the size and the view: the same key draws the same chart."""
@@ -73,7 +73,7 @@ class ThrottledPlot(PlotextPlot):
             self.mark_dirty()
 
     def _full_key(self) -> object:
-        return (self.plot_key(), self.view.key(), self.x_axis, self.log_y)
+        return (self.plot_key(), self.view.key(), self.x_axis, self.log_scale)
 
     def mark_dirty(self) -> None:
         if self._pending:
@@ -122,11 +122,11 @@ class ThrottledPlot(PlotextPlot):
         for curve in curves:
             xs, ys = in_window(curve.xs, curve.ys, low, high)
             xs, ys = downsample(xs, ys, max_points)
-            ys = log10(ys) if self.log_y else ys
+            ys = log10(ys) if self.log_scale else ys
             plot_line(plt, xs, ys, curve.color)
             shown += [y for x, y in zip(xs, ys) if low <= x <= high] or ys
         rows = max(self.size.height - AXIS_ROWS, 2)
-        label = (lambda t: f"{10**t:.3g}") if self.log_y else None
+        label = (lambda t: f"{10**t:.3g}") if self.log_scale else None
         axis = value_axis(*self.value_range(min(shown), max(shown)), rows, label=label)
         plt.ylim(axis.low, axis.high)
         plt.yticks(axis.ticks, axis.labels)
