@@ -92,6 +92,84 @@ RUNS_BINDINGS = [
     Binding("l", "show_log", "Log", id="app.log", tooltip="The highlighted run's logs, or its sweep's"),
 ]
 
+# The charts of the dashboard and the compare screen: the x window (steps or minutes), a cursor, smoothing.
+CHART_BINDINGS = [
+    Binding(
+        "tilde",
+        "cycle_smoothing",
+        "Smooth",
+        key_display="~",
+        id="chart.smoothing",
+        tooltip="Cycle the loss smoothing (an EMA, as TensorBoard's)",
+    ),
+    Binding("e", "toggle_raw", "Raw", id="chart.raw", tooltip="The loss as logged, or smoothed again"),
+    Binding(
+        "plus,equals_sign",
+        "zoom(0.5)",
+        "Zoom in",
+        key_display="+",
+        show=False,
+        id="chart.zoom_in",
+        tooltip="Show half the steps (about the middle; the latest stay in view)",
+    ),
+    Binding(
+        "minus",
+        "zoom(2)",
+        "Zoom out",
+        key_display="-",
+        show=False,
+        id="chart.zoom_out",
+        tooltip="Show twice the steps",
+    ),
+    Binding(
+        "left_square_bracket",
+        "pan(-1)",
+        "Earlier",
+        key_display="[",
+        show=False,
+        id="chart.earlier",
+        tooltip="Move a zoomed chart half its width to earlier steps",
+    ),
+    Binding(
+        "right_square_bracket",
+        "pan(1)",
+        "Later",
+        key_display="]",
+        show=False,
+        id="chart.later",
+        tooltip="Move a zoomed chart half its width to later steps",
+    ),
+    Binding(
+        "less_than_sign",
+        "move_cursor(-1)",
+        "Cursor left",
+        key_display="<",
+        show=False,
+        id="chart.cursor_left",
+        tooltip="A cursor on the charts (their values at it under them), moved to earlier steps",
+    ),
+    Binding(
+        "greater_than_sign",
+        "move_cursor(1)",
+        "Cursor right",
+        key_display=">",
+        show=False,
+        id="chart.cursor_right",
+        tooltip="A cursor on the charts (their values at it under them), moved to later steps",
+    ),
+    Binding(
+        "0",
+        "reset_view",
+        "Whole run",
+        show=False,
+        id="chart.reset",
+        tooltip="Every step again, and no cursor",
+    ),
+    Binding(
+        "y", "toggle_log", "Log y", show=False, id="chart.log_scale", tooltip="Y axis: loss on a log10 scale"
+    ),
+]
+
 DASHBOARD_BINDINGS = [
     Binding("p", "toggle_pause", "Pause", id="dashboard.pause", tooltip="Pause or resume training"),
     Binding(
@@ -103,15 +181,14 @@ DASHBOARD_BINDINGS = [
     ),
     Binding("w", "checkpoint", "Save", id="dashboard.checkpoint", tooltip="Write a checkpoint now"),
     Binding(
-        "tilde",
-        "cycle_smoothing",
-        "Smooth",
-        key_display="~",
-        id="dashboard.smoothing",
-        tooltip="Cycle the loss smoothing",
+        "h",
+        "next_chart",
+        "Chart",
+        id="dashboard.chart",
+        tooltip="The right chart: the scores, the gradient norm, the learning rate or tokens/s",
     ),
-    Binding("y", "toggle_log", "Log y", id="dashboard.log_scale", tooltip="Y axis: loss on a log10 scale"),
     Binding("x", "toggle_x_axis", "Step/time", id="dashboard.x_axis", tooltip="X axis: steps or minutes"),
+    *CHART_BINDINGS,
 ]
 
 DECODE_BINDINGS = [
@@ -241,14 +318,7 @@ COMPARE_BINDINGS = [
         id="compare.resume_sweep",
         tooltip="Take the sweep up again: what is left, and the runs its stop interrupted",
     ),
-    Binding(
-        "y",
-        "toggle_log",
-        "Log y",
-        show=False,
-        id="compare.log_scale",
-        tooltip="Y axis: loss on a log10 scale",
-    ),
+    *CHART_BINDINGS,
 ]
 
 LOG_BINDINGS = [
