@@ -51,4 +51,5 @@ def test_bench_ui_types_while_a_copy_of_the_run_trains(tmp_path):
     assert out["decode_ms_p50"] > 0
     assert out["train"] is True and out["trainer_running"] is True
     assert out["trainer_steps_while_typing"] > 0, "the copy trained on while the sentences were typed"
+    assert out["trainer_tgt_tokens_per_s"] > 0 and out["system_sampling"] is True
     assert sorted(p.name for p in run.path.rglob("*")) == before, "the bench works on a copy"

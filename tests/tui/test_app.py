@@ -162,7 +162,7 @@ def test_at_80_columns_every_footer_shows_its_keys_whole(make_app, live_run, swe
             "q Quit",
             "p Pause",
             "s Stop",
-            "w Save",
+            "h Chart",
         ]
 
     drive(make_app(attach_live=False), scenario)

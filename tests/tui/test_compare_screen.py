@@ -1,6 +1,9 @@
 """The comparison table: a sweep's (or marked) runs sorted, filtered, overlaid, steered, refreshed live."""
 
 import json
+import re
+
+from rich.text import Text
 
 from workbench.engine.run_folder import RunFolder
 from workbench.jobs.sweep_queue import SweepQueue
@@ -307,3 +310,49 @@ def test_marked_runs_have_no_sweep_to_stop(make_app, sweep_runs, runs_dir):
         assert not pilot.app.screen.check_action("resume_sweep", ())
 
     drive(make_app(attach_live=False), scenario, size=(100, 30))
+
+
+def short_run(runs_dir, name: str, losses: list[float]) -> RunFolder:
+    """A 100-step run logged every 10 steps, its train losses `losses`."""
+    path = write_run(runs_dir, name=name, steps=100)
+    records = [
+        {"kind": "train", "step": 10 * (i + 1), "loss": loss, "wall": float(i)}
+        for i, loss in enumerate(losses)
+    ]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return RunFolder(path)
+
+
+def test_the_overlays_smoothing_follows_a_short_run_is_settable_and_raw_is_one_key_away(make_app, runs_dir):
+    runs = [
+        short_run(runs_dir, "short-a", [5.5, 4.0, 3.0, 2.2, 1.5, 1.0, 0.8, 0.6, 0.45, 0.38]),
+        short_run(runs_dir, "short-b", [5.0, 4.4, 3.6, 3.0, 2.5, 2.1, 1.8, 1.6, 1.5, 1.4]),
+    ]
+
+    async def scenario(pilot):
+        await pilot.pause()
+        pilot.app.show_comparison(runs=runs)
+        await pilot.pause()
+        loss = pilot.app.screen.query_one(LossChart)
+        await wait_until(pilot, lambda: len(loss.histories) == 2)
+        await pilot.pause(0.4)
+
+        def last_values() -> list[float]:
+            loss._redraw()
+            return [
+                float(v) for v in re.findall(r"━([\d.]+)", Text.from_markup(str(loss.border_subtitle)).plain)
+            ]
+
+        assert loss.border_title == "loss · EMA 0.6 · by step"  # as on the dashboard
+        ends = last_values()
+        assert len(ends) == 2 and abs(ends[0] - 0.38) < 0.04 and abs(ends[1] - 1.4) < 0.1, ends  # not 1.68
+        await pilot.press("e")
+        assert loss.border_title == "loss · raw · by step" and last_values() == [0.38, 1.4]
+        await pilot.press("e")
+        assert loss.border_title == "loss · EMA 0.6 · by step"
+        await pilot.press("tilde")
+        assert loss.border_title == "loss · EMA 0.9 · by step" and not loss.raw
+        await pilot.press("e", "tilde")  # smoothing again, the next weight
+        assert loss.border_title == "loss · EMA 0.97 · by step"
+
+    drive(make_app(), scenario, size=(100, 30))

@@ -56,6 +56,17 @@ def test_dashboard(snap_compare, make_app, two_runs):
     assert snap_compare(make_app(run=two_runs / "dates-demo"), terminal_size=SIZE, run_before=before)
 
 
+def test_dashboard_zoomed_with_a_cursor_and_the_grad_norm(snap_compare, make_app, two_runs):
+    """The latest half of the steps, a cursor 80 steps back, the grad norm in the score chart's place."""
+
+    async def before(pilot):
+        await settle(pilot, 0.4)
+        await pilot.press("h", "plus", "greater_than_sign", "less_than_sign", "less_than_sign")
+        await pilot.pause(0.4)
+
+    assert snap_compare(make_app(run=two_runs / "dates-demo"), terminal_size=SIZE, run_before=before)
+
+
 def test_decode_screen(snap_compare, make_app, two_runs):
     async def before(pilot):
         await settle(pilot)

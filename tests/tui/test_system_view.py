@@ -121,3 +121,18 @@ def test_the_runs_table_says_which_gpu_a_live_run_holds_and_how_busy_it_is(make_
 
     app = make_app(attach_live=False, system_monitor=gpu_box(utilization=42), system_interval=0.05)
     drive(app, scenario, (120, 30))
+
+
+def test_an_app_told_not_to_read_the_machine_never_reads_it(make_app, runs_dir):
+    """`bench ui --no-system` measures the UI without the system view's sampling: the control must
+    truly take no readings."""
+    monitor = gpu_box()
+    reads = []
+    monitor.read = lambda pids: reads.append(pids)  # type: ignore[method-assign]
+
+    async def scenario(pilot):
+        await pilot.press("g")
+        await pilot.pause(0.5)
+        assert reads == [] and not pilot.app.system.readings
+
+    drive(make_app(attach_live=False, system_monitor=monitor, system_interval=0), scenario, (120, 30))

@@ -31,7 +31,7 @@ from textual.widgets import Input
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder, RunFolderError
-from workbench.tui.app import S2SBenchApp
+from workbench.tui.app import SYSTEM_INTERVAL_S, S2SBenchApp
 from workbench.tui.live_translator import Decoded
 from workbench.tui.screens.decode import DecodeScreen
 
@@ -53,10 +53,12 @@ def bench_ui(
     train: bool = True,
     *,
     device: str = "cpu",
+    system: bool = True,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Type `sentences` sentences into the decode panel of a copy of `run` (which needs a checkpoint),
     one key every `key_interval_s`, while the copy trains on (`train`); JSON-able numbers back.
+    `system`: the app reads the machine (the system view's sampling) as it does in use; off, it does not.
 
     The copy lives in a temporary folder removed at the end; its trainer is stopped (then killed).
     """
@@ -74,7 +76,9 @@ def bench_ui(
                 # Past the run's own step limit: a finished run's copy trains on instead of stopping at once.
                 trainer = start_trainer(copy, device, max_steps=start_step + TRAIN_ON_STEPS)
             texts = typed_sentences(copy, sentences)
-            app = S2SBenchApp(copy.path.parent, run=copy.path)
+            app = S2SBenchApp(
+                copy.path.parent, run=copy.path, system_interval=SYSTEM_INTERVAL_S if system else 0
+            )
             probe = _Probe(app, copy, texts, key_interval_s, trainer, log)
             probe.start_step = start_step
             asyncio.run(probe.drive())
@@ -148,6 +152,7 @@ class _Probe:
         self.missed = 0
         self.trainer_running = {"start": False, "end": False}
         self.trainer_steps = 0
+        self.trainer_tokens_per_s: float | None = None
         self.beam_size: int | None = None
         self.checkpoint: str | None = None
         self.seconds = 0.0
@@ -239,6 +244,13 @@ class _Probe:
         # The app polls the run folder every half second: give it one more look at the trainer's steps.
         await asyncio.sleep(2 * app.poll_interval)
         self.trainer_steps = self._last_step() - first_step
+        history = app.history
+        speeds = [
+            entry["tgt_tokens_per_s"]
+            for entry in (history.train if history else [])
+            if entry.get("step", 0) > first_step and "tgt_tokens_per_s" in entry
+        ]
+        self.trainer_tokens_per_s = round(sum(speeds) / len(speeds), 1) if speeds else None
 
     def result(self, train: bool, key_interval_s: float) -> dict[str, Any]:
         from workbench.benchmarks.decode_bench import percentile
@@ -267,6 +279,8 @@ class _Probe:
             "train": train,
             "trainer_running": self.trainer_running["start"] and self.trainer_running["end"],
             "trainer_steps_while_typing": self.trainer_steps,
+            "trainer_tgt_tokens_per_s": self.trainer_tokens_per_s,
+            "system_sampling": self.app.system_interval > 0,
             "typing_s": round(self.seconds, 2),
             "cpus": os.cpu_count(),
         }

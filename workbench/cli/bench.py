@@ -198,6 +198,9 @@ def ui(
     ),
     train: bool = typer.Option(True, "--train/--no-train", help="Train a copy of the run meanwhile."),
     device: str = typer.Option("cpu", "--device", help="The trainer's device: auto | cpu | cuda"),
+    system: bool = typer.Option(
+        True, "--system/--no-system", help="The app reads the machine for the system view, as in use."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
     as_json: bool = AsJson,
 ) -> None:
@@ -208,7 +211,9 @@ def ui(
     """
     from workbench.benchmarks.ui_latency import bench_ui
 
-    result = bench_ui(run, sentences, key_interval, train, device=device, progress=_progress(quiet))
+    result = bench_ui(
+        run, sentences, key_interval, train, device=device, system=system, progress=_progress(quiet)
+    )
     if as_json:
         print(json.dumps(result))
         return

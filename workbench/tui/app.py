@@ -147,8 +147,9 @@ class S2SBenchApp(App):
         if self.initial_mode is not None:
             self.switch_mode(self.initial_mode)
         self.set_interval(self.poll_interval, self.poll_run)
-        self.poll_system()
-        self.set_interval(self.system_interval, self.poll_system)
+        if self.system_interval > 0:  # 0: no readings of the machine (the UI benchmark's control)
+            self.poll_system()
+            self.set_interval(self.system_interval, self.poll_system)
 
     def on_unmount(self) -> None:
         self.system_monitor.close()

@@ -118,6 +118,87 @@ RUNS_BINDINGS = [
     Binding("l", "show_log", "Log", id="app.log", tooltip="The highlighted run's logs, or its sweep's"),
 ]
 
+# The charts of the dashboard and the compare screen: the x window (steps or minutes), a cursor, smoothing.
+CHART_BINDINGS = [
+    Binding(
+        "tilde",
+        "cycle_smoothing",
+        "Smooth",
+        key_display="~",
+        show=False,
+        id="chart.smoothing",
+        tooltip="Cycle the loss smoothing (an EMA, as TensorBoard's)",
+    ),
+    Binding(
+        "e", "toggle_raw", "Raw", show=False, id="chart.raw", tooltip="The loss as logged, or smoothed again"
+    ),
+    Binding(
+        "plus,equals_sign",
+        "zoom(0.5)",
+        "Zoom in",
+        key_display="+",
+        show=False,
+        id="chart.zoom_in",
+        tooltip="Show half the steps (about the middle; the latest stay in view)",
+    ),
+    Binding(
+        "minus",
+        "zoom(2)",
+        "Zoom out",
+        key_display="-",
+        show=False,
+        id="chart.zoom_out",
+        tooltip="Show twice the steps",
+    ),
+    Binding(
+        "left_square_bracket",
+        "pan(-1)",
+        "Earlier",
+        key_display="[",
+        show=False,
+        id="chart.earlier",
+        tooltip="Move a zoomed chart half its width to earlier steps",
+    ),
+    Binding(
+        "right_square_bracket",
+        "pan(1)",
+        "Later",
+        key_display="]",
+        show=False,
+        id="chart.later",
+        tooltip="Move a zoomed chart half its width to later steps",
+    ),
+    Binding(
+        "less_than_sign",
+        "move_cursor(-1)",
+        "Cursor left",
+        key_display="<",
+        show=False,
+        id="chart.cursor_left",
+        tooltip="A cursor on the charts (their values at it under them), moved to earlier steps",
+    ),
+    Binding(
+        "greater_than_sign",
+        "move_cursor(1)",
+        "Cursor right",
+        key_display=">",
+        show=False,
+        id="chart.cursor_right",
+        tooltip="A cursor on the charts (their values at it under them), moved to later steps",
+    ),
+    Binding(
+        "0",
+        "reset_view",
+        "Whole run",
+        show=False,
+        id="chart.reset",
+        tooltip="Every step again, and no cursor",
+    ),
+    Binding(
+        "y", "toggle_log", "Log y", show=False, id="chart.log_scale", tooltip="Y axis: loss on a log10 scale"
+    ),
+]
+
 DASHBOARD_BINDINGS = [
     Binding("p", "toggle_pause", "Pause", id="dashboard.pause", tooltip="Pause or resume training"),
     Binding(
@@ -127,23 +208,15 @@ DASHBOARD_BINDINGS = [
         id="dashboard.stop",
         tooltip="Stop training, after asking (it can be resumed later)",
     ),
-    Binding("w", "checkpoint", "Save", id="dashboard.checkpoint", tooltip="Write a checkpoint now"),
     Binding(
-        "tilde",
-        "cycle_smoothing",
-        "Smooth",
-        key_display="~",
-        show=False,
-        id="dashboard.smoothing",
-        tooltip="Cycle the loss smoothing",
+        "w", "checkpoint", "Save", show=False, id="dashboard.checkpoint", tooltip="Write a checkpoint now"
     ),
     Binding(
-        "y",
-        "toggle_log",
-        "Log y",
-        show=False,
-        id="dashboard.log_scale",
-        tooltip="Y axis: loss on a log10 scale",
+        "h",
+        "next_chart",
+        "Chart",
+        id="dashboard.chart",
+        tooltip="The right chart: the scores, the gradient norm, the learning rate or tokens/s",
     ),
     Binding(
         "x",
@@ -153,6 +226,7 @@ DASHBOARD_BINDINGS = [
         id="dashboard.x_axis",
         tooltip="X axis: steps or minutes",
     ),
+    *CHART_BINDINGS,
 ]
 
 DECODE_BINDINGS = [
@@ -320,14 +394,7 @@ COMPARE_BINDINGS = [
         id="compare.resume_sweep",
         tooltip="Take the sweep up again: what is left, and the runs its stop interrupted",
     ),
-    Binding(
-        "y",
-        "toggle_log",
-        "Log y",
-        show=False,
-        id="compare.log_scale",
-        tooltip="Y axis: loss on a log10 scale",
-    ),
+    *CHART_BINDINGS,
 ]
 
 LOG_BINDINGS = [

@@ -5,9 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+# The average spans about 1 / (1 - weight) points; at most this share of the series, so that a short
+# run (ten records of a 100-step run) is drawn near its own values rather than its first losses.
+MAX_EMA_SPAN = 0.1
+
+
+def ema_weight(weight: float, points: int) -> float:
+    """The weight `ema` applies to a series of `points`: `weight`, lowered where its span would be more
+    than MAX_EMA_SPAN of the series."""
+    return max(0.0, min(weight, 1 - 1 / (MAX_EMA_SPAN * points))) if points else 0.0
+
 
 def ema(values: Sequence[float], weight: float) -> list[float]:
-    """Exponential moving average with TensorBoard's bias correction (weight 0 returns the values)."""
+    """Exponential moving average with TensorBoard's bias correction (weight 0 returns the values), its
+    weight lowered for short series (`ema_weight`)."""
+    weight = ema_weight(weight, len(values))
     if weight <= 0:
         return list(values)
     out, last, debias = [], 0.0, 1.0

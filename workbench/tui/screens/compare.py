@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from workbench.engine.errors import UserError
@@ -28,6 +27,7 @@ from ..display_format import progress_badge, run_color
 from ..keys import COMPARE_BINDINGS, NAV_BINDINGS
 from ..recipe_diff import recipe_differences
 from ..run_watcher import RunHistory, RunUpdate, RunWatcher
+from .chart_keys import ChartKeys
 
 if TYPE_CHECKING:
     from ..app import S2SBenchApp
@@ -40,7 +40,7 @@ def run_label(row: RunRow) -> str:
     return " · ".join(value_text(v) for v in row.values.values()) or row.name
 
 
-class CompareScreen(Screen):
+class CompareScreen(ChartKeys):
     BINDINGS = COMPARE_BINDINGS + NAV_BINDINGS
 
     def __init__(self, runs: list[RunFolder] | None = None, sweep: SweepQueue | None = None) -> None:
@@ -74,7 +74,6 @@ class CompareScreen(Screen):
         if self.sweep is not None:
             self.workbench.log_sweep = self.sweep  # l shows its runner's log
         self.query_one(ComparisonTable).with_names = self.sweep is None
-        self.query_one("#compare-loss", LossChart).set_options(smoothing=0.9)
         self._draw_title()
         self.refresh_rows()
         self.set_interval(REFRESH_S, self.refresh_rows)
@@ -232,10 +231,6 @@ class CompareScreen(Screen):
         table = self.query_one(ComparisonTable)
         if table.sort_key is not None:
             table.sort_by(table.sort_key)
-
-    def action_toggle_log(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.set_options(log_scale=not chart.log_scale)
 
     def action_toggle_pause(self) -> None:
         row = self.query_one(ComparisonTable).highlighted_row()

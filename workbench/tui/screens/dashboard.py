@@ -7,27 +7,31 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Footer
 
-from ..components.loss_chart import SMOOTHING_CHOICES, LossChart
+from ..components.loss_chart import LossChart
 from ..components.run_bar import RunBar
 from ..components.samples_table import SamplesTable
 from ..components.score_chart import ScoreChart
 from ..components.stats_panel import StatsPanel
 from ..components.system_strip import SystemStrip
+from ..components.train_metric_chart import TRAIN_METRICS, TrainMetricChart
 from ..keys import DASHBOARD_BINDINGS
 from ..run_watcher import RunHistory
 from ..system_history import SystemHistory
 from .base import RunScreen
+from .chart_keys import ChartKeys
 
 CONTROL_ACTIONS = {"toggle_pause", "stop", "checkpoint"}
+RIGHT_CHARTS = ("score", *TRAIN_METRICS)  # what `h` cycles the right chart through
 
 
-class DashboardScreen(RunScreen):
+class DashboardScreen(RunScreen, ChartKeys):
     SCREEN_TITLE = "Dashboard"
     BINDINGS = DASHBOARD_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
         self._state_seen: tuple[int, str] | None = None
+        self.right_chart = RIGHT_CHARTS[0]
 
     def compose(self) -> ComposeResult:
         yield RunBar()
@@ -36,6 +40,7 @@ class DashboardScreen(RunScreen):
         with Horizontal(id="charts"):
             yield LossChart(id="loss-chart")
             yield ScoreChart(id="score-chart")
+            yield TrainMetricChart(id="metric-chart")
         yield SamplesTable(id="samples")
         yield Footer(compact=True)
 
@@ -51,11 +56,13 @@ class DashboardScreen(RunScreen):
             )
             self.query_one(LossChart).show()
             self.query_one(ScoreChart).show()
+            self._show_metric_chart(None)
             self.query_one(SamplesTable).show(None)
             return
         stats.show(history)
         self.query_one(LossChart).show(history)
         self.query_one(ScoreChart).show(history)
+        self._show_metric_chart(history)
         self.query_one(SamplesTable).show(history.validations[-1] if history.validations else None)
         if (id(history), history.state) != self._state_seen:
             self._state_seen = (id(history), history.state)
@@ -79,18 +86,24 @@ class DashboardScreen(RunScreen):
     def action_checkpoint(self) -> None:
         self.workbench.send_control("checkpoint")
 
-    # Chart options ------------------------------------------------------------------------------
-    def action_cycle_smoothing(self) -> None:
-        chart = self.query_one(LossChart)
-        index = SMOOTHING_CHOICES.index(chart.smoothing) if chart.smoothing in SMOOTHING_CHOICES else 0
-        chart.set_options(smoothing=SMOOTHING_CHOICES[(index + 1) % len(SMOOTHING_CHOICES)])
+    # Chart options (the rest: ChartKeys) ----------------------------------------------------------
+    def action_next_chart(self) -> None:
+        """The right chart: the scores, then each of TRAIN_METRICS."""
+        self.right_chart = RIGHT_CHARTS[(RIGHT_CHARTS.index(self.right_chart) + 1) % len(RIGHT_CHARTS)]
+        self.query_one(ScoreChart).display = self.right_chart == "score"
+        metric_chart = self.query_one(TrainMetricChart)
+        metric_chart.display = self.right_chart != "score"
+        self._show_metric_chart(self.workbench.history)
 
-    def action_toggle_log(self) -> None:
-        chart = self.query_one(LossChart)
-        chart.set_options(log_scale=not chart.log_scale)
+    def _show_metric_chart(self, history: RunHistory | None) -> None:
+        """The grad norm, learning rate or tokens/s chart, drawn only while it is shown."""
+        if self.right_chart != "score":
+            self.query_one(TrainMetricChart).show(history, self.right_chart)
 
     def action_toggle_x_axis(self) -> None:
         chart = self.query_one(LossChart)
         x_axis = "time" if chart.x_axis == "step" else "step"
+        self.chart_view.reset()  # a window in steps means nothing in minutes
         chart.set_options(x_axis=x_axis)
         self.query_one(ScoreChart).set_x_axis(x_axis)
+        self.query_one(TrainMetricChart).set_x_axis(x_axis)
