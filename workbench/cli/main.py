@@ -29,7 +29,7 @@ from workbench.jobs.commands import Rendezvous, TrainerCommand
 from .bench import Precision, bench_app
 from .corpora import cache_command, prepare_command, prepare_corpus
 from .openmp import release_thread_binding
-from .options import RunArgument, RunsDir, run_path, runs_dir_flag
+from .options import AsJsonLines, RunArgument, RunsDir, print_json_lines, run_path, runs_dir_flag
 from .sweep import compare, sweep, sweep_runner
 from .system import system
 
@@ -438,25 +438,35 @@ def _read_lines(path: Path) -> list[str]:
 
 
 @app.command()
-def runs(ctx: typer.Context, runs_dir: Path | None = RunsDir) -> None:
+def runs(ctx: typer.Context, runs_dir: Path | None = RunsDir, as_json: bool = AsJsonLines) -> None:
     """List the runs in the runs folder."""
+    from .display import run_listing, runs_table
+
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     found = list_runs(runs_dir)
+    if as_json:
+        print_json_lines(run_listing(run) for run in found)
+        return
     if not found:
         console.print(f"no runs in {runs_dir}")
         return
-    from .display import runs_table
-
-    console.print(runs_table(found))
+    console.print(runs_table(found, console.width), crop=False)
 
 
 @app.command()
-def recipes() -> None:
+def recipes(as_json: bool = AsJsonLines) -> None:
     """List the built-in recipes."""
-    table = Table(title="built-in recipes")
-    table.add_column("name")
-    table.add_column("description")
     groups = recipe_groups(builtin_recipes())
+    if as_json:
+        print_json_lines(
+            {"name": name, "group": title, "description": load_recipe(path).description, "path": str(path)}
+            for title, group in groups
+            for name, path in group.items()
+        )
+        return
+    table = Table(title="built-in recipes")
+    table.add_column("name", no_wrap=True)  # what `train` takes: never cut or folded
+    table.add_column("description")
     for index, (title, group) in enumerate(groups):
         if len(groups) > 1:  # a title row over each group, a line between groups
             table.add_row(Text(title or "other recipes", style="bold"), "")
