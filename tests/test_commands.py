@@ -74,3 +74,26 @@ def test_torchrun_reads_its_options_and_each_process_runs_the_trainer_command_wi
     name, params = parsed(["-m", args.training_script, *args.training_script_args])
     assert name == "resume" and params["nproc"] is None
     assert (params["device"], params["max_steps"], params["threads"], params["quiet"]) == ("cpu", 50, 2, True)
+
+
+def test_train_and_resume_take_the_trainer_options_and_hand_the_node_options_over_as_one_rendezvous(
+    tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import workbench.cli.main as main
+    from workbench.engine.recipe import load_recipe
+
+    run = RunFolder.create(tmp_path, load_recipe("reverse"), "r")
+    seen = {}
+    monkeypatch.setattr(
+        main, "_train", lambda command, rendezvous, headless: seen.update(c=command, r=rendezvous)
+    )
+    node = ["--nnodes", "2", "--node-rank", "1", "--master-addr", "box1", "--master-port", "29501"]
+    result = CliRunner().invoke(app, ["resume", str(run.path), "--threads", "2", "--nproc", "3", *node])
+    assert result.exit_code == 0, result.output
+    assert seen["r"] == Rendezvous(2, 1, "box1", 29501) and (seen["c"].threads, seen["c"].nproc) == (2, 3)
+    group = typer.main.get_command(app)
+    train, resume = ({p.name for p in group.commands[name].params} for name in ("train", "resume"))
+    torchrun = {"threads", "nproc", "nnodes", "node_rank", "master_addr", "master_port", "rdzv_endpoint"}
+    assert torchrun <= train & resume

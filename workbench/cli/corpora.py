@@ -17,7 +17,7 @@ from workbench.engine.data.progress import ProgressLine
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, load_recipe
 
 from .fitted_table import Column, fitted_table
-from .options import RunsDir, runs_dir_option
+from .options import Overrides, RunsDir, runs_dir_option
 
 if TYPE_CHECKING:
     from workbench.engine.data.prepare import PreparedCorpus
@@ -62,7 +62,7 @@ def prepare_command(
     ctx: typer.Context,
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
     runs_dir: Path | None = RunsDir,
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    overrides: list[str] = Overrides,
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Processes that encode (default: all cores)."
     ),
