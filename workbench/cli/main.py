@@ -25,6 +25,7 @@ from workbench.engine.recipe import (
 )
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 from workbench.jobs.commands import Rendezvous, TrainerCommand
+from workbench.jobs.metric_format import metric
 
 from .bench import Precision, bench_app
 from .corpora import cache_command, prepare_command, prepare_corpus
@@ -403,10 +404,10 @@ def evaluate(
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("signature")
-    table.add_row("BLEU", f"{s.bleu:.2f}", s.bleu_signature)
-    table.add_row("chrF", f"{s.chrf:.2f}", s.chrf_signature)
-    table.add_row("exact", f"{s.exact:.1%}", "")
-    table.add_row("accuracy", "—" if accuracy is None else f"{accuracy:.1%}", "tokens, teacher-forced")
+    table.add_row("BLEU", metric("bleu", s.bleu), s.bleu_signature)
+    table.add_row("chrF", metric("chrf", s.chrf), s.chrf_signature)
+    table.add_row("exact", metric("exact", s.exact), "")
+    table.add_row("accuracy", metric("accuracy", accuracy), "tokens, teacher-forced")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
 
