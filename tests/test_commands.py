@@ -110,3 +110,26 @@ def test_a_train_command_line_is_one_the_cli_reads_back_to_the_same_values(comma
 def test_the_trainer_of_a_train_command_trains_its_run_with_its_device_processes_and_limits():
     command = TrainCommand("dates-en-fr", device="cpu", max_steps=300, max_minutes=1.5, threads=2, nproc=2)
     assert command.trainer(RUN) == TrainerCommand(RUN, "cpu", 300, 1.5, threads=2, nproc=2)
+
+
+def test_train_and_resume_take_the_trainer_options_and_hand_the_node_options_over_as_one_rendezvous(
+    tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    import workbench.cli.main as main
+    from workbench.engine.recipe import load_recipe
+
+    run = RunFolder.create(tmp_path, load_recipe("reverse"), "r")
+    seen = {}
+    monkeypatch.setattr(
+        main, "_train", lambda command, rendezvous, headless: seen.update(c=command, r=rendezvous)
+    )
+    node = ["--nnodes", "2", "--node-rank", "1", "--master-addr", "box1", "--master-port", "29501"]
+    result = CliRunner().invoke(app, ["resume", str(run.path), "--threads", "2", "--nproc", "3", *node])
+    assert result.exit_code == 0, result.output
+    assert seen["r"] == Rendezvous(2, 1, "box1", 29501) and (seen["c"].threads, seen["c"].nproc) == (2, 3)
+    group = typer.main.get_command(app)
+    train, resume = ({p.name for p in group.commands[name].params} for name in ("train", "resume"))
+    torchrun = {"threads", "nproc", "nnodes", "node_rank", "master_addr", "master_port", "rdzv_endpoint"}
+    assert torchrun <= train & resume

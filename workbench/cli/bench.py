@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from workbench.engine.recipe import RecipeError, load_recipe
+from workbench.engine.recipe import PRECISIONS, RecipeError, load_recipe
+
+from .options import Overrides, RecipeArgument, device_option
 
 bench_app = typer.Typer(
     help=(
@@ -25,6 +27,7 @@ console = Console()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 AsJson = typer.Option(False, "--json", help="One JSON line on standard output instead of a table.")
+Quiet = typer.Option(False, "--quiet", help="No progress lines on standard error.")
 
 
 def _progress(quiet: bool) -> Any:
@@ -32,19 +35,19 @@ def _progress(quiet: bool) -> Any:
 
 
 Precision = typer.Option(
-    None, "--precision", help="fp32 | bf16 | int8 (default: the recipe's decoding.precision)."
+    None, "--precision", help=f"{' | '.join(PRECISIONS)} (default: the recipe's decoding.precision)."
 )
 
 
 @bench_app.command("train")
 def train(
-    recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),
+    recipe: str = RecipeArgument,
     seconds: float = typer.Option(30.0, "--seconds", min=0.1, help="How long to time training steps."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    overrides: list[str] = Overrides,
+    device: str = device_option("auto"),
     warmup_steps: int = typer.Option(5, "--warmup-steps", min=0, help="Untimed steps first."),
     peak_seconds: float = typer.Option(0.5, "--peak-seconds", min=0.01, help="Matmul peak: time a shape."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    quiet: bool = Quiet,
     as_json: bool = AsJson,
 ) -> None:
     """Time the real training step on a recipe: tokens/s, model FLOP/s and MFU (fraction of matmul peak)."""
@@ -78,9 +81,9 @@ def decode(
         None, "--batch-sentences", min=1, help="Valid sentences translated in batches (default: all)."
     ),
     precision: str | None = Precision,
-    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    device: str = device_option("cpu"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: recipe's)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    quiet: bool = Quiet,
     as_json: bool = AsJson,
 ) -> None:
     """Time decoding: single-sentence latency p50/p95 and batch sentences/s, greedy and beam."""
@@ -113,9 +116,9 @@ def data(
     ),
     pairs: int = typer.Option(1_000_000, "--pairs", min=1000, help="Pairs in the generated corpus."),
     workdir: Path | None = typer.Option(None, "--workdir", help="Where the corpus and runs go (kept)."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    overrides: list[str] = Overrides,
     nproc: bool = typer.Option(True, "--nproc/--no-nproc", help="Also measure train --nproc 2."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    quiet: bool = Quiet,
     as_json: bool = AsJson,
 ) -> None:
     """Start-up cost of a large corpus: seconds to the first step and peak memory, cold and cached."""
@@ -148,10 +151,10 @@ def data(
 
 @bench_app.command("profile")
 def profile(
-    recipe: str = typer.Argument(..., help="A built-in recipe name or a recipe .toml file."),
+    recipe: str = RecipeArgument,
     steps: int = typer.Option(20, "--steps", min=1, help="Profiled training steps."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    overrides: list[str] = Overrides,
+    device: str = device_option("auto"),
     warmup_steps: int = typer.Option(5, "--warmup-steps", min=0, help="Unprofiled steps first."),
     as_json: bool = AsJson,
 ) -> None:
@@ -197,11 +200,11 @@ def ui(
         0.08, "--key-interval", min=0.0, help="Seconds between keystrokes (0.08: a quick typist)."
     ),
     train: bool = typer.Option(True, "--train/--no-train", help="Train a copy of the run meanwhile."),
-    device: str = typer.Option("cpu", "--device", help="The trainer's device: auto | cpu | cuda"),
+    device: str = device_option("cpu", "The trainer's device: "),
     system: bool = typer.Option(
         True, "--system/--no-system", help="The app reads the machine for the system view, as in use."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress lines on standard error."),
+    quiet: bool = Quiet,
     as_json: bool = AsJson,
 ) -> None:
     """The TUI while a trainer runs: event-loop lag p50/p99 and keystroke-to-translation p50/p95.

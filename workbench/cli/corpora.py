@@ -11,19 +11,21 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.data.progress import ProgressLine
 from workbench.engine.recipe import DEFAULT_RECIPE, Recipe, load_recipe
 
-from .options import RunsDir, runs_dir_option
+from .fitted_table import Column, fitted_table
+from .options import Overrides, RunsDir, runs_dir_option
 
 if TYPE_CHECKING:
     from workbench.engine.data.prepare import PreparedCorpus
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
 def prepare_corpus(recipe: Recipe, runs_dir: Path, threads: int | None = None) -> PreparedCorpus:
     """The recipe's corpus from the runs folder's corpus cache, prepared now if need be, with each phase
     shown on stderr."""
@@ -60,7 +62,7 @@ def prepare_command(
     ctx: typer.Context,
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
     runs_dir: Path | None = RunsDir,
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
+    overrides: list[str] = Overrides,
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Processes that encode (default: all cores)."
     ),
@@ -118,25 +120,26 @@ def cache_command(
     if not entries:
         console.print(f"the corpus cache {cache.folder} is empty")
         return
-    wide = console.width >= 110  # the token count and the date only where they fit: never cut a key
-    table = Table(title=f"corpus cache: {cache.folder}", title_justify="left")
-    table.add_column("key", no_wrap=True, min_width=16)
-    table.add_column("corpus", ratio=1)
-    for column in ("train", "valid", *(("tokens",) if wide else ()), "size"):
-        table.add_column(column, justify="right", no_wrap=True)
-    if wide:
-        table.add_column("created", no_wrap=True)
+    columns = [
+        Column("key"),
+        Column("corpus", wrap=True),
+        *(
+            Column(title, drop, "right")
+            for title, drop in (("train", 1), ("valid", 2), ("tokens", 4), ("size", 3))
+        ),
+        Column("created", 5),
+    ]
+    rows = []
     for entry in entries:
         facts = _facts(entry.manifest)
+        size = _size(entry.bytes)
         if entry.manifest is None:
-            cells = ["damaged or half-built: rebuilt when next used", "", "", *([""] if wide else [])]
-            table.add_row(entry.key, *cells, _size(entry.bytes), *([""] if wide else []))
+            rows.append([entry.key, "damaged or half-built: rebuilt when next used", "", "", "", size, ""])
             continue
-        counts = [f"{facts['train']:,}", f"{facts['valid']:,}", *([f"{facts['tokens']:,}"] if wide else [])]
-        table.add_row(
-            entry.key, facts["label"], *counts, _size(entry.bytes), *([facts["created"]] if wide else [])
-        )
-    console.print(table)
+        counts = [f"{facts[name]:,}" for name in ("train", "valid", "tokens")]
+        rows.append([entry.key, facts["label"], *counts, size, facts["created"]])
+    table = fitted_table(columns, rows, console.width, f"corpus cache: {cache.folder}")
+    console.print(table, crop=False)
     n = len(entries)
     console.print(
         f"{n} entr{'y' if n == 1 else 'ies'}, {_size(sum(e.bytes for e in entries))}", highlight=False

@@ -11,9 +11,22 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench.engine.run_folder import PROCESS_DIED, RunFolder, eta_seconds
+from workbench.jobs.metric_format import MISSING, metric
+
+from .fitted_table import Column, fitted_table
 
 if TYPE_CHECKING:
     from workbench.engine.translator import Translation
+
+
+# A validation's scores in headless progress: key, label.
+VALID_SCORES = (
+    ("loss", "loss"),
+    ("accuracy", "accuracy"),
+    ("bleu", "BLEU"),
+    ("chrf", "chrF"),
+    ("exact", "exact"),
+)
 
 
 class TrainingDisplay:
@@ -61,10 +74,8 @@ class TrainingDisplay:
                 self.console.print(f"step {record['step']}: {info}  {eta}".rstrip())
                 self.last_plain = time.monotonic()
         elif kind == "valid" and not self.quiet:
-            self.console.print(
-                f"valid step {record['step']}: loss {record['loss']:.3f}  accuracy {record['accuracy']:.1%}  "
-                f"BLEU {record['bleu']:.2f}  chrF {record['chrf']:.2f}  exact {record['exact']:.1%}"
-            )
+            scores = "  ".join(f"{label} {metric(key, record.get(key))}" for key, label in VALID_SCORES)
+            self.console.print(f"valid step {record['step']}: {scores}")
 
 
 def clock(seconds: float) -> str:
@@ -95,30 +106,57 @@ def _cell(weight: float, color: bool) -> Text:
     return Text(label, style=f"{fg} on rgb({level},{level // 3},{255 - level})" if weight >= 0.005 else "dim")
 
 
-def runs_table(runs: list[RunFolder]) -> Table:
-    """One row per run: its name, recipe, state, step and best validation score."""
-    table = Table(title="runs")
-    for column in ("name", "recipe", "state", "step", "best", "started"):
-        table.add_column(column)
-    for run in runs:
-        status = run.status()
-        best = _best_valid(run)
-        started = status.get("started")
-        table.add_row(
-            run.name,
-            _recipe_name(run),
-            _state(status),
-            str(status.get("step", 0)),
-            best,
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(started)) if started else "",
-        )
-    return table
+# The runs table's columns: key, title, justify, where the terminal is narrow the order they are left
+# out in (the highest first; the run's name never: `resume`, `decode` and `control` take it).
+RUNS_COLUMNS = (
+    ("name", "name", "left", 0),
+    ("recipe", "recipe", "left", 5),
+    ("state", "state", "left", 1),
+    ("step", "step", "right", 3),
+    ("bleu", "BLEU", "right", 2),
+    ("exact", "exact", "right", 4),
+    ("started", "started", "left", 6),
+)
 
 
-def _state(status: dict) -> str:
-    """The run's state; a run read as failed because its trainer is gone says so (its file says running)."""
-    state = str(status.get("state", "?"))
-    return f"{state} (the process died)" if status.get("reason") == PROCESS_DIED else state
+def run_listing(run: RunFolder) -> dict[str, Any]:
+    """A run as `runs` lists it: every column as a plain value (`runs --json`); BLEU and exact match are
+    those of its validation with the best BLEU."""
+    status = run.status()
+    records, _ = run.read_metrics()
+    valid = [r for r in records if r.get("kind") == "valid"]
+    best = max(valid, key=lambda r: (r.get("bleu", 0), r.get("exact", 0))) if valid else {}
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "recipe": _recipe_name(run),
+        "state": status.get("state", "?"),
+        "reason": status.get("reason"),
+        "step": status.get("step", 0),
+        "bleu": best.get("bleu"),
+        "exact": best.get("exact"),
+        "started": status.get("started"),
+    }
+
+
+def runs_table(runs: list[RunFolder], width: int) -> Table:
+    """One row per run, in the columns that fit in `width`: name, recipe, state, step, the best
+    validation's BLEU and exact match, when it started."""
+    listings = [run_listing(run) for run in runs]
+    columns = [Column(title, drop, justify) for _, title, justify, drop in RUNS_COLUMNS]
+    rows = [[_runs_cell(key, listing) for key, *_ in RUNS_COLUMNS] for listing in listings]
+    return fitted_table(columns, rows, width, title="runs")
+
+
+def _runs_cell(key: str, listing: dict[str, Any]) -> str:
+    value = listing[key]
+    if key in ("bleu", "exact"):
+        return metric(key, value)
+    if key == "started":
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value else MISSING
+    if key == "state" and listing["reason"] == PROCESS_DIED:  # read as failed: its file says running
+        return f"{value} (the process died)"
+    return str(value)
 
 
 def _recipe_name(run: RunFolder) -> str:
@@ -126,12 +164,3 @@ def _recipe_name(run: RunFolder) -> str:
         return run.recipe().name
     except ValueError:
         return "?"
-
-
-def _best_valid(run: RunFolder) -> str:
-    records, _ = run.read_metrics()
-    valid = [r for r in records if r.get("kind") == "valid"]
-    if not valid:
-        return ""
-    best = max(valid, key=lambda r: (r.get("bleu", 0), r.get("exact", 0)))
-    return f"BLEU {best['bleu']:.1f}, exact {best['exact']:.0%}"

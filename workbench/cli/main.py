@@ -25,13 +25,24 @@ from workbench.engine.recipe import (
 )
 from workbench.engine.run_folder import CONTROL_COMMANDS, RunFolder, RunFolderError, list_runs
 from workbench.jobs.commands import Rendezvous, TrainerCommand
+from workbench.jobs.metric_format import metric
 
 from .bench import Precision, bench_app
 from .corpora import cache_command, prepare_command, prepare_corpus
 from .openmp import release_thread_binding
-from .options import RunArgument, RunsDir, run_path, runs_dir_flag
+from .options import (
+    AsJsonLines,
+    Overrides,
+    RunArgument,
+    RunsDir,
+    device_option,
+    print_json_lines,
+    run_path,
+    runs_dir_flag,
+)
 from .sweep import compare, sweep, sweep_runner
 from .system import system
+from .trainer_options import MaxMinutes, MaxSteps, with_trainer_options
 
 # torch is imported by the commands that need it, so that `s2s-bench` draws its first screen at once.
 
@@ -47,23 +58,7 @@ app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, never cut mid-word
 
-Device = typer.Option("auto", "--device", help="auto | cpu | cuda")
-# Several processes (torchrun); the multi-node options are torchrun's own, passed through.
-Nproc = typer.Option(
-    None, "--nproc", min=1, help="Processes on this machine, through torchrun: one per GPU, or N on the CPU."
-)
-Nnodes = typer.Option(1, "--nnodes", min=1, help="Machines taking part (torchrun --nnodes).")
-NodeRank = typer.Option(0, "--node-rank", min=0, help="This machine's rank among them (torchrun).")
-MasterAddr = typer.Option(None, "--master-addr", help="Address of the node of rank 0 (torchrun).")
-MasterPort = typer.Option(None, "--master-port", help="A free port on that node (torchrun).")
-RdzvEndpoint = typer.Option(None, "--rdzv-endpoint", help="host:port of a c10d rendezvous (torchrun).")
-Threads = typer.Option(
-    None,
-    "--threads",
-    min=1,
-    help="CPU threads for this process (overrides training.threads, not recipe.toml).",
-)
-
+Device = device_option("auto")
 DecodeThreads = typer.Option(
     None, "--threads", min=1, help="CPU threads (default: one per idle core, as training.threads = 0)."
 )
@@ -85,25 +80,21 @@ def _option(ctx: typer.Context, name: str, value, default=None):
 
 
 @app.command()
+@with_trainer_options
 def train(
     ctx: typer.Context,
     recipe: str = typer.Argument(DEFAULT_RECIPE, help="A built-in recipe name or a recipe .toml file."),
     runs_dir: Path | None = RunsDir,
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: recipe name and time)."),
     device: str = Device,
-    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
-    max_minutes: float | None = typer.Option(
-        None, "--max-minutes", min=0.01, help="Train at most this long."
-    ),
+    overrides: list[str] = Overrides,
+    max_steps: int | None = MaxSteps,
+    max_minutes: float | None = MaxMinutes,
     headless: bool = typer.Option(False, "--headless", help="No dashboard: progress on the terminal."),
-    threads: int | None = Threads,
-    nproc: int | None = Nproc,
-    nnodes: int = Nnodes,
-    node_rank: int = NodeRank,
-    master_addr: str | None = MasterAddr,
-    master_port: int | None = MasterPort,
-    rdzv_endpoint: str | None = RdzvEndpoint,
+    *,
+    threads: int | None,
+    nproc: int | None,
+    rendezvous: Rendezvous,
 ) -> None:
     """Start a run from a recipe."""
     from workbench.engine.devices import resolve_device
@@ -111,8 +102,7 @@ def train(
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     resolved = load_recipe(recipe, overrides)
     resolve_device(device)
-    rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
-    if nnodes > 1 and not name:
+    if rendezvous.nnodes > 1 and not name:
         raise UserError(
             "--nnodes: give the run a --name, the same on every node, so that they share its folder"
         )
@@ -167,29 +157,24 @@ def _wait_for_run(path: Path, seconds: float = 120.0) -> RunFolder:
 
 
 @app.command()
+@with_trainer_options
 def resume(
     ctx: typer.Context,
     run: Path = RunArgument,
     runs_dir: Path | None = RunsDir,
     device: str = Device,
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Train until this step."),
-    max_minutes: float | None = typer.Option(
-        None, "--max-minutes", min=0.01, help="Train at most this long."
-    ),
+    max_steps: int | None = MaxSteps,
+    max_minutes: float | None = MaxMinutes,
     headless: bool = typer.Option(True, "--headless/--dashboard", help="Progress here, or the dashboard."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress output (background trainers)."),
-    threads: int | None = Threads,
-    nproc: int | None = Nproc,
-    nnodes: int = Nnodes,
-    node_rank: int = NodeRank,
-    master_addr: str | None = MasterAddr,
-    master_port: int | None = MasterPort,
-    rdzv_endpoint: str | None = RdzvEndpoint,
+    *,
+    threads: int | None,
+    nproc: int | None,
+    rendezvous: Rendezvous,
 ) -> None:
     """Continue a run from its last checkpoint: steps, schedule, optimizer and data order carry on."""
     folder = RunFolder.open(run_path(ctx, run, runs_dir))
     command = TrainerCommand(folder, device, max_steps, max_minutes, threads, nproc, quiet)
-    rendezvous = Rendezvous(nnodes, node_rank, master_addr, master_port, rdzv_endpoint)
     _train(command, rendezvous, headless)
 
 
@@ -258,7 +243,7 @@ def decode(
     attention: bool = typer.Option(False, "--attention", help="Print the alignment as a coloured grid."),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     precision: str | None = Precision,
-    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    device: str = device_option("cpu"),
     threads: int | None = DecodeThreads,
 ) -> None:
     """Translate standard input, one sentence a line, to standard output."""
@@ -354,7 +339,7 @@ def evaluate(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best | last | averaged"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
     precision: str | None = Precision,
-    device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda"),
+    device: str = device_option("cpu"),
     threads: int | None = DecodeThreads,
 ) -> None:
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
@@ -419,10 +404,10 @@ def evaluate(
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("signature")
-    table.add_row("BLEU", f"{s.bleu:.2f}", s.bleu_signature)
-    table.add_row("chrF", f"{s.chrf:.2f}", s.chrf_signature)
-    table.add_row("exact", f"{s.exact:.1%}", "")
-    table.add_row("accuracy", "—" if accuracy is None else f"{accuracy:.1%}", "tokens, teacher-forced")
+    table.add_row("BLEU", metric("bleu", s.bleu), s.bleu_signature)
+    table.add_row("chrF", metric("chrf", s.chrf), s.chrf_signature)
+    table.add_row("exact", metric("exact", s.exact), "")
+    table.add_row("accuracy", metric("accuracy", accuracy), "tokens, teacher-forced")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
 
@@ -438,25 +423,35 @@ def _read_lines(path: Path) -> list[str]:
 
 
 @app.command()
-def runs(ctx: typer.Context, runs_dir: Path | None = RunsDir) -> None:
+def runs(ctx: typer.Context, runs_dir: Path | None = RunsDir, as_json: bool = AsJsonLines) -> None:
     """List the runs in the runs folder."""
+    from .display import run_listing, runs_table
+
     runs_dir = _option(ctx, "runs_dir", runs_dir, Path("runs"))
     found = list_runs(runs_dir)
+    if as_json:
+        print_json_lines(run_listing(run) for run in found)
+        return
     if not found:
         console.print(f"no runs in {runs_dir}")
         return
-    from .display import runs_table
-
-    console.print(runs_table(found))
+    console.print(runs_table(found, console.width), crop=False)
 
 
 @app.command()
-def recipes() -> None:
+def recipes(as_json: bool = AsJsonLines) -> None:
     """List the built-in recipes."""
-    table = Table(title="built-in recipes")
-    table.add_column("name")
-    table.add_column("description")
     groups = recipe_groups(builtin_recipes())
+    if as_json:
+        print_json_lines(
+            {"name": name, "group": title, "description": load_recipe(path).description, "path": str(path)}
+            for title, group in groups
+            for name, path in group.items()
+        )
+        return
+    table = Table(title="built-in recipes")
+    table.add_column("name", no_wrap=True)  # what `train` takes: never cut or folded
+    table.add_column("description")
     for index, (title, group) in enumerate(groups):
         if len(groups) > 1:  # a title row over each group, a line between groups
             table.add_row(Text(title or "other recipes", style="bold"), "")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,25 +15,30 @@ from rich.text import Text
 
 from workbench.engine.errors import UserError
 from workbench.engine.run_folder import RunFolder
-from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, compare_runs, sort_rows
+from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, column_titles, compare_runs, sort_rows
+from workbench.jobs.metric_format import column_text, value_text
 from workbench.jobs.sweep import load_sweep
 from workbench.jobs.sweep_queue import SweepProgress, SweepQueue, list_sweeps, queue_sweep
 
 from .corpora import prepare_corpus
-from .options import RunsDir, run_path, runs_dir_flag, runs_dir_option
+from .fitted_table import Cell, Column, fitted_table
+from .options import AsJsonLines, RunsDir, print_json_lines, run_path, runs_dir_flag, runs_dir_option
 
 ASK_ABOVE = 64  # runs; a larger sweep asks first
-HEADERS = {
-    "bleu": "BLEU",
-    "chrf": "chrF",
-    "accuracy": "accuracy",
-    "loss": "valid loss",
-    "steps": "steps",
-    "seconds": "time",
-    "tokens_per_s": "tok/s",
-    "peak_memory_mb": "peak MB",
-    "state": "state",
+# Where the terminal is too narrow for the compare table, its columns are left out in this order, the
+# highest first: the run's name never, BLEU last (a sweep's run names hold their varied values).
+DROP = {
+    "bleu": 1,
+    "state": 3,
+    "loss": 4,
+    "chrf": 5,
+    "accuracy": 6,
+    "steps": 7,
+    "seconds": 8,
+    "tokens_per_s": 9,
+    "peak_memory_mb": 10,
 }
+VARIED_DROP = 2
 
 console = Console(soft_wrap=True)  # a line with a path is never cut: a script or a copy takes it whole
 
@@ -60,6 +64,7 @@ def sweep(
     yes: bool = typer.Option(
         False, "--yes", help=f"Queue a sweep of more than {ASK_ABOVE} runs without asking."
     ),
+    as_json: bool = AsJsonLines,
     runs_dir: Path | None = RunsDir,
 ) -> None:
     """Queue every run of a sweep and train them in the background; with no file, list the sweeps."""
@@ -67,6 +72,8 @@ def sweep(
     device_list = _devices(devices)
     if sum(bool(x) for x in (file, resume, stop)) > 1:
         raise UserError("give one of a sweep file, --resume NAME and --stop NAME")
+    if as_json and (file or resume or stop):
+        raise UserError("--json lists the sweeps: give it without a sweep file, --resume or --stop")
     if stop:
         _stop(SweepQueue.open(runs_dir, stop))
         return
@@ -76,7 +83,7 @@ def sweep(
         _resume(SweepQueue.open(runs_dir, resume), parallel, device_list)
         return
     if not file:
-        _list(runs_dir)
+        _list(runs_dir, as_json)
         return
     loaded = load_sweep(file, overrides)
     points = loaded.points()
@@ -180,22 +187,27 @@ def _runner_text(queue: SweepQueue, progress: SweepProgress) -> str:
     return "running" if alive else "done" if progress.complete else "not running"
 
 
-def _list(runs_dir: Path) -> None:
+def _list(runs_dir: Path, as_json: bool) -> None:
     queues = list_sweeps(runs_dir)
+    if as_json:
+        print_json_lines(
+            {"name": q.name, **dataclasses.asdict(p), "runner": _runner_text(q, p)}
+            for q, p in ((q, q.progress()) for q in queues)
+        )
+        return
     if not queues:
         console.print(
             f"no sweeps in {runs_dir}; queue one with: s2s-bench sweep FILE{runs_dir_flag(runs_dir)}"
         )
         return
-    table = Table(title="sweeps")
-    for column in ("name", "runs", "progress", "runner"):
-        table.add_column(column)
+    columns = [Column("name"), Column("runs", 2, "right"), Column("progress", wrap=True), Column("runner", 1)]
+    rows = []
     for queue in queues:
         progress = queue.progress()
-        table.add_row(
-            queue.name, str(progress.total), _progress_text(progress), _runner_text(queue, progress)
+        rows.append(
+            [queue.name, str(progress.total), _progress_text(progress), _runner_text(queue, progress)]
         )
-    console.print(table)
+    console.print(fitted_table(columns, rows, console.width, "sweeps"))
 
 
 def sweep_runner(
@@ -214,7 +226,7 @@ def compare(
     runs: list[Path] | None = typer.Argument(None, help="Runs to compare: names or folders."),
     sweep_name: str | None = typer.Option(None, "--sweep", help="Compare the runs of this sweep."),
     sort: str | None = typer.Option(None, "--sort", help="Sort by a metric (best first) or a varied key."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object a line per run."),
+    as_json: bool = AsJsonLines,
     runs_dir: Path | None = RunsDir,
 ) -> None:
     """One table of runs: the recipe keys they differ in, their best validation scores, speed and state."""
@@ -231,14 +243,14 @@ def compare(
     if sort:
         comparison.rows = sort_rows(comparison.rows, sort)
     if as_json:
-        for row in comparison.rows:
-            print(json.dumps(row.as_dict(), ensure_ascii=False))
+        print_json_lines(row.as_dict() for row in comparison.rows)
         return
     console.print(
         comparison_table(
             comparison,
             title=f"sweep {queue.name}" if queue else "runs",
             marks=not (console.is_terminal and not console.no_color),
+            width=console.width,
         )
     )
     if queue is not None:
@@ -246,51 +258,27 @@ def compare(
         console.print(f"{_progress_text(progress)}; runner {_runner_text(queue, progress)}")
 
 
-def comparison_table(comparison: Comparison, title: str, marks: bool) -> Table:
-    """The comparison as a table; each metric column's best cell bold green (and marked * in plain text)."""
-    table = Table(title=title, caption="* best in its column" if marks else None)
-    # a run's name is what `control`, `decode` and `resume` take: never cut it short
-    table.add_column(
-        "run", no_wrap=True, min_width=max((len(row.name) for row in comparison.rows), default=3)
-    )
-    for key in comparison.varied:
-        table.add_column(key)
-    for column in COLUMNS:
-        table.add_column(HEADERS[column], justify="left" if column == "state" else "right")
+def comparison_table(comparison: Comparison, title: str, marks: bool, width: int) -> Table:
+    """The comparison as a table of the columns that fit in `width`; each metric column's best cell bold
+    green (and marked * in plain text). A run's name is what `control`, `decode` and `resume` take: it is
+    never cut short."""
+    varied = comparison.varied
+    titles = column_titles(["run", *varied, *COLUMNS])
+    columns = [
+        Column(titles["run"]),
+        *(Column(titles[key], drop=VARIED_DROP) for key in varied),
+        *(Column(titles[key], DROP[key], "left" if key == "state" else "right") for key in COLUMNS),
+    ]
     best = {metric: comparison.best(metric) for metric in METRICS}
+    rows = []
     for row in comparison.rows:
-        cells: list[Any] = [row.name, *(_value(row.values.get(k)) for k in comparison.varied)]
+        cells: list[Cell] = [row.name, *(value_text(row.values.get(k)) for k in varied)]
         for column in COLUMNS:
             value = getattr(row, column)
-            text = _format(column, value)
+            text = column_text(column, value)
             if column in METRICS and value is not None and value == best[column] and len(comparison.rows) > 1:
                 cells.append(Text(text + ("*" if marks else ""), style="bold green"))
             else:
                 cells.append(text + (" " if marks and column in METRICS and value is not None else ""))
-        table.add_row(*cells)
-    return table
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "" if value is None else str(value)
-
-
-def _format(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if column in ("bleu", "chrf"):
-        return f"{value:.2f}"
-    if column == "accuracy":
-        return f"{value:.1%}"
-    if column == "loss":
-        return f"{value:.3g}"
-    if column == "seconds":
-        minutes, seconds = divmod(round(value), 60)
-        return f"{minutes}:{seconds:02d}"
-    if column in ("tokens_per_s", "peak_memory_mb"):
-        return f"{value:,.0f}"
-    return str(value)
+        rows.append(cells)
+    return fitted_table(columns, rows, width, title, caption="* best in its column" if marks else "")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 
 import typer
 from rich.console import Console, Group
-from rich.table import Table
 
 from workbench.engine.system_monitor import (
     GPU_COLUMNS,
@@ -20,6 +21,7 @@ from workbench.engine.system_monitor import (
     process_rows,
 )
 
+from .fitted_table import Column, fitted_table
 from .options import RunsDir, runs_dir_option
 
 console = Console()
@@ -29,11 +31,14 @@ CPU_WINDOW_S = 0.5  # CPU shares are measured between two readings
 def system(
     ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="Print one reading as text and exit (no workbench)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one reading as JSON (every value, unformatted) and exit."
+    ),
     runs_dir: Path | None = RunsDir,
 ) -> None:
     """The system view: each GPU (NVML) and the host, and the processes of every run training here."""
     runs_dir = runs_dir_option(ctx, runs_dir)
-    if not once:
+    if not (once or as_json):
         from .main import _open_tui
 
         _open_tui(runs_dir=runs_dir, mode="system")
@@ -43,25 +48,37 @@ def system(
     pids = [pid for run in runs for pid in run.pids]
     monitor.read(pids)
     time.sleep(CPU_WINDOW_S)
-    console.print(system_view(monitor.read(pids), runs))
+    reading = monitor.read(pids)
     monitor.close()
+    if as_json:
+        print(
+            json.dumps(
+                {"reading": dataclasses.asdict(reading), "runs": [dataclasses.asdict(r) for r in runs]}
+            )
+        )
+        return
+    console.print(system_view(reading, runs, console.width), crop=False)
 
 
-def system_view(reading: SystemReading, runs: list[LiveRun]) -> Group:
-    """The reading as two tables (devices, then trainers), with a line where there is no GPU."""
-    devices = Table(title="devices", title_justify="left")
-    for column in GPU_COLUMNS:
-        devices.add_column(column, justify="right" if column in ("busy", "temp", "power") else "left")
-    for row in gpu_rows(reading):
-        devices.add_row(*row)
-    parts: list = [devices]
+# Where the terminal is narrow, the columns left out first (the highest first); the others always show.
+DROP = {"power": 1, "temp": 2, "pid": 2, "resident": 1, "gpu memory": 3}
+
+
+def system_view(reading: SystemReading, runs: list[LiveRun], width: int) -> Group:
+    """The reading as two tables (devices, then trainers) that fit in `width`, with a line where there is
+    no GPU."""
+    devices = [
+        Column(c, DROP.get(c, 0), "right" if c in ("busy", "temp", "power") else "left", wrap=c == "name")
+        for c in GPU_COLUMNS
+    ]
+    parts: list = [fitted_table(devices, [list(row) for row in gpu_rows(reading)], width, "devices")]
     if reading.no_gpu:
         parts.append(reading.no_gpu)
-    trainers = Table(title="trainers", title_justify="left")
-    for column in PROCESS_COLUMNS:
-        trainers.add_column(column, justify="left" if column in ("run", "device") else "right")
-    rows = process_rows(reading, runs)
-    for row in rows:
-        trainers.add_row(*row)
-    parts.append(trainers if rows else "no run is training on this machine")
+    trainers = [
+        Column(c, DROP.get(c, 0), "left" if c in ("run", "device") else "right") for c in PROCESS_COLUMNS
+    ]
+    rows = [list(row) for row in process_rows(reading, runs)]
+    parts.append(
+        fitted_table(trainers, rows, width, "trainers") if rows else "no run is training on this machine"
+    )
     return Group(*parts)

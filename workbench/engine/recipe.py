@@ -22,18 +22,20 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from workbench.engine.data import DATA_SOURCES, FILE_KINDS
 from workbench.engine.errors import UserError
 from workbench.engine.schedules import LR_SCHEDULES, SCHEDULED_SAMPLING
+from workbench.engine.tokenizers import TOKENIZERS
 
 
 class RecipeError(UserError):
     """A recipe that cannot be used; the message names the file and the key."""
 
 
-# The names of each choice a recipe offers, for the checks below. Where the choice is built in torch code,
-# its registry there (name -> builder) holds the same names (tests/test_options.py): a recipe loads
+# The names of each choice a recipe offers, for the checks below: a registry's (name -> builder) where it
+# imports without torch (data.DATA_SOURCES, tokenizers.TOKENIZERS, the schedules'); where the choice is
+# built in torch code, its registry there holds the same names (tests/test_options.py): a recipe loads
 # without importing torch.
-DATA_KINDS = ("dates", "numbers", "reverse", "copy", "sort", "folder", "files", "tsv", "hf")
 CELLS = ("gru", "lstm", "rnn")  # encoders.RNN_CLASSES, decoders.CELL_CLASSES
 ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat", "cosine")  # "none", attention.SCORES
 DECODER_INITS = ("bridge", "final", "zeros")
@@ -247,8 +249,8 @@ PRECISIONS = ("fp32", "bf16", "int8")
 DEFAULT_RECIPE = "dates-en-fr"  # what `s2s-bench train` and the workbench's new-run form start from
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "data.kind": DATA_KINDS,
-    "tokenizer.kind": ("sentencepiece", "char", "word"),
+    "data.kind": tuple(DATA_SOURCES),
+    "tokenizer.kind": tuple(TOKENIZERS),
     "tokenizer.model_type": ("unigram", "bpe"),
     "model.cell": CELLS,
     "model.attention": ATTENTIONS,
@@ -525,13 +527,13 @@ def _validate(recipe: Recipe, source: str) -> None:
         "tsv": ("train_tsv",),
         "hf": ("dataset",),
     }.get(data.kind, ())
-    if data.kind not in ("folder", "files", "tsv", "hf"):
+    if data.kind not in FILE_KINDS:
         for name in ("max_pairs", "valid_fraction"):
             if getattr(data, name):
                 raise RecipeError(
-                    f"{source}: 'data.{name}' applies to corpora read from files (data.kind folder, files, "
-                    f"tsv, hf); a generated corpus ('{data.kind}') sets its sizes with data.train_size and "
-                    "data.valid_size"
+                    f"{source}: 'data.{name}' applies to corpora read from files (data.kind "
+                    f"{', '.join(FILE_KINDS)}); a generated corpus ('{data.kind}') sets its sizes with "
+                    "data.train_size and data.valid_size"
                 )
     for name in needed:
         if not getattr(data, name):

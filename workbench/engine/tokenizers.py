@@ -14,16 +14,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import sentencepiece as spm
+from typing import TYPE_CHECKING, Any
 
 from workbench.engine.atomic_files import read_json
-from workbench.engine.data import Pair
 from workbench.engine.errors import UserError
-from workbench.engine.recipe import TokenizerConfig
 from workbench.engine.special_tokens import BOS, EOS, PAD, SPECIAL_PIECES, UNK
 
-TOKENIZER_KINDS = ("sentencepiece", "char", "word")
+if TYPE_CHECKING:  # the recipe reads this module's registry (TOKENIZERS) for its checks
+    from workbench.engine.data import Pair
+    from workbench.engine.recipe import TokenizerConfig
+
 FORMAT_VERSION = 1
 SPACE_PIECE = "▁"
 # What an unknown id decodes to: sentencepiece's own surface for it, used by every tokenizer.
@@ -41,6 +41,20 @@ class Tokenizer:
     """Text <-> ids. `encode` adds no BOS/EOS; `decode` skips PAD, BOS and EOS wherever they are."""
 
     kind: str = ""
+
+    @classmethod
+    def train(cls, cfg: TokenizerConfig, sides: list[list[str]], seed: int) -> Tokenizer:
+        """A tokenizer trained on the sentences of `sides` (one side, or both for a joint vocabulary)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Path, side: str) -> Tokenizer:
+        """The `side` ("src" or "tgt") tokenizer that `save` wrote into `folder`."""
+        raise NotImplementedError
+
+    def save(self, folder: Path, side: str) -> None:
+        """Write the model or vocabulary file of `side` into `folder`."""
+        raise NotImplementedError
 
     @property
     def vocab_size(self) -> int:
@@ -69,8 +83,27 @@ class SentencePieceTokenizer(Tokenizer):
     kind = "sentencepiece"
 
     def __init__(self, model_proto: bytes) -> None:
+        import sentencepiece as spm  # here: the recipe's checks read TOKENIZERS without loading it
+
         self.model_proto = model_proto
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(cls, cfg: TokenizerConfig, sides: list[list[str]], seed: int) -> SentencePieceTokenizer:
+        return _train_sentencepiece(cfg, [sentence for texts in sides for sentence in texts], seed)
+
+    @classmethod
+    def load(cls, folder: Path, side: str) -> SentencePieceTokenizer:
+        path = folder / f"{side}.model"
+        try:
+            return cls(path.read_bytes())
+        except FileNotFoundError:
+            raise TokenizerError(f"{path}: no such file") from None
+        except RuntimeError as exc:
+            raise TokenizerError(f"{path}: not a sentencepiece model ({exc})") from None
+
+    def save(self, folder: Path, side: str) -> None:
+        (folder / f"{side}.model").write_bytes(self.model_proto)
 
     @property
     def vocab_size(self) -> int:
@@ -96,11 +129,38 @@ class SentencePieceTokenizer(Tokenizer):
 class VocabTokenizer(Tokenizer):
     """A fixed list of pieces (index = id, the four special pieces first); the base of char and word."""
 
+    noun = ""  # what its pieces are, in a summary of the vocabulary
+
     def __init__(self, vocab: list[str]) -> None:
         if tuple(vocab[: len(SPECIAL_PIECES)]) != SPECIAL_PIECES:
             raise TokenizerError(f"a vocabulary must start with {', '.join(SPECIAL_PIECES)}")
         self.vocab = vocab
         self.ids = {piece: i for i, piece in enumerate(vocab) if i >= len(SPECIAL_PIECES)}
+
+    @classmethod
+    def train(cls, cfg: TokenizerConfig, sides: list[list[str]], seed: int) -> VocabTokenizer:
+        """The special pieces, then the pieces seen at least min_freq times, most frequent first."""
+        counts: Counter[str] = Counter()
+        for texts in sides:
+            for text in texts:
+                counts.update(cls.split(text))
+        limit = cfg.vocab_size - len(SPECIAL_PIECES)
+        return cls(list(SPECIAL_PIECES) + _most_frequent(counts, cfg.min_freq, limit))
+
+    @classmethod
+    def load(cls, folder: Path, side: str) -> VocabTokenizer:
+        path = folder / f"{side}.vocab.json"
+        vocab = _read_json(path)
+        if not isinstance(vocab, list) or not all(isinstance(piece, str) for piece in vocab):
+            raise TokenizerError(f"{path}: expected a JSON list of strings")
+        try:
+            return cls(vocab)
+        except TokenizerError as exc:
+            raise TokenizerError(f"{path}: {exc}") from None
+
+    def save(self, folder: Path, side: str) -> None:
+        text = json.dumps(self.vocab, ensure_ascii=False, indent=0)
+        (folder / f"{side}.vocab.json").write_text(text + "\n", encoding="utf-8")
 
     @property
     def vocab_size(self) -> int:
@@ -133,6 +193,7 @@ class CharTokenizer(VocabTokenizer):
     """One piece per character; a space is a piece of its own, displayed as ▁."""
 
     kind = "char"
+    noun = "characters"
 
     @staticmethod
     def split(text: str) -> list[str]:
@@ -149,6 +210,7 @@ class WordTokenizer(VocabTokenizer):
     """One piece per whitespace-separated word; decode joins words with single spaces."""
 
     kind = "word"
+    noun = "words"
 
     @staticmethod
     def split(text: str) -> list[str]:
@@ -156,6 +218,12 @@ class WordTokenizer(VocabTokenizer):
 
     def join(self, pieces: list[str]) -> str:
         return " ".join(pieces)
+
+
+# tokenizer.kind: name -> its tokenizer class (train, load, save). The recipe's checks read the names.
+TOKENIZERS: dict[str, type[Tokenizer]] = {
+    cls.kind: cls for cls in (SentencePieceTokenizer, CharTokenizer, WordTokenizer)
+}
 
 
 @dataclass
@@ -167,22 +235,17 @@ class TokenizerPair:
 
 def train_tokenizers(cfg: TokenizerConfig, pairs: list[Pair], folder: Path, seed: int) -> TokenizerPair:
     """Train source and target tokenizers on `pairs` and write them into `folder`."""
-    if cfg.kind not in TOKENIZER_KINDS:
-        raise TokenizerError(f"tokenizer.kind must be one of {', '.join(TOKENIZER_KINDS)}; got {cfg.kind!r}")
+    if cfg.kind not in TOKENIZERS:
+        raise TokenizerError(f"tokenizer.kind must be one of {', '.join(TOKENIZERS)}; got {cfg.kind!r}")
     if not pairs:
         raise TokenizerError("cannot train a tokenizer on an empty corpus")
+    cls = TOKENIZERS[cfg.kind]
     sources = [src for src, _ in pairs]
     targets = [tgt for _, tgt in pairs]
-    if cfg.kind == "sentencepiece":
-        if cfg.joint:
-            src = tgt = _train_sentencepiece(cfg, sources + targets, seed)
-        else:
-            src, tgt = _train_sentencepiece(cfg, sources, seed), _train_sentencepiece(cfg, targets, seed)
+    if cfg.joint:
+        src = tgt = cls.train(cfg, [sources, targets], seed)
     else:
-        if cfg.joint:
-            src = tgt = _vocab_tokenizer(cfg, [sources, targets])
-        else:
-            src, tgt = _vocab_tokenizer(cfg, [sources]), _vocab_tokenizer(cfg, [targets])
+        src, tgt = cls.train(cfg, [sources], seed), cls.train(cfg, [targets], seed)
     tokenizers = TokenizerPair(src, tgt, cfg.joint)
     save_tokenizers(tokenizers, folder)
     return tokenizers
@@ -199,7 +262,7 @@ def vocabulary_summary(tokenizers: TokenizerPair, pairs: list[Pair], unk_percent
     src, tgt = tokenizers.src, tokenizers.tgt
     if not isinstance(src, VocabTokenizer) or not isinstance(tgt, VocabTokenizer):
         return f"{src.kind} vocabulary: {unk}"
-    noun = "words" if src.kind == "word" else "characters"
+    noun = src.noun
 
     def kept(tokenizer: VocabTokenizer, texts: list[str]) -> str:
         distinct = {piece for text in texts for piece in tokenizer.split(text)}
@@ -218,11 +281,7 @@ def save_tokenizers(tokenizers: TokenizerPair, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     kind = tokenizers.src.kind
     for side, tokenizer in (("src", tokenizers.src), ("tgt", tokenizers.tgt)):
-        if isinstance(tokenizer, SentencePieceTokenizer):
-            (folder / f"{side}.model").write_bytes(tokenizer.model_proto)
-        elif isinstance(tokenizer, VocabTokenizer):
-            text = json.dumps(tokenizer.vocab, ensure_ascii=False, indent=0)
-            (folder / f"{side}.vocab.json").write_text(text + "\n", encoding="utf-8")
+        tokenizer.save(folder, side)
     meta = {
         "format": FORMAT_VERSION,
         "kind": kind,
@@ -238,20 +297,15 @@ def save_tokenizers(tokenizers: TokenizerPair, folder: Path) -> None:
 def load_tokenizers(folder: Path) -> TokenizerPair:
     """Read the tokenizers `train_tokenizers` wrote into `folder`."""
     meta_path = folder / "tokenizer.json"
-    try:
-        meta = read_json(meta_path)
-    except FileNotFoundError:
-        raise TokenizerError(f"{meta_path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise TokenizerError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = _read_json(meta_path)
     if not isinstance(meta, dict):
         raise TokenizerError(f"{meta_path}: not a JSON object")
     if meta.get("special_ids") != SPECIAL_IDS:
         raise TokenizerError(f"{meta_path}: special ids {meta.get('special_ids')} differ from {SPECIAL_IDS}")
     kind = meta.get("kind")
-    if kind not in TOKENIZER_KINDS:
+    if kind not in TOKENIZERS:
         raise TokenizerError(f"{meta_path}: unknown tokenizer kind {kind!r}")
-    src, tgt = (_load_side(folder, side, kind) for side in ("src", "tgt"))
+    src, tgt = (TOKENIZERS[kind].load(folder, side) for side in ("src", "tgt"))
     for side, tokenizer in (("src", src), ("tgt", tgt)):
         if meta.get(f"{side}_vocab_size") != tokenizer.vocab_size:
             raise TokenizerError(
@@ -261,31 +315,19 @@ def load_tokenizers(folder: Path) -> TokenizerPair:
     return TokenizerPair(src, tgt, bool(meta.get("joint")))
 
 
-def _load_side(folder: Path, side: str, kind: str) -> Tokenizer:
-    if kind == "sentencepiece":
-        path = folder / f"{side}.model"
-        try:
-            return SentencePieceTokenizer(path.read_bytes())
-        except FileNotFoundError:
-            raise TokenizerError(f"{path}: no such file") from None
-        except RuntimeError as exc:
-            raise TokenizerError(f"{path}: not a sentencepiece model ({exc})") from None
-    path = folder / f"{side}.vocab.json"
+def _read_json(path: Path) -> Any:
+    """A tokenizer's JSON file; a TokenizerError naming it when it is missing or not JSON."""
     try:
-        vocab = read_json(path)
+        return read_json(path)
     except FileNotFoundError:
         raise TokenizerError(f"{path}: no such file") from None
     except (OSError, ValueError) as exc:
         raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(vocab, list) or not all(isinstance(piece, str) for piece in vocab):
-        raise TokenizerError(f"{path}: expected a JSON list of strings")
-    try:
-        return CharTokenizer(vocab) if kind == "char" else WordTokenizer(vocab)
-    except TokenizerError as exc:
-        raise TokenizerError(f"{path}: {exc}") from None
 
 
 def _train_sentencepiece(cfg: TokenizerConfig, sentences: list[str], seed: int) -> SentencePieceTokenizer:
+    import sentencepiece as spm
+
     spm.set_random_generator_seed(seed)
     model = io.BytesIO()
     longest = max(len(s.encode("utf-8")) for s in sentences)
@@ -320,16 +362,6 @@ def _train_sentencepiece(cfg: TokenizerConfig, sentences: list[str], seed: int) 
             ) from None
         raise TokenizerError(f"sentencepiece training failed: {exc}") from None
     return SentencePieceTokenizer(model.getvalue())
-
-
-def _vocab_tokenizer(cfg: TokenizerConfig, sides: list[list[str]]) -> VocabTokenizer:
-    cls = CharTokenizer if cfg.kind == "char" else WordTokenizer
-    counts: Counter[str] = Counter()
-    for texts in sides:
-        for text in texts:
-            counts.update(cls.split(text))
-    vocab = list(SPECIAL_PIECES) + _most_frequent(counts, cfg.min_freq, cfg.vocab_size - len(SPECIAL_PIECES))
-    return cls(vocab)
 
 
 def _most_frequent(counts: Counter[str], min_freq: int, limit: int) -> list[str]:

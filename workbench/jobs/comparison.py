@@ -23,6 +23,20 @@ METRICS: dict[str, str] = {
 # The columns after the varied keys, in order.
 COLUMNS = ("bleu", "chrf", "accuracy", "loss", "steps", "seconds", "tokens_per_s", "state", "peak_memory_mb")
 IGNORED_KEYS = ("description",)
+# Each column's title, in the CLI's table and the workbench's alike; a varied key's is `column_titles`'.
+TITLES = {
+    "run": "run",
+    "name": "recipe",  # a varied key: the recipe's name
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "accuracy": "acc",
+    "loss": "loss",
+    "steps": "steps",
+    "seconds": "time",
+    "tokens_per_s": "tok/s",
+    "peak_memory_mb": "peak MB",
+    "state": "state",
+}
 
 
 @dataclass
@@ -75,6 +89,15 @@ class Comparison:
         if not values:
             return None
         return max(values) if METRICS[metric] == "max" else min(values)
+
+
+def column_titles(keys: list[str]) -> dict[str, str]:
+    """Titles of columns: TITLES's, and for a recipe key its last part (`model.cell` -> `cell`) unless two
+    keys share it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {
+        key: TITLES.get(key) or (short if last.count(short) == 1 else key) for key, short in zip(keys, last)
+    }
 
 
 def recipe_values(run: RunFolder) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""How numbers, durations, metrics and run states read on screen."""
+"""How run states, colours and text read on screen; numbers, durations and metrics read as
+`jobs.metric_format` writes them, as in the command line's tables."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from pathlib import Path
 
 from rich.text import Text
 
+from workbench.jobs.metric_format import count as count
+from workbench.jobs.metric_format import duration as duration
+from workbench.jobs.metric_format import metric as metric
+from workbench.jobs.metric_format import metric_label as metric_label
 from workbench.jobs.sweep_queue import SweepProgress
 
 STATE_BADGES = {
@@ -44,8 +49,6 @@ RUN_COLORS = (
     (240, 100, 100),
 )
 
-METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "exact": "exact", "loss": "loss", "accuracy": "acc"}
-
 
 def state_badge(state: str) -> Text:
     label, style = STATE_BADGES.get(state, (state, ""))
@@ -68,46 +71,6 @@ def run_color(index: int) -> tuple[int, int, int]:
 def rgb(color: tuple[int, int, int]) -> str:
     """An (r, g, b) colour as a Rich style."""
     return "rgb({},{},{})".format(*color)
-
-
-def count(value: float | None) -> str:
-    """12345 -> '12.3k'."""
-    if value is None:
-        return "—"
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-
-
-def duration(seconds: float | None) -> str:
-    """95 -> '1m35s'; None -> '—'."""
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def metric(name: str, value: float | None) -> str:
-    """A validation metric as people quote it: exact match and token accuracy in percent, BLEU and chrF
-    on 0-100."""
-    if value is None:
-        return "—"
-    if name in ("exact", "accuracy"):
-        return f"{100 * value:.1f}%"
-    if name == "loss":
-        return f"{value:.3f}"
-    return f"{value:.1f}"
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
 
 
 def timestamp(seconds: float | None) -> str:

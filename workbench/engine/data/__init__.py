@@ -9,21 +9,20 @@ long) are counted, never silently.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.engine.recipe import DataConfig
-
 from ..errors import UserError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the recipe reads this package's registry for its checks
     from workbench.engine.data.sources import PairSource
+    from workbench.engine.recipe import DataConfig
 
 Pair = tuple[str, str]
 
-GENERATED_KINDS = ("dates", "numbers", "reverse", "copy", "sort")
-FILE_KINDS = ("folder", "files", "tsv", "hf")
+GENERATED_KINDS = ("dates", "numbers", "reverse", "copy", "sort")  # generated.PAIR_MAKERS
 
 
 class CorpusError(UserError):
@@ -77,60 +76,89 @@ class CorpusSources:
 
 def corpus_sources(cfg: DataConfig, seed: int) -> CorpusSources:
     """Where the recipe's pairs come from; a missing folder or file is a CorpusError before any is read."""
-    # Imported here because these modules import Pair, Corpus and CorpusError from this package.
-    from workbench.engine.data import generated, hf
-    from workbench.engine.data.sources import ParallelText, TsvText, find_file
+    build = DATA_SOURCES.get(cfg.kind)
+    if build is None:
+        raise CorpusError(f"unknown data.kind {cfg.kind!r}; expected one of {', '.join(DATA_SOURCES)}")
+    return build(cfg, seed)
+
+
+# The builders below import the modules that read pairs when called: those import Pair, Corpus and
+# CorpusError from this package.
+
+
+def _generated_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    from workbench.engine.data import generated
+
+    generated.pair_maker(cfg)  # an unknown language is refused now, before anything is prepared
+    task = generated.GeneratedTask(cfg, seed)
+    return CorpusSources(task.split("train"), task.split("valid"), task.split("test"), hold_out=False)
+
+
+def _folder_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    """dir/train.SRC and dir/train.TGT, dir/valid.* unless drawn from train, dir/test.* where present."""
+    from workbench.engine.data.sources import ParallelText, find_file
+
+    folder = Path(cfg.dir).expanduser()
+    if not folder.is_dir():
+        where = "" if folder.is_absolute() else f", under {Path.cwd()}"
+        hint = (
+            "" if "S2S_DATA" in os.environ else "; the built-in recipes find their corpora through $S2S_DATA"
+        )
+        raise CorpusError(f"{folder}: no such folder (data.dir{where}){hint}")
+
+    def split(name: str) -> tuple[Path, Path]:
+        return find_file(folder / f"{name}.{cfg.src}"), find_file(folder / f"{name}.{cfg.tgt}")
+
+    test_files = split("test")
+    present = [path.is_file() for path in test_files]
+    if any(present) and not all(present):
+        missing = test_files[present.index(False)]
+        raise CorpusError(f"{missing}: no such file (the other side of the test set is present)")
+    return CorpusSources(
+        ParallelText(*split("train")),
+        None if cfg.valid_fraction else ParallelText(*split("valid")),
+        ParallelText(*test_files) if all(present) else None,
+        hold_out=False,
+    )
+
+
+def _file_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    from workbench.engine.data.sources import ParallelText, find_file
+
+    def pair(src: str, tgt: str) -> ParallelText:
+        return ParallelText(find_file(Path(src)), find_file(Path(tgt)))
+
+    train = pair(cfg.train_src, cfg.train_tgt)
+    valid = None if cfg.valid_fraction else pair(cfg.valid_src, cfg.valid_tgt)
+    return CorpusSources(train, valid, None, hold_out=False)
+
+
+def _tsv_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    """A TSV file of pairs; without a valid file (and valid_fraction), a seeded hold-out of its pairs."""
+    from workbench.engine.data.sources import TsvText, find_file
 
     own_valid = not cfg.valid_fraction
-    if cfg.kind in GENERATED_KINDS:
-        generated.pair_maker(cfg)  # an unknown language is refused now, before anything is prepared
-        task = generated.GeneratedTask(cfg, seed)
-        return CorpusSources(task.split("train"), task.split("valid"), task.split("test"), hold_out=False)
-    if cfg.kind == "folder":
-        folder = Path(cfg.dir).expanduser()
-        if not folder.is_dir():
-            where = "" if folder.is_absolute() else f", under {Path.cwd()}"
-            hint = (
-                ""
-                if "S2S_DATA" in os.environ
-                else "; the built-in recipes find their corpora through $S2S_DATA"
-            )
-            raise CorpusError(f"{folder}: no such folder (data.dir{where}){hint}")
+    valid = TsvText(find_file(Path(cfg.valid_tsv))) if own_valid and cfg.valid_tsv else None
+    return CorpusSources(
+        TsvText(find_file(Path(cfg.train_tsv))), valid, None, hold_out=own_valid and not cfg.valid_tsv
+    )
 
-        def split(name: str) -> tuple[Path, Path]:
-            return find_file(folder / f"{name}.{cfg.src}"), find_file(folder / f"{name}.{cfg.tgt}")
 
-        test_files = split("test")
-        present = [path.is_file() for path in test_files]
-        if any(present) and not all(present):
-            missing = test_files[present.index(False)]
-            raise CorpusError(f"{missing}: no such file (the other side of the test set is present)")
-        return CorpusSources(
-            ParallelText(*split("train")),
-            ParallelText(*split("valid")) if own_valid else None,
-            ParallelText(*test_files) if all(present) else None,
-            hold_out=False,
-        )
-    if cfg.kind == "files":
-        return CorpusSources(
-            ParallelText(find_file(Path(cfg.train_src)), find_file(Path(cfg.train_tgt))),
-            (
-                ParallelText(find_file(Path(cfg.valid_src)), find_file(Path(cfg.valid_tgt)))
-                if own_valid
-                else None
-            ),
-            None,
-            hold_out=False,
-        )
-    if cfg.kind == "tsv":
-        valid = TsvText(find_file(Path(cfg.valid_tsv))) if own_valid and cfg.valid_tsv else None
-        return CorpusSources(
-            TsvText(find_file(Path(cfg.train_tsv))), valid, None, hold_out=own_valid and not cfg.valid_tsv
-        )
-    if cfg.kind == "hf":
-        return hf.dataset_sources(cfg)
-    kinds = ", ".join(GENERATED_KINDS + FILE_KINDS)
-    raise CorpusError(f"unknown data.kind {cfg.kind!r}; expected one of {kinds}")
+def _hf_sources(cfg: DataConfig, seed: int) -> CorpusSources:
+    from workbench.engine.data import hf
+
+    return hf.dataset_sources(cfg)
+
+
+# data.kind: name -> where its pairs come from. The recipe's checks read the names (recipe._CHOICES).
+DATA_SOURCES: dict[str, Callable[[DataConfig, int], CorpusSources]] = {
+    **dict.fromkeys(GENERATED_KINDS, _generated_sources),
+    "folder": _folder_sources,
+    "files": _file_sources,
+    "tsv": _tsv_sources,
+    "hf": _hf_sources,
+}
+FILE_KINDS = tuple(kind for kind in DATA_SOURCES if kind not in GENERATED_KINDS)  # corpora read from files
 
 
 def load_corpus(cfg: DataConfig, seed: int) -> Corpus:

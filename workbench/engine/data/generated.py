@@ -89,17 +89,9 @@ def generate_corpus(cfg: DataConfig, seed: int) -> Corpus:
 
 def pair_maker(cfg: DataConfig) -> PairMaker:
     """The function that draws one (source, target) pair for `cfg.kind`; checks the languages first."""
-    if cfg.kind == "dates":
-        return _dates(cfg.src, cfg.tgt)
-    if cfg.kind == "numbers":
-        return _numbers(cfg.src, cfg.tgt)
-    if cfg.kind == "reverse":
-        return _toy(lambda tokens: tokens[::-1])
-    if cfg.kind == "copy":
-        return _toy(lambda tokens: tokens)
-    if cfg.kind == "sort":
-        return _toy(sorted)
-    raise CorpusError(f"data.kind = {cfg.kind!r} is not a generated corpus")
+    if cfg.kind not in PAIR_MAKERS:
+        raise CorpusError(f"data.kind = {cfg.kind!r} is not a generated corpus")
+    return PAIR_MAKERS[cfg.kind](cfg)
 
 
 def _dates(src: str, tgt: str) -> PairMaker:
@@ -167,3 +159,13 @@ def _toy(transform: Callable[[list[str]], list[str]]) -> PairMaker:
         return " ".join(tokens), " ".join(transform(tokens))
 
     return make
+
+
+# Each generated data.kind (data.GENERATED_KINDS): name -> the maker of its pairs, given the recipe's data.
+PAIR_MAKERS: dict[str, Callable[[DataConfig], PairMaker]] = {
+    "dates": lambda cfg: _dates(cfg.src, cfg.tgt),
+    "numbers": lambda cfg: _numbers(cfg.src, cfg.tgt),
+    "reverse": lambda cfg: _toy(lambda tokens: tokens[::-1]),
+    "copy": lambda cfg: _toy(lambda tokens: tokens),
+    "sort": lambda cfg: _toy(sorted),
+}

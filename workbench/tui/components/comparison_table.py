@@ -9,39 +9,13 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, RunRow, sort_rows
+from workbench.jobs.comparison import COLUMNS, METRICS, Comparison, RunRow, column_titles, sort_rows
+from workbench.jobs.metric_format import column_text, value_text
 
-from ..display_format import count, duration, metric, rgb, run_color, state_badge
+from ..display_format import rgb, run_color, state_badge
 
 MAX_OVERLAID = 8
-HEADERS = {
-    "run": "run",
-    "name": "recipe",  # a varied key: the recipe's name
-    "bleu": "BLEU",
-    "chrf": "chrF",
-    "accuracy": "acc",
-    "loss": "loss",
-    "steps": "steps",
-    "seconds": "time",
-    "tokens_per_s": "tok/s",
-    "peak_memory_mb": "peak MB",
-    "state": "state",
-}
 BEST_STYLE = "bold reverse green"
-
-
-def short_keys(keys: list[str]) -> dict[str, str]:
-    """Column titles for recipe keys: the last part (`model.cell` -> `cell`) unless two keys share it."""
-    last = [key.rsplit(".", 1)[-1] for key in keys]
-    return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last)}
-
-
-def value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "—" if value is None else str(value)
 
 
 class ComparisonTable(DataTable):
@@ -81,10 +55,10 @@ class ComparisonTable(DataTable):
         needle = self.filter_text.lower().strip()
         self.rows_shown = [row for row in rows if needle in self.row_text(row).lower()]
         columns = self.columns_shown()
-        titles = short_keys(comparison.varied)
+        titles = column_titles(columns)
         header = [("overlay", " ")]
         for key in columns:
-            title = HEADERS.get(key) or titles[key]
+            title = titles[key]
             if key == self.sort_key:
                 title += " ▼" if self.descending else " ▲"
             header.append((key, title))
@@ -121,18 +95,7 @@ class ComparisonTable(DataTable):
         value = row.name if key == "run" else row.get(key)
         if key == "state":
             return state_badge(row.state)
-        if key in ("bleu", "chrf", "accuracy"):
-            text = metric(key, value)
-        elif key == "loss":
-            text = "—" if value is None else f"{value:.3g}"  # a loss near zero keeps its digits
-        elif key == "seconds":
-            text = duration(value)
-        elif key in ("tokens_per_s", "peak_memory_mb"):
-            text = count(value)
-        elif key == "steps":
-            text = f"{value:,}"
-        else:
-            text = value_text(value)
+        text = column_text(key, value)
         is_best = key in METRICS and value is not None and value == best.get(key)
         justify = "right" if key in METRICS or key == "steps" else "left"
         return Text(text, style=BEST_STYLE if is_best else "", justify=justify)
