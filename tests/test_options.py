@@ -12,7 +12,8 @@ from workbench.engine.attention import SCORES
 from workbench.engine.decoders import CELL_CLASSES
 from workbench.engine.encoders import RNN_CLASSES
 from workbench.engine.model import build_model
-from workbench.engine.recipe import _CHOICES, OPTIMIZERS, ModelConfig, load_recipe
+from workbench.engine.optimizers import OPTIMIZERS, build_optimizer
+from workbench.engine.recipe import _CHOICES, ModelConfig, RecipeError, load_recipe
 from workbench.engine.schedules import LR_SCHEDULES, SCHEDULED_SAMPLING
 
 ROOT = Path(__file__).parents[1]
@@ -23,6 +24,7 @@ REGISTRIES = {
     "model.attention": [{"none": None, **SCORES}],
     "training.lr_schedule": [LR_SCHEDULES],
     "training.scheduled_sampling": [SCHEDULED_SAMPLING],
+    "training.optimizer": [OPTIMIZERS],
 }
 
 
@@ -63,16 +65,22 @@ def test_every_choice_of_a_model_key_builds_a_model_that_says_so(key):
 
 
 def test_every_optimizer_a_recipe_names_is_the_torch_optimizer_of_that_name():
-    from workbench.engine.training import _optimizer
-
     model = torch.nn.Linear(2, 2)
-    for name in OPTIMIZERS:
+    for name in _CHOICES["training.optimizer"]:
         recipe = load_recipe("reverse", [f"training.optimizer={name!r}"])
-        assert type(_optimizer(model, recipe)).__name__.lower() == name
+        assert type(build_optimizer(model, recipe.training)).__name__.lower() == name
 
 
-@pytest.mark.parametrize("key", sorted(k for k in _CHOICES if k.startswith("model.")))
-def test_the_recipes_page_lists_exactly_the_choices_of_each_model_key_it_documents(key):
+def test_a_recipe_naming_an_optimizer_outside_the_registry_is_refused_naming_the_choices():
+    with pytest.raises(RecipeError, match="training.optimizer") as refused:
+        load_recipe("reverse", ["training.optimizer='adagrad'"])
+    assert all(name in str(refused.value) for name in OPTIMIZERS)
+
+
+@pytest.mark.parametrize(
+    "key", [*sorted(k for k in _CHOICES if k.startswith("model.")), "training.optimizer"]
+)
+def test_the_recipes_page_lists_exactly_the_choices_of_each_key_it_documents(key):
     rows = re.findall(r"^\| `([\w.]+)` \| ([^|]+) \|", (ROOT / "docs/recipes.md").read_text(), re.M)
     documented = {name: re.findall(r"`([\w-]+)`", values) for name, values in rows}
     assert documented.get(key) == list(_CHOICES[key])

@@ -141,7 +141,7 @@ def test_pretrained_vectors_initialise_the_embeddings(tmp_path):
     trainer = Trainer(run, "cpu")
     trainer.prepare()
     weights = trainer.model.encoder.embedding.weight
-    row = trainer.tokenizers.src.encode("a")[0]
+    row = trainer.prepared.tokenizers.src.encode("a")[0]
     assert weights[row].tolist() == [0.5] * 16
     assert "2 of" in run.log_path.read_text()
 

@@ -88,6 +88,11 @@ class TrainingSetup:
     translator: Translator  # validation's decoder, over the training model
     loss_module: torch.nn.Module  # TrainingLoss, in a DistributedDataParallel with several processes
 
+    @property
+    def params(self) -> int:
+        """The model's parameters, frozen ones included."""
+        return sum(q.numel() for q in self.model.parameters())
+
     def close(self) -> None:
         """Leave the team; the DistributedDataParallel wrapper goes first, as it holds the process group."""
         if isinstance(self.loss_module, torch.nn.parallel.DistributedDataParallel):

@@ -174,17 +174,8 @@ class Trainer:
                 self._add_to_window(loss_sum, tgt_tokens, self.prepared.data.train.tokens("src", indices))
                 if progress.step % cfg.log_every == 0:
                     self._log_window(grad_norm.item())
-                # valid_every = 0: at the end of every epoch (as Keras validates).
-                if (
-                    progress.step % cfg.valid_every == 0
-                    if cfg.valid_every
-                    else progress.batch_in_epoch == len(order)
-                ):
-                    if self._scheduled_validation():
-                        return self._finish(
-                            f"early stopping: no improvement in {cfg.early_stopping} validations"
-                        )
-                    self._window_start = time.monotonic()
+                if self._validation_due(len(order)) and self._scheduled_validation():
+                    return self._finish(f"early stopping: no improvement in {cfg.early_stopping} validations")
                 if reason := self._limit_reached(max_steps, max_minutes):
                     return self._finish(reason)
             progress.epoch += 1
@@ -252,7 +243,7 @@ class Trainer:
     # Clock and limits -------------------------------------------------------------------------------
     def _start_clock(self, max_steps: int, max_minutes: float) -> None:
         """Start this session's clock and window, and say what trains where."""
-        progress, processes, params = self.progress, self.topology.world_size, self._parameters()
+        progress, processes, params = self.progress, self.topology.world_size, self.prepared.params
         self.session_start, self.wall_at_start = time.monotonic(), progress.wall
         self._status(
             "running",
@@ -274,9 +265,6 @@ class Trainer:
         )
         self._window_start = time.monotonic()
         self._window_loss.fill_(progress.window_loss if self.main else 0.0)
-
-    def _parameters(self) -> int:
-        return sum(q.numel() for q in self.model.parameters())
 
     def _wall(self) -> float:
         return self.wall_at_start + time.monotonic() - self.session_start
@@ -448,6 +436,11 @@ class Trainer:
             )
 
     # Validation and checkpoints ---------------------------------------------------------------------
+    def _validation_due(self, batches_in_epoch: int) -> bool:
+        """Every valid_every steps; with valid_every = 0 at the end of every epoch (as Keras validates)."""
+        progress, every = self.progress, self.recipe.training.valid_every
+        return progress.step % every == 0 if every else progress.batch_in_epoch == batches_in_epoch
+
     def _scheduled_validation(self) -> bool:
         """Validate; feed the schedule and early stopping. True when training should stop."""
         # Only scheduled validations steer training, so that a run stopped and resumed at any step
@@ -474,6 +467,7 @@ class Trainer:
         schedule.load_state_dict(decided["schedule"])
         for key, value in decided["progress"].items():
             setattr(progress, key, value)
+        self._window_start = time.monotonic()
         return bool(cfg.early_stopping) and progress.bad_validations >= cfg.early_stopping
 
     def _validate(self) -> dict[str, Any]:
