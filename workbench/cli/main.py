@@ -388,16 +388,16 @@ def evaluate(
             markup=False,
             soft_wrap=True,
         )
-    s, accuracy = result.scores, result.accuracy
+    scores, accuracy = result.scores, result.accuracy
     if as_json:
         print(
             json.dumps(
                 {
-                    **s.as_dict(),
+                    **scores.as_dict(),
                     "accuracy": None if accuracy is None else round(accuracy, 4),
                     "loss": None if result.loss is None else round(result.loss, 5),
-                    "bleu_signature": s.bleu_signature,
-                    "chrf_signature": s.chrf_signature,
+                    "bleu_signature": scores.bleu_signature,
+                    "chrf_signature": scores.chrf_signature,
                     "sentences": len(sources),
                     "beam": beam_size,
                     "precision": translator.decoding.precision,
@@ -410,9 +410,9 @@ def evaluate(
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("signature")
-    table.add_row("BLEU", f"{s.bleu:.2f}", s.bleu_signature)
-    table.add_row("chrF", f"{s.chrf:.2f}", s.chrf_signature)
-    table.add_row("exact", f"{s.exact:.1%}", "")
+    table.add_row("BLEU", f"{scores.bleu:.2f}", scores.bleu_signature)
+    table.add_row("chrF", f"{scores.chrf:.2f}", scores.chrf_signature)
+    table.add_row("exact", f"{scores.exact:.1%}", "")
     table.add_row("accuracy", "—" if accuracy is None else f"{accuracy:.1%}", "tokens, teacher-forced")
     console.print(table)
     console.print(f"{len(sources)} sentences, beam {beam_size}, {result.seconds:.1f} s")

@@ -55,7 +55,7 @@ class TrainingSession:
         try:
             if main:
                 reserve(self.run.path / RESERVE)
-            previous = {s: signal.signal(s, self.request_stop) for s in signals}
+            previous = {signum: signal.signal(signum, self.request_stop) for signum in signals}
             if in_main and self.topology.launched:
                 follow_launcher(lambda: self.request_stop(signal.SIGTERM, None))
             return train()
@@ -80,8 +80,8 @@ class TrainingSession:
             close()
             if lock is not None:
                 lock.close()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stop_requested = True

@@ -91,7 +91,7 @@ class TrainingSetup:
     @property
     def params(self) -> int:
         """The model's parameters, frozen ones included."""
-        return sum(q.numel() for q in self.model.parameters())
+        return sum(weight.numel() for weight in self.model.parameters())
 
     def close(self) -> None:
         """Leave the team; the DistributedDataParallel wrapper goes first, as it holds the process group."""

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.engine.errors import UserError
 from workbench.engine.recipe import DataConfig
-
-from ..errors import UserError
 
 if TYPE_CHECKING:
     from workbench.engine.data.sources import PairSource
