@@ -273,8 +273,8 @@ def test_a_cpu_trainer_on_a_gpu_machine_neither_saves_nor_restores_a_gpu_random_
 
 
 def test_a_trainer_holds_every_attribute_from_its_construction_on(tmp_path):
-    """Set-up, a control message and the loop add no attribute to the trainer or its set-up: what a stage has built is
-    read from the one `TrainingSetup`, never told apart by which attributes exist yet."""
+    """Set-up, a control message and the loop add no attribute to the trainer or its set-up: what set-up
+    built is read from the one `TrainingSetup`, never told apart by which attributes exist yet."""
     run = make_run(tmp_path, "a", ["training.average_checkpoints=2"])
     trainer = Trainer(run, "cpu")
     built = set(vars(trainer))
