@@ -38,8 +38,6 @@ from workbench.engine.setup import (
 from workbench.engine.skipped_steps import SkippedSteps, step_unless
 from workbench.engine.validation import evaluate, samples
 
-__all__ = ["DivergedError", "Progress", "Trainer"]
-
 # A loss that explodes while staying finite stops the run: the window's mean training loss per target
 # token above EXPLODED_TIMES x ln(target vocabulary size) at EXPLODED_WINDOWS logging steps in a row. ln V
 # is the loss of a model that gives every piece the same probability: an untrained one starts near it, and
