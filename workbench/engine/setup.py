@@ -156,9 +156,10 @@ def _prepare(
 ) -> TrainingSetup:
     cfg = recipe.training
     if device.type == "cpu":
-        if topology.distributed and not threads:  # the process's cores, divided between its peers
-            threads = max(1, len(usable_cpus()) // topology.local_world_size)
-        torch.set_num_threads(cpu_threads(threads))
+        own = threads
+        if topology.distributed and not own:  # the process's cores, divided between its peers
+            own = max(1, len(usable_cpus()) // topology.local_world_size)
+        torch.set_num_threads(cpu_threads(own))
     torch.manual_seed(recipe.seed)
     data = _prepare_data(run, recipe, topology, threads, team)
     tokenizers = load_tokenizers(run.tokenizer_dir)

@@ -77,9 +77,9 @@ class Trainer:
         # Logging steps in a row whose loss was over the explosion bound. Never in a checkpoint: none is
         # saved while it is above 0, so a resumed run starts from 0.
         self.exploded_in_a_row = 0
-        # The loss summed since the last log, on the device so that a step needs no host sync; read at log
-        # time. (A checkpoint holds the whole window's loss, gathered on rank 0: the others start from none.)
-        self._window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        # The loss summed since the last log, on the training device from prepare() on, so that a step needs
+        # no host sync; read at log time.
+        self._window_loss = torch.zeros((), dtype=torch.float64)
         self._window_start = time.monotonic()
         self.session_start = time.monotonic()  # this session's clock, pauses excluded
         self.wall_at_start = 0.0  # the run's training seconds before this session
@@ -88,7 +88,12 @@ class Trainer:
     def prepare(self) -> TrainingSetup:
         """Load data, tokenizers, model, optimizer and the last checkpoint (`setup.prepare_training`)."""
         self.setup = prepare_training(self.run, self.recipe, self.topology, self.device, self.threads)
-        self.saved_step = self.setup.progress.step
+        progress = self.setup.progress
+        self.saved_step, self.wall_at_start = progress.step, progress.wall
+        self.session_start = time.monotonic()
+        # A checkpoint holds the whole window's loss, gathered on rank 0: the others start from none.
+        window = progress.window_loss if self.main else 0.0
+        self._window_loss = torch.tensor(window, dtype=torch.float64, device=self.device)
         return self.setup
 
     @property
@@ -242,7 +247,7 @@ class Trainer:
     def _start_clock(self, max_steps: int, max_minutes: float) -> None:
         """Start this session's clock and window, and say what trains where."""
         progress, processes, params = self.progress, self.topology.world_size, self.prepared.params
-        self.session_start, self.wall_at_start = time.monotonic(), progress.wall
+        self.session_start = time.monotonic()
         self._status(
             "running",
             device=describe(self.device),
@@ -262,7 +267,6 @@ class Trainer:
             f"{len(self.prepared.data.train):,} pairs, global batch {self.global_batch()}"
         )
         self._window_start = time.monotonic()
-        self._window_loss.fill_(progress.window_loss if self.main else 0.0)
 
     def _wall(self) -> float:
         return self.wall_at_start + time.monotonic() - self.session_start
