@@ -62,9 +62,8 @@ class Trainer:
     ):
         self.run = run
         self.recipe = run.recipe()
-        self.threads = (
-            threads or self.recipe.training.threads
-        )  # a sweep's share of the cores, else the recipe's
+        # A sweep's share of the cores, else the recipe's.
+        self.threads = threads or self.recipe.training.threads
         self.topology = topology_from_environment()
         self.main = self.topology.main  # rank 0 alone writes the run folder
         self.device = training_device(device, self.topology, self.threads)
