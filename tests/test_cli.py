@@ -328,7 +328,7 @@ def test_a_model_too_large_for_memory_is_a_clear_error_in_the_terminal_and_the_r
     message = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 160000000000 bytes."
     script = "\n".join(
         [
-            "import sys, workbench.engine.training as t",
+            "import sys, workbench.engine.setup as t",
             "def build(*a, **k):",
             f"    raise RuntimeError({message!r})",
             "t.build_model = build",

@@ -153,7 +153,7 @@ def test_a_resume_whose_entry_is_gone_rebuilds_it_with_the_runs_own_tokenizer(tm
     )  # not what training gives
     trainer = Trainer(run, "cpu")
     assert trainer.train(max_steps=6) == "finished"
-    assert trainer.tokenizers.src.vocab == load_tokenizers(run.tokenizer_dir).src.vocab
+    assert trainer.prepared.tokenizers.src.vocab == load_tokenizers(run.tokenizer_dir).src.vocab
     (entry,) = CorpusCache(cache_folder(tmp_path / "runs")).entries()
     assert (entry.path / "tokenizer" / "src.vocab.json").read_bytes() == (
         run.tokenizer_dir / "src.vocab.json"

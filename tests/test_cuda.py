@@ -135,7 +135,7 @@ def test_autocast_training_learns_with_fp32_weights(tmp_path, precision):
     assert all(loss == loss for loss in losses)  # no NaN
     assert losses[-1] < 0.5 * losses[0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
-    assert trainer.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
+    assert trainer.prepared.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
 
 
 def test_a_run_trained_on_cuda_decodes_the_same_on_the_cpu(tmp_path):

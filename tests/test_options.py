@@ -17,12 +17,13 @@ from workbench.engine.data.generated import PAIR_MAKERS
 from workbench.engine.decoders import CELL_CLASSES
 from workbench.engine.encoders import RNN_CLASSES
 from workbench.engine.model import build_model
+from workbench.engine.optimizers import OPTIMIZERS, build_optimizer
 from workbench.engine.recipe import (
     _CHOICES,
-    OPTIMIZERS,
     PRECISIONS,
     DataConfig,
     ModelConfig,
+    RecipeError,
     TokenizerConfig,
     load_recipe,
 )
@@ -39,6 +40,7 @@ REGISTRIES = {
     "model.attention": [{"none": None, **SCORES}],
     "training.lr_schedule": [LR_SCHEDULES],
     "training.scheduled_sampling": [SCHEDULED_SAMPLING],
+    "training.optimizer": [OPTIMIZERS],
 }
 
 
@@ -79,15 +81,26 @@ def test_every_choice_of_a_model_key_builds_a_model_that_says_so(key):
 
 
 def test_every_optimizer_a_recipe_names_is_the_torch_optimizer_of_that_name():
-    from workbench.engine.training import _optimizer
-
     model = torch.nn.Linear(2, 2)
-    for name in OPTIMIZERS:
+    for name in _CHOICES["training.optimizer"]:
         recipe = load_recipe("reverse", [f"training.optimizer={name!r}"])
-        assert type(_optimizer(model, recipe)).__name__.lower() == name
+        assert type(build_optimizer(model, recipe.training)).__name__.lower() == name
 
 
-DOCUMENTED = sorted({*REGISTRIES, "tokenizer.model_type", *(k for k in _CHOICES if k.startswith("model."))})
+def test_a_recipe_naming_an_optimizer_outside_the_registry_is_refused_naming_the_choices():
+    with pytest.raises(RecipeError, match="training.optimizer") as refused:
+        load_recipe("reverse", ["training.optimizer='adagrad'"])
+    assert all(name in str(refused.value) for name in OPTIMIZERS)
+
+
+DOCUMENTED = sorted(
+    {
+        *REGISTRIES,
+        "tokenizer.model_type",
+        "training.optimizer",
+        *(k for k in _CHOICES if k.startswith("model.")),
+    }
+)
 
 
 @pytest.mark.parametrize("key", DOCUMENTED)

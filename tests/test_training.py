@@ -1,5 +1,7 @@
 """Training: real short runs on a toy task — learning, determinism, exact resume, control messages."""
 
+from dataclasses import fields
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from workbench.engine import devices
 from workbench.engine.checkpoint import read_state
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.setup import TrainingSetup
 from workbench.engine.training import Trainer
 
 TINY = [
@@ -141,7 +144,7 @@ def test_pretrained_vectors_initialise_the_embeddings(tmp_path):
     trainer = Trainer(run, "cpu")
     trainer.prepare()
     weights = trainer.model.encoder.embedding.weight
-    row = trainer.tokenizers.src.encode("a")[0]
+    row = trainer.prepared.tokenizers.src.encode("a")[0]
     assert weights[row].tolist() == [0.5] * 16
     assert "2 of" in run.log_path.read_text()
 
@@ -267,3 +270,16 @@ def test_a_cpu_trainer_on_a_gpu_machine_neither_saves_nor_restores_a_gpu_random_
     assert Trainer(run, "cpu").train(max_steps=10) == "finished"
     assert Trainer(run, "cpu").train(max_steps=20) == "finished"  # resumed from its checkpoint
     assert cuda.restored == {}
+
+
+def test_a_trainer_holds_every_attribute_from_its_construction_on(tmp_path):
+    """Set-up, a control message and the loop add no attribute to the trainer or its set-up: what set-up
+    built is read from the one `TrainingSetup`, never told apart by which attributes exist yet."""
+    run = make_run(tmp_path, "a", ["training.average_checkpoints=2"])
+    trainer = Trainer(run, "cpu")
+    built = set(vars(trainer))
+    run.send_control("checkpoint")
+    assert trainer.train(max_steps=20) == "finished"
+    assert set(vars(trainer)) == built
+    assert set(vars(trainer.setup)) == {f.name for f in fields(TrainingSetup)}
+    assert set(vars(trainer.session)) == {"run", "topology", "collective_timeout", "stop_requested"}

@@ -54,8 +54,8 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
         trainer.prepare()  # sets the recipe's thread count
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
         model = decoding_model(trainer.model, decoding.precision, trainer.device)  # as from_run does
-        translator = Translator(model, trainer.tokenizers, decoding, trainer.device)
-        sources = [src for src, _ in trainer.data.valid_pairs()]
+        translator = Translator(model, trainer.prepared.tokenizers, decoding, trainer.device)
+        sources = [src for src, _ in trainer.prepared.data.valid_pairs()]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -148,7 +148,7 @@ def _timed_steps(
         "src_padding_fraction": round(1 - n_src / padded_src, 4),
         "tgt_padding_fraction": round(1 - n_tgt / padded_tgt, 4),
         "loss": round(mean_loss, 4),
-        "params": trainer.params,
+        "params": trainer.prepared.params,
         "model_flops_per_tgt_token": round(model_flops / n_tgt),
         "model_flops_per_s": round(model_flops_per_s),
         "matmul_peak_flops_per_s": round(peak.peak_flops_per_s),
@@ -165,13 +165,13 @@ def _timed_steps(
 
 def trainer_flops(trainer: Trainer) -> ModelFlops:
     """The FLOP count of the trainer's model."""
-    tokenizers = trainer.tokenizers
+    tokenizers = trainer.prepared.tokenizers
     return count_flops(trainer.recipe.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
 
 
 def batch_flops(trainer: Trainer, flops: ModelFlops, batch: Batch) -> int:
     """Model FLOPs of a training step on `batch`; targets count EOS (one decoder step each)."""
-    tgt_lengths = (trainer.data.train.lengths["tgt"][batch.indices] + 1).tolist()
+    tgt_lengths = (trainer.prepared.data.train.lengths["tgt"][batch.indices] + 1).tolist()
     return flops.training(batch.src_lengths.tolist(), tgt_lengths)
 
 
@@ -187,7 +187,7 @@ def trainer_peak(
     """The matmul peak at the products of the trainer's model for batches of these mean shapes."""
     gemms = model_gemms(
         trainer.recipe.model,
-        trainer.tokenizers.tgt.vocab_size,
+        trainer.prepared.tokenizers.tgt.vocab_size,
         batch=round(sentences / steps),
         mean_src=padded_src / sentences,
         mean_tgt=padded_tgt / sentences,

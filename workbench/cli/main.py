@@ -343,11 +343,9 @@ def evaluate(
     threads: int | None = DecodeThreads,
 ) -> None:
     """Score a run on a test set with sacreBLEU (BLEU and chrF, with signatures)."""
-    import time
-
-    from workbench.engine.data.store import TokenSplit
-    from workbench.engine.evaluation import score, teacher_forced
+    from workbench.engine.evaluation import teacher_forced
     from workbench.engine.translator import Translator
+    from workbench.engine.validation import encode_pairs, evaluate
 
     sources, references = _read_lines(src), _read_lines(ref)
     if len(sources) != len(references):
@@ -358,11 +356,15 @@ def evaluate(
     translator = Translator.from_run(folder, checkpoint, device, _option(ctx, "precision", precision))
     _cpu_threads(translator, threads)
     beam_size = beam or translator.decoding.beam_size
-    start = time.perf_counter()
-    translations = [t[0] for t in translator.translate(sources, beam_size)]
-    seconds = time.perf_counter() - start
-    hyps = [t.text for t in translations]
-    cut = sum(1 for t in translations if t.dropped_pieces)
+    # Loss and token accuracy with each reference fed as the decoder's input (int8 weights cannot run that
+    # pass: it takes the checkpoint in fp32). Pairs with a side that tokenizes to nothing are left out.
+    model = translator.model
+    if translator.decoding.precision == "int8":
+        model = Translator.from_run(folder, checkpoint, str(translator.device), "fp32").model
+    encoded = encode_pairs(translator.tokenizers, sources, references, translator.decoding.max_input_pieces)
+    forced = teacher_forced(model, encoded) if len(encoded) else None
+    result = evaluate(translator, sources, references, beam_size, folder.recipe().data.tgt, forced)
+    cut = sum(1 for t in result.translations if t.dropped_pieces)
     if cut:
         err.print(
             f"note: {cut} of {len(sources)} sources were longer than decoding.max_input_pieces "
@@ -371,45 +373,34 @@ def evaluate(
             markup=False,
             soft_wrap=True,
         )
-    s = score(hyps, references, language=folder.recipe().data.tgt)
-    # Token accuracy with each reference fed as the decoder's input (int8 weights cannot run that pass:
-    # it takes the checkpoint in fp32). Pairs with a side that tokenizes to nothing are left out of it.
-    model = translator.model
-    if translator.decoding.precision == "int8":
-        model = Translator.from_run(folder, checkpoint, str(translator.device), "fp32").model
-    cap = translator.decoding.max_input_pieces
-    ids = [
-        (s_ids[:cap], t_ids)
-        for s_ids, t_ids in zip(
-            translator.tokenizers.src.encode_many(sources), translator.tokenizers.tgt.encode_many(references)
-        )
-        if s_ids and t_ids
-    ]
-    encoded = TokenSplit.from_ids([a for a, _ in ids], [b for _, b in ids])
-    accuracy = teacher_forced(model, encoded)[1] if ids else None
-    result = {
-        **s.as_dict(),
-        "accuracy": None if accuracy is None else round(accuracy, 4),
-        "bleu_signature": s.bleu_signature,
-        "chrf_signature": s.chrf_signature,
-        "sentences": len(sources),
-        "beam": beam_size,
-        "precision": translator.decoding.precision,
-        "seconds": round(seconds, 2),
-    }
+    scores, accuracy = result.scores, result.accuracy
     if as_json:
-        print(json.dumps(result))
+        print(
+            json.dumps(
+                {
+                    **scores.as_dict(),
+                    "accuracy": None if accuracy is None else round(accuracy, 4),
+                    "loss": None if result.loss is None else round(result.loss, 5),
+                    "bleu_signature": scores.bleu_signature,
+                    "chrf_signature": scores.chrf_signature,
+                    "sentences": len(sources),
+                    "beam": beam_size,
+                    "precision": translator.decoding.precision,
+                    "seconds": round(result.seconds, 2),
+                }
+            )
+        )
         return
     table = Table(title=f"{run} on {src.name}")
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("signature")
-    table.add_row("BLEU", metric("bleu", s.bleu), s.bleu_signature)
-    table.add_row("chrF", metric("chrf", s.chrf), s.chrf_signature)
-    table.add_row("exact", metric("exact", s.exact), "")
+    table.add_row("BLEU", metric("bleu", scores.bleu), scores.bleu_signature)
+    table.add_row("chrF", metric("chrf", scores.chrf), scores.chrf_signature)
+    table.add_row("exact", metric("exact", scores.exact), "")
     table.add_row("accuracy", metric("accuracy", accuracy), "tokens, teacher-forced")
     console.print(table)
-    console.print(f"{len(sources)} sentences, beam {beam_size}, {seconds:.1f} s")
+    console.print(f"{len(sources)} sentences, beam {beam_size}, {result.seconds:.1f} s")
 
 
 def _read_lines(path: Path) -> list[str]:

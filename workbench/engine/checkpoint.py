@@ -234,3 +234,27 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     for param_id, values in meta["scalars"].items():
         state.setdefault(int(param_id), {}).update(values)
     return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def step_tag(step: int) -> str:
+    """The tag of the weights kept at validation step `step` for averaging."""
+    return f"step-{step}"
+
+
+def saved_steps(folder: Path) -> list[int]:
+    """The steps of the `step-N` checkpoints in `folder`, in order."""
+    return sorted(int(f.stem.removeprefix("step-")) for f in Path(folder).glob("step-*.json"))
+
+
+def average_last(folder: Path, step: int, n: int, tag: str = "averaged") -> None:
+    """Write `tag` as the mean of the last n `step-N` checkpoints up to `step`, deleting the others.
+
+    Checkpoints past `step` are left over from before a resume: not part of the run's history.
+    """
+    folder = Path(folder)
+    steps = saved_steps(folder)
+    kept = [s for s in steps if s <= step][-n:]
+    for old in set(steps) - set(kept):
+        for path in folder.glob(f"{step_tag(old)}.*"):
+            path.unlink(missing_ok=True)
+    save_average(folder, tag, [step_tag(s) for s in kept], {"step": step})

@@ -24,6 +24,7 @@ import tomli_w
 
 from workbench.engine.data import DATA_SOURCES, FILE_KINDS
 from workbench.engine.errors import UserError
+from workbench.engine.optimizers import OPTIMIZERS as OPTIMIZER_BUILDERS
 from workbench.engine.schedules import LR_SCHEDULES, SCHEDULED_SAMPLING
 from workbench.engine.tokenizers import TOKENIZERS
 
@@ -42,7 +43,7 @@ DECODER_INITS = ("bridge", "final", "zeros")
 ATTENTION_COMBINES = ("concat", "add")
 DECODER_ORDERS = ("luong", "bahdanau")
 DEEP_OUTPUTS = ("tanh", "maxout")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")  # training._optimizer
+OPTIMIZERS = tuple(OPTIMIZER_BUILDERS)  # optimizers.OPTIMIZERS
 
 
 @dataclass
@@ -146,7 +147,7 @@ class ModelConfig:
 
 @dataclass
 class TrainingConfig:
-    optimizer: str = "adam"  # adam | sgd | rmsprop
+    optimizer: str = "adam"  # optimizers.OPTIMIZERS
     lr: float = 1e-3
     momentum: float = 0.0
     weight_decay: float = 0.0

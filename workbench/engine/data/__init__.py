@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from workbench.engine.errors import UserError
 
 if TYPE_CHECKING:  # the recipe reads this package's registry for its checks
     from workbench.engine.data.sources import PairSource
