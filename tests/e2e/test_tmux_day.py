@@ -65,7 +65,9 @@ def test_a_day_form_system_log_clone_compare_zoom_and_decode_by_name(tmp_path):
         # The machine: the host's row, and the trainer of day-a with its process.
         tmux.keys("g")
         screen = tmux.wait_for(
-            lambda s: "cpu" in s and re.search(r"day-a\s", s) is not None, 30, "day-a on the system view"
+            lambda s: "cores" in s and re.search(r"^│.*day-a\s", s, re.M) is not None,
+            30,
+            "day-a's trainer on the system view",
         )
         save("day-system", screen)
 
@@ -91,10 +93,14 @@ def test_a_day_form_system_log_clone_compare_zoom_and_decode_by_name(tmp_path):
         tmux.wait_for(lambda s: "Clone day-a with changes" in s, 10, "the clone form")
         tmux.keys("Tab")
         tmux.type("day-b")
-        tmux.keys("Tab", "Tab", "Tab", "Tab", "Tab", "Tab")  # to the --set lines
+        tmux.keys("Tab", "Tab", "Tab", "Tab")  # max steps: a limit of the command, not of the recipe
+        tmux.type(SMALL["max steps"])
+        tmux.keys("Tab", "Tab")  # the --set lines
         tmux.type(CLONE_LINE)
-        tmux.wait_for(lambda s: f"--set {CLONE_LINE}" in s, 10, "the clone's command line")
-        tmux.keys("BTab", "BTab", "BTab", "BTab", "BTab")  # the run name
+        screen = tmux.wait_for(lambda s: f"--set {CLONE_LINE}" in s, 10, "the clone's command line")
+        save("day-clone-form", screen)
+        assert "a/recipe.toml" in screen and "--name day-b" in screen  # the run's own recipe, by its path
+        tmux.keys("BTab", "BTab")  # max steps
         tmux.keys("Enter")
         second = runs_dir / "day-b"
         tmux.wait_for(lambda s: "day-b" in s and "running" in s, 60, "the dashboard of day-b")
@@ -104,6 +110,7 @@ def test_a_day_form_system_log_clone_compare_zoom_and_decode_by_name(tmp_path):
         )
         assert {key for key in source if source[key] != clone[key]} == {"training.lr"}
         wait(lambda: finished(second), 300, "day-b to finish")
+        assert RunFolder.open(second).status()["step"] == 60
 
         # Compare the two, then zoom: pan to the earlier half and put the cursor on a step there.
         tmux.keys("r")
