@@ -144,7 +144,7 @@ def test_the_workbench_in_a_browser_trains_decodes_and_outlives_its_tab(tmp_path
             screen = wait_for(
                 page,
                 reader,
-                lambda s: "Compare │ 2 runs" in s and "the same recipe" in s,
+                lambda s: "Compare │ 2 runs" in s and "the reference run" in s,
                 20,
                 "the compare screen",
             )

@@ -5,6 +5,7 @@ import re
 
 from rich.text import Text
 
+from workbench.engine.recipe import recipe_from_dict
 from workbench.engine.run_folder import RunFolder
 from workbench.jobs.sweep_queue import SweepQueue
 from workbench.tui.components.comparison_table import BEST_STYLE, ComparisonTable
@@ -14,8 +15,9 @@ from workbench.tui.components.recipe_diff_line import RecipeDiffLine
 from workbench.tui.components.score_chart import ScoreChart
 from workbench.tui.display_format import run_color
 
+from .chart_text import highest_drawn, plot_lines, share_drawn, y_labels
 from .driving import drive, wait_until
-from .fixture_runs import SWEEP_NAME, write_run
+from .fixture_runs import SWEEP_NAME, recipe_dict, write_run
 
 SWEEP_ORDER = [
     ["gru", "bahdanau"],
@@ -356,3 +358,57 @@ def test_the_overlays_smoothing_follows_a_short_run_is_settable_and_raw_is_one_k
         assert loss.border_title == "loss · EMA 0.97 · by step"
 
     drive(make_app(), scenario, size=(100, 30))
+
+
+def lr_run(runs_dir, name: str, lr: float) -> RunFolder:
+    """A finished run of the fixture's recipe (every such run has its name) trained at learning rate `lr`."""
+    path = write_run(runs_dir, name=name, recipe=False)
+    recipe = recipe_dict()
+    recipe["training"]["lr"] = lr
+    (path / "recipe.toml").write_text(recipe_from_dict(recipe).to_toml(), encoding="utf-8")
+    return RunFolder(path)
+
+
+def test_the_recipe_diff_of_marked_runs_names_the_reference_and_shows_the_others_against_it(
+    make_app, runs_dir
+):
+    runs = [lr_run(runs_dir, "lr-2", 0.002), lr_run(runs_dir, "lr-3", 0.003)]
+
+    async def scenario(pilot):
+        await pilot.pause()
+        pilot.app.show_comparison(runs=runs)
+        await pilot.pause()
+        line = pilot.app.screen.query_one(RecipeDiffLine)
+        await wait_until(pilot, lambda: line.plain() != "")
+        # not "0.002 vs 0.002: the same recipe": the first run is the one the others are shown against
+        assert line.plain() == "0.002: the reference run: the others' recipes are shown against it"
+        await pilot.press("down")
+        await pilot.pause()
+        assert line.plain() == "0.003 vs 0.002: training.lr 0.002 → 0.003"
+
+    drive(make_app(attach_live=False), scenario, size=(100, 32))
+
+
+def test_a_bleu_of_100_is_drawn_on_a_top_label_of_100(make_app, runs_dir):
+    runs = []
+    for name in ("bleu-a", "bleu-b"):
+        path = write_run(runs_dir, name=name)
+        records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+        for r in records:
+            if r["kind"] == "valid":  # BLEU from 0 at step 100 to 100, which no BLEU passes
+                r["bleu"] = (r["step"] - 100) / 9
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        runs.append(RunFolder(path))
+
+    async def scenario(pilot):
+        await pilot.pause()
+        pilot.app.show_comparison(runs=runs)
+        await pilot.pause()
+        score = pilot.app.screen.query_one(ScoreChart)
+        await wait_until(pilot, lambda: len(score.histories) == 2)
+        lines = plot_lines(score)
+        labels = y_labels(lines)
+        assert max(labels.values()) == 100 and labels.get(highest_drawn(lines)) == 100, lines  # not 150
+        assert share_drawn(lines) == 1.0, lines
+
+    drive(make_app(attach_live=False), scenario, size=(100, 32))

@@ -23,6 +23,12 @@ class RecipeDiffLine(Static):
             text.append(run, style="bold")
         self.update(text)
 
+    def show_reference(self, label: str) -> None:
+        """The highlighted run is the one the others are compared with: there is nothing to diff."""
+        text = Text.assemble((label, "bold"), ": ")
+        text.append("the reference run: the others' recipes are shown against it", style="dim")
+        self.update(text)
+
     def plain(self) -> str:
         """What the line says, without styles (for tests and captures)."""
         rendered: Any = self.render()

@@ -1,6 +1,6 @@
 """Validation scores over steps or time, the axis cut to the scores so far (an early BLEU of 2-10 would
-be a flat line at the bottom of 0-100): a run's headline metric and BLEU, or several runs' BLEU, each in
-its own colour."""
+be a flat line at the bottom of 0-100) and never above 100: a run's headline metric and BLEU, or several
+runs' BLEU, each in its own colour."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ SCORE_COLORS = ("green", "yellow", "magenta", "blue")
 
 
 class ScoreChart(ThrottledPlot):
+    VALUE_CEILING = 100.0  # BLEU and chrF, exact and accuracy as percentages
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.histories: list[RunHistory] = []

@@ -45,6 +45,7 @@ class ThrottledPlot(PlotextPlot):
     """
 
     MIN_INTERVAL = 0.3
+    VALUE_CEILING: float | None = None  # what the values can never pass: the y axis stops there
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -127,7 +128,9 @@ class ThrottledPlot(PlotextPlot):
             shown += [y for x, y in zip(xs, ys) if low <= x <= high] or ys
         rows = max(self.size.height - AXIS_ROWS, 2)
         label = (lambda t: f"{10**t:.3g}") if self.log_scale else None
-        axis = value_axis(*self.value_range(min(shown), max(shown)), rows, label=label)
+        axis = value_axis(
+            *self.value_range(min(shown), max(shown)), rows, label=label, ceiling=self.VALUE_CEILING
+        )
         plt.ylim(axis.low, axis.high)
         plt.yticks(axis.ticks, axis.labels)
         plt.xlim(low, high)

@@ -150,7 +150,8 @@ class CompareScreen(ChartKeys):
         self.query_one(CurveLegend).show([(run_label(row), c) for row, c in zip(rows, colors)])
 
     def _draw_diff(self) -> None:
-        """The highlighted run's recipe against the sweep's base (or against the first compared run)."""
+        """The highlighted run's recipe against the sweep's base (or against the first compared run, which
+        is said to be the reference when it is highlighted)."""
         row = self.query_one(ComparisonTable).highlighted_row()
         if row is None or self.comparison is None:
             return
@@ -165,6 +166,9 @@ class CompareScreen(ChartKeys):
         if key == self._diff_drawn:
             return
         self._diff_drawn = key
+        if self.sweep is None and row.run.path == first.run.path:
+            self.query_one(RecipeDiffLine).show_reference(run_label(row))
+            return
         differences = None
         if base is not None and recipe is not None:
             differences = [
