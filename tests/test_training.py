@@ -296,3 +296,39 @@ def test_a_trainer_holds_every_attribute_from_its_construction_on(tmp_path, trai
     assert [name for name, value in {**attributes, **session_attributes}.items() if value is None] == []
     assert set(vars(trainer.setup)) == {f.name for f in fields(TrainingSetup)}
     assert trainer.setup.progress is trainer.progress and trainer.progress.step == 20
+
+
+@pytest.mark.parametrize("when", ["preparing", "training"])
+def test_ctrl_c_stops_a_session_and_gives_back_the_lock_and_the_signal_handlers(tmp_path, monkeypatch, when):
+    """Ctrl-C while setting up leaves nothing to keep; in the loop it saves `last` at the step it reached.
+    Either way the run is stopped, resumable, and neither locked nor holding the process's signals."""
+    import signal
+
+    from workbench.engine import session
+
+    run = make_run(tmp_path, "c")
+    handlers = [signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)]
+    held = []
+
+    def interrupt(*args, **kwargs):
+        held.append(run.trainer_alive())
+        raise KeyboardInterrupt
+
+    if when == "preparing":
+        monkeypatch.setattr(session, "prepare_training", interrupt)
+    else:
+        real = Trainer.train_step
+        monkeypatch.setattr(
+            Trainer, "train_step", lambda t, *a: interrupt() if t.progress.step == 3 else real(t, *a)
+        )
+    assert TrainingSession(run, "cpu").train(max_steps=10) == "stopped"
+    assert held == [True] and not run.trainer_alive()
+    assert [signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)] == handlers
+    status = run.status()
+    if when == "preparing":
+        assert status["reason"] == "interrupted while preparing" and not run.has_checkpoint("last")
+    else:
+        assert status["reason"] == "interrupted" and read_state(run.checkpoints_dir, "last")["step"] == 3
+    assert status["state"] == "stopped"
+    monkeypatch.undo()
+    assert TrainingSession(run, "cpu").train(max_steps=5) == "finished"
