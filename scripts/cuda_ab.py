@@ -30,6 +30,7 @@ from workbench.engine.devices import describe, synchronize
 from workbench.engine.fast_paths import reference_maths
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.training import Trainer
 
 VARIANTS = {"fp32 step-loop": ("fp32", True), "fp32 fused-decoder": ("fp32", False), "bf16": ("bf16", False)}
@@ -84,8 +85,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="s2s-cuda-ab-"))
     try:
         run = RunFolder.create(folder, load_recipe(args.recipe, args.set), name="ab")
-        trainer = Trainer(run, args.device)
-        trainer.prepare()
+        trainer = Trainer(TrainingSession(run, args.device).prepare())
         check = trainer.train_batch(trainer.epoch_order(0)[0])
         for variant in ("fp32 step-loop", "fp32 fused-decoder"):
             with use(trainer, variant):

@@ -28,6 +28,26 @@ def one_thread():
 
 
 @pytest.fixture
+def trainers_built(monkeypatch):
+    """`trainers_built(cls=Trainer)`: training sessions build their trainer as `cls`, a Trainer subclass;
+    the list it returns holds each trainer built, in order, to look at after `train()`."""
+    from workbench.engine import session
+
+    def build_as(cls=session.Trainer):
+        built = []
+
+        class Kept(cls):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                built.append(self)
+
+        monkeypatch.setattr(session, "Trainer", Kept)
+        return built
+
+    return build_as
+
+
+@pytest.fixture
 def tf32_flags():
     """Restores torch's process-wide TF32 flags, which resolving a CUDA device sets."""
     import torch

@@ -20,7 +20,7 @@ from workbench.engine.devices import fast_bf16_cpu
 from workbench.engine.model import build_model
 from workbench.engine.recipe import RecipeError, load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 
 TINY = [
     "data.train_size=300",
@@ -194,7 +194,7 @@ def test_bench_decode_with_a_random_model_caps_outputs_at_the_source_length(prec
 
 def test_bench_decode_of_a_trained_run_uses_its_sentences_nearest_to_20_tokens(tmp_path):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, "training.max_steps=3"]), name="r")
-    Trainer(run, "cpu").train()
+    TrainingSession(run, "cpu").train()
     with translator_from_run(run.path, checkpoint="last", precision="bf16") as setup:
         result = bench_decode(setup, beam_size=3, latency_sentences=2, batch_sentences=5)
         lengths = sorted(len(setup.translator.tokenizers.src.encode(s)) for s in setup.sources)

@@ -22,8 +22,8 @@ from workbench.engine.data.prepare import Reservoir, prepare
 from workbench.engine.data.store import TokenSplit
 from workbench.engine.recipe import recipe_from_dict
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.tokenizers import load_tokenizers
-from workbench.engine.training import Trainer
 
 WORDS = "the cat sat on a mat and dog ran to big red house".split()
 
@@ -141,19 +141,22 @@ def test_the_tokenizer_is_trained_on_a_seeded_sample_and_the_log_says_how_many(t
     assert len(first.train) == len(everything.train) == 400  # the sample trains the tokenizer only
 
 
-def test_a_resume_whose_entry_is_gone_rebuilds_it_with_the_runs_own_tokenizer(tmp_path, one_thread):
+def test_a_resume_whose_entry_is_gone_rebuilds_it_with_the_runs_own_tokenizer(
+    tmp_path, one_thread, trainers_built
+):
     folder = corpus(tmp_path / "c", 150)
     run = RunFolder.create(tmp_path / "runs", tiny(folder), name="r")
-    assert Trainer(run, "cpu").train(max_steps=4) == "finished"
+    assert TrainingSession(run, "cpu").train(max_steps=4) == "finished"
     vocab = (run.tokenizer_dir / "src.vocab.json").read_bytes()
     for entry in CorpusCache(cache_folder(tmp_path / "runs")).entries():  # as on another machine
         CorpusCache(cache_folder(tmp_path / "runs")).remove(entry.key)
     (run.tokenizer_dir / "src.vocab.json").write_bytes(
         vocab.replace(b'"a"', b'"A"')
     )  # not what training gives
-    trainer = Trainer(run, "cpu")
-    assert trainer.train(max_steps=6) == "finished"
-    assert trainer.prepared.tokenizers.src.vocab == load_tokenizers(run.tokenizer_dir).src.vocab
+    built = trainers_built()
+    assert TrainingSession(run, "cpu").train(max_steps=6) == "finished"
+    (trainer,) = built
+    assert trainer.setup.tokenizers.src.vocab == load_tokenizers(run.tokenizer_dir).src.vocab
     (entry,) = CorpusCache(cache_folder(tmp_path / "runs")).entries()
     assert (entry.path / "tokenizer" / "src.vocab.json").read_bytes() == (
         run.tokenizer_dir / "src.vocab.json"
@@ -161,18 +164,19 @@ def test_a_resume_whose_entry_is_gone_rebuilds_it_with_the_runs_own_tokenizer(tm
 
 
 def test_a_checkpoint_saved_before_the_token_store_resumes_and_says_the_data_order_changed(
-    tmp_path, one_thread
+    tmp_path, one_thread, trainers_built
 ):
     import json
 
     run = RunFolder.create(tmp_path / "runs", tiny(corpus(tmp_path / "c", 150)), name="r")
-    assert Trainer(run, "cpu").train(max_steps=4) == "finished"
+    assert TrainingSession(run, "cpu").train(max_steps=4) == "finished"
     meta_path = run.checkpoints_dir / "last.json"
     meta = json.loads(meta_path.read_text())
     del meta["state"]["progress"]["batcher"]  # as written before batches came from the store
     meta_path.write_text(json.dumps(meta))
-    trainer = Trainer(run, "cpu")
-    assert trainer.train(max_steps=6) == "finished"
+    built = trainers_built()
+    assert TrainingSession(run, "cpu").train(max_steps=6) == "finished"
+    (trainer,) = built
     log = (run.path / "train.log").read_text()
     assert "resumed with batches planned from the token store: the data order from step 4 on differs" in log
     assert trainer.progress.step == 6 and trainer.progress.batcher == 2
@@ -188,7 +192,7 @@ def test_while_the_corpus_is_prepared_the_status_carries_the_phase_and_how_far(t
         original(self, state, **fields)
 
     monkeypatch.setattr(RunFolder, "write_status", record)
-    Trainer(run, "cpu").prepare()
+    TrainingSession(run, "cpu").prepare()
     phases = [f["preparing"] for f in written if f.get("preparing")]
     assert [p["phase"] for p in phases][:1] == ["reading"]
     encoding = [p for p in phases if p["phase"] == "encoding"]

@@ -12,6 +12,7 @@ from test_model import assert_search_step_matches
 from workbench.engine.fast_paths import reference_maths
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.training import Trainer
 from workbench.engine.translator import Translator
 
@@ -39,9 +40,7 @@ ARCHITECTURES = {
 
 def prepared(tmp_path, name, device, extra=()):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, *extra]), name=name)
-    trainer = Trainer(run, device)
-    trainer.prepare()
-    return trainer
+    return Trainer(TrainingSession(run, device).prepare())
 
 
 def batches(trainer, n):
@@ -135,7 +134,7 @@ def test_autocast_training_learns_with_fp32_weights(tmp_path, precision):
     assert all(loss == loss for loss in losses)  # no NaN
     assert losses[-1] < 0.5 * losses[0]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
-    assert trainer.prepared.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
+    assert trainer.setup.scaler.is_enabled() == (precision == "fp16")  # fp16 needs loss scaling, bf16 none
 
 
 def test_a_run_trained_on_cuda_decodes_the_same_on_the_cpu(tmp_path):

@@ -29,9 +29,9 @@ from workbench.engine.recipe import (
     recipe_groups,
 )
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.special_tokens import PAD
 from workbench.engine.tokenizers import train_tokenizers
-from workbench.engine.training import Trainer
 
 WORDS = "the cat sat on a mat and dog ran to big red house".split()
 
@@ -205,7 +205,7 @@ def valid_records(run: RunFolder) -> list[dict]:
 
 def test_max_epochs_trains_that_many_epochs_validating_at_the_end_of_each(tmp_path, one_thread):
     run = RunFolder.create(tmp_path, load_recipe("reverse", EPOCHS), name="epochs")
-    assert Trainer(run, "cpu").train() == "finished"
+    assert TrainingSession(run, "cpu").train() == "finished"
     status = run.status()
     steps_per_epoch = status["step"] // 3
     assert status["epoch"] == 3 and status["reason"] == "reached 3 epochs" and 4 <= steps_per_epoch <= 5
@@ -221,10 +221,10 @@ def test_max_epochs_trains_that_many_epochs_validating_at_the_end_of_each(tmp_pa
 
 def test_a_run_stopped_mid_epoch_resumes_and_still_trains_max_epochs(tmp_path, one_thread):
     run = RunFolder.create(tmp_path, load_recipe("reverse", EPOCHS), name="resumed")
-    assert Trainer(run, "cpu").train(max_steps=6) == "finished"  # mid-way through the second epoch
-    assert Trainer(run, "cpu").train(max_steps=0) == "finished"
+    assert TrainingSession(run, "cpu").train(max_steps=6) == "finished"  # mid-way through the second epoch
+    assert TrainingSession(run, "cpu").train(max_steps=0) == "finished"
     whole = RunFolder.create(tmp_path, load_recipe("reverse", EPOCHS), name="whole")
-    Trainer(whole, "cpu").train()
+    TrainingSession(whole, "cpu").train()
     assert (run.status()["step"], run.status()["epoch"]) == (whole.status()["step"], 3)
     steps = [r["step"] for r in valid_records(whole)]
     assert [r["step"] for r in valid_records(run)] == sorted({6, *steps})
@@ -249,7 +249,7 @@ def test_a_word_level_run_logs_its_vocabulary_and_split(tmp_path, one_thread):
         "training.max_epochs=1",
     ]
     run = RunFolder.create(tmp_path, load_recipe("reverse", sets), name="words")
-    assert Trainer(run, "cpu").train() == "finished"
+    assert TrainingSession(run, "cpu").train() == "finished"
     log = (run.path / "train.log").read_text()
     assert "data: a seeded sample of 32 of the 40 training pairs" in log
     assert "24 train, 8 valid pairs; no valid file read" in log
@@ -258,7 +258,7 @@ def test_a_word_level_run_logs_its_vocabulary_and_split(tmp_path, one_thread):
 
 def test_eval_json_reports_token_accuracy(tmp_path, one_thread):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*EPOCHS, "training.max_epochs=1"]), name="e")
-    Trainer(run, "cpu").train()
+    TrainingSession(run, "cpu").train()
     (tmp_path / "src.txt").write_text("a b c\nd e\n", encoding="utf-8")
     (tmp_path / "ref.txt").write_text("c b a\ne d\n", encoding="utf-8")
     args = ["eval", str(run.path), "--src", str(tmp_path / "src.txt"), "--ref", str(tmp_path / "ref.txt")]

@@ -15,7 +15,7 @@ from test_input_cap import LONG_LINE, TINY
 from workbench.cli.main import main
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 
 CONTROLS = "".join(chr(c) for c in (*range(1, 10), 11, 12, *range(14, 32), 127))
 # One line each (no "\n" or "\r" inside: those end a line, as on every other tool's input).
@@ -37,7 +37,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = RunFolder.create(tmp_path_factory.mktemp("runs"), load_recipe("dates-en-fr", TINY), "tiny")
-    Trainer(folder, "cpu").train(max_steps=1)  # near-random weights: outputs run to the length bound
+    TrainingSession(folder, "cpu").train(max_steps=1)  # near-random weights: outputs run to the length bound
     return folder.path
 
 

@@ -413,7 +413,7 @@ def test_a_trainer_takes_its_gpu_among_those_it_sees_or_says_why_it_cannot(
     import torch
 
     from workbench.engine.recipe import load_recipe
-    from workbench.engine.training import Trainer
+    from workbench.engine.session import TrainingSession
 
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES"):
         monkeypatch.delenv(name, raising=False)
@@ -425,10 +425,11 @@ def test_a_trainer_takes_its_gpu_among_those_it_sees_or_says_why_it_cannot(
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
     run = RunFolder.create(tmp_path, load_recipe("reverse", TINY), name="r")
     if expected.startswith("cuda"):
-        assert Trainer(run, "cuda").device == torch.device(expected) and chosen == [torch.device(expected)]
+        assert TrainingSession(run, "cuda").device == torch.device(expected)
+        assert chosen == [torch.device(expected)]
     else:
         with pytest.raises(DistributedError, match=re.escape(expected)):
-            Trainer(run, "cuda")
+            TrainingSession(run, "cuda")
         assert chosen == []
 
 

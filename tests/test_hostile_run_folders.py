@@ -18,8 +18,8 @@ from safetensors.torch import load_file, save_file
 from workbench.engine.checkpoint import CheckpointError
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder, RunFolderError
+from workbench.engine.session import TrainingSession
 from workbench.engine.tokenizers import TokenizerError
-from workbench.engine.training import Trainer
 from workbench.engine.translator import Translator
 
 TINY = [
@@ -36,7 +36,7 @@ TINY = [
 def trained(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     run = RunFolder.create(runs, load_recipe("reverse", TINY), name="r")
-    Trainer(run, "cpu").train(max_steps=4)
+    TrainingSession(run, "cpu").train(max_steps=4)
     return run
 
 

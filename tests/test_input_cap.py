@@ -7,8 +7,8 @@ import pytest
 
 from workbench.engine.recipe import RecipeError, load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.special_tokens import EOS
-from workbench.engine.training import Trainer
 from workbench.engine.translator import Translator
 
 LONG_LINE = ("Saturday, November 21, 2026 " * 4000)[:100_000]
@@ -25,7 +25,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def translator(tmp_path_factory):
     run = RunFolder.create(tmp_path_factory.mktemp("runs"), load_recipe("dates-en-fr", TINY), "tiny")
-    Trainer(run, "cpu").train(max_steps=1)
+    TrainingSession(run, "cpu").train(max_steps=1)
     return Translator.from_run(run, "last")
 
 

@@ -7,6 +7,7 @@ import torch
 
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.training import DivergedError, Trainer
 
 TINY = [
@@ -25,9 +26,7 @@ READS = ("item", "tolist", "__bool__", "__float__", "__int__")
 
 def prepared(tmp_path, extra=()):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, *extra]), name="r")
-    trainer = Trainer(run, "cpu")
-    trainer.prepare()
-    return trainer
+    return Trainer(TrainingSession(run, "cpu").prepare())
 
 
 def batches(trainer, n):
@@ -105,8 +104,8 @@ class Poisoned(Trainer):
 
     steps: set[int] = set()
 
-    def prepare(self):
-        super().prepare()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         poison(self, self.steps)
         self.taken = {}
 
@@ -116,12 +115,20 @@ class Poisoned(Trainer):
         return loss_sum, grad_norm
 
 
-def test_skipped_steps_are_reported_at_the_next_logging_step_and_training_goes_on(tmp_path):
+def poisoned(trainers_built, monkeypatch, steps):
+    """Training sessions build `Poisoned` trainers, NaN at `steps`; the list of those built."""
+    monkeypatch.setattr(Poisoned, "steps", steps)
+    return trainers_built(Poisoned)
+
+
+def test_skipped_steps_are_reported_at_the_next_logging_step_and_training_goes_on(
+    tmp_path, trainers_built, monkeypatch
+):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, "training.skip_nonfinite=1"]), name="r")
-    trainer = Poisoned(run, "cpu")
-    trainer.steps = {3, 7, 8}
+    built = poisoned(trainers_built, monkeypatch, {3, 7, 8})
     with pytest.raises(DivergedError):
-        trainer.train(max_steps=10)
+        TrainingSession(run, "cpu").train(max_steps=10)
+    (trainer,) = built
     log = (run.path / "train.log").read_text()
     assert "steps 3-3: 1 batch(es) skipped for a non-finite gradient, at most 1 in a row (1 in all" in log
     # Steps 7 and 8 make two in a row, one more than allowed: reported at step 10, as step 8's fault.
@@ -131,11 +138,11 @@ def test_skipped_steps_are_reported_at_the_next_logging_step_and_training_goes_o
     assert trainer.progress.nonfinite_skipped == 3
 
 
-def test_the_loss_of_a_window_leaves_out_the_skipped_batches(tmp_path):
+def test_the_loss_of_a_window_leaves_out_the_skipped_batches(tmp_path, trainers_built, monkeypatch):
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*TINY, "training.skip_nonfinite=5"]), name="r")
-    trainer = Poisoned(run, "cpu")
-    trainer.steps = {2, 3}
-    assert trainer.train(max_steps=5) == "finished"
+    built = poisoned(trainers_built, monkeypatch, {2, 3})
+    assert TrainingSession(run, "cpu").train(max_steps=5) == "finished"
+    (trainer,) = built
     (record,) = [r for r in run.read_metrics()[0] if r["kind"] == "train"]
     applied = [trainer.taken[step] for step in (1, 4, 5)]
     assert record["loss"] == round(sum(loss for loss, _ in applied) / sum(n for _, n in applied), 5)

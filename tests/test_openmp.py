@@ -42,7 +42,7 @@ try:
 except SystemExit:
     pass
 import torch
-import workbench.engine.training
+import workbench.engine.session
 torch.set_num_threads(2)
 torch.randn(512, 2048).sigmoid_()
 threads = []

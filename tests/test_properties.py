@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from workbench.engine.recipe import TokenizerConfig, load_recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.tokenizers import UNK_SURFACE, load_tokenizers, train_tokenizers
-from workbench.engine.training import Trainer
 from workbench.engine.translator import Translator
 from workbench.tui.display_format import printable
 
@@ -84,7 +84,7 @@ def translator(tmp_path_factory):
     sets = ["data.train_size=200", "data.valid_size=20", "model.hidden_size=16", "model.embedding_size=8",
             "tokenizer.vocab_size=60", "training.threads=1", "decoding.max_input_pieces=40"]  # fmt: skip
     run = RunFolder.create(tmp_path_factory.mktemp("runs"), load_recipe("dates-en-fr", sets), "tiny")
-    Trainer(run, "cpu").train(max_steps=1)
+    TrainingSession(run, "cpu").train(max_steps=1)
     return Translator.from_run(run, "last")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 from workbench.engine.translator import Translator
 
 SMALL = [
@@ -34,7 +34,7 @@ SMALL = [
 def test_multi30k_recipe_learns_to_translate(shared_data, tmp_path):
     recipe = load_recipe("multi30k-de-en", [f"data.dir={shared_data / 'multi30k'}", *SMALL])
     run = RunFolder.create(tmp_path, recipe, name="m30k-small")
-    assert Trainer(run, "cpu").train() == "finished"
+    assert TrainingSession(run, "cpu").train() == "finished"
 
     records, _ = run.read_metrics()
     valid = [r for r in records if r["kind"] == "valid"]

@@ -12,7 +12,7 @@ import pytest
 
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 from workbench.jobs.sweep import load_sweep
 from workbench.jobs.sweep_queue import queue_sweep
 
@@ -41,7 +41,7 @@ def runs(tmp_path_factory):
     """A runs folder away from the working directory, with one short trained run named `rev`."""
     folder = tmp_path_factory.mktemp("elsewhere") / "runs"
     run = RunFolder.create(folder, load_recipe("reverse", TINY), name="rev")
-    Trainer(run, "cpu").train(max_steps=10)
+    TrainingSession(run, "cpu").train(max_steps=10)
     return folder
 
 

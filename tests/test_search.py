@@ -238,12 +238,12 @@ def test_int8_decoding_runs_on_the_cpu_only_and_refuses_before_copying_the_model
 def test_device_auto_decodes_an_int8_recipe_on_the_cpu_of_a_gpu_machine(tmp_path, monkeypatch, tf32_flags):
     from workbench.engine.recipe import load_recipe
     from workbench.engine.run_folder import RunFolder
-    from workbench.engine.training import Trainer
+    from workbench.engine.session import TrainingSession
     from workbench.engine.translator import Translator
 
     tiny = ["data.train_size=100", "data.valid_size=10", "model.hidden_size=16", "model.embedding_size=8"]
     run = RunFolder.create(tmp_path, load_recipe("reverse", [*tiny, "training.valid_every=3"]), name="r")
-    assert Trainer(run, "cpu").train(max_steps=3) == "finished"
+    assert TrainingSession(run, "cpu").train(max_steps=3) == "finished"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine
     translator = Translator.from_run(run, "last", "auto", precision="int8")
     assert translator.device == torch.device("cpu") and translator.decoding.precision == "int8"

@@ -15,7 +15,7 @@ import pytest
 
 from workbench.engine.recipe import builtin_recipes, load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 from workbench.jobs.sweep import load_sweep
 
 SEEDS = sorted(name for name in builtin_recipes() if name.startswith("seed-"))
@@ -75,7 +75,7 @@ def test_each_seed_trains_learns_and_decodes_its_probes(name, shared_data, tmp_p
         ],
     )
     run = RunFolder.create(tmp_path, recipe.with_absolute_paths(), name=name)
-    assert Trainer(run, "cpu").train() == "finished"
+    assert TrainingSession(run, "cpu").train() == "finished"
 
     records, _ = run.read_metrics()
     valid = [r for r in records if r["kind"] == "valid"]

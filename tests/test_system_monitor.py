@@ -109,7 +109,7 @@ def test_a_distributed_runs_ranks_are_its_trainers_siblings_under_the_launcher(r
 
 
 def test_a_trainer_records_its_peak_memory_and_compare_shows_it(run):
-    from workbench.engine.training import Trainer
+    from workbench.engine.session import TrainingSession
 
     tiny = RunFolder.create(
         run.path.parent,
@@ -119,7 +119,7 @@ def test_a_trainer_records_its_peak_memory_and_compare_shows_it(run):
         ),
         name="tiny",
     )
-    Trainer(tiny, "cpu").train(max_steps=10)
+    TrainingSession(tiny, "cpu").train(max_steps=10)
     train = [r for r in tiny.read_metrics()[0] if r["kind"] == "train"]
     assert train and all(r["peak_host_mb"] > 10 and "peak_cuda_mb" not in r for r in train)
     (row,) = compare_runs([tiny]).rows

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.search import greedy_search, max_lengths
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 from workbench.engine.translator import Translator
 
 DOC = Path(__file__).parents[1] / "docs" / "python-api.md"
@@ -32,7 +32,7 @@ TINY = [
 def run(tmp_path_factory) -> RunFolder:
     recipe = load_recipe("dates-en-fr", [*TINY, "decoding.length_penalty=0.6"])
     folder = RunFolder.create(tmp_path_factory.mktemp("runs"), recipe, name="tiny")
-    assert Trainer(folder, "cpu").train() == "finished"
+    assert TrainingSession(folder, "cpu").train() == "finished"
     return folder
 
 

@@ -10,7 +10,7 @@ from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.data.prepare import prepare
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 
 TINY = [
     "data.train_size=100",
@@ -27,7 +27,7 @@ SCORES = ("bleu", "chrf", "exact", "loss", "accuracy")
 
 def test_eval_on_the_valid_split_gives_the_scores_validation_wrote_for_that_checkpoint(tmp_path):
     run = RunFolder.create(tmp_path, load_recipe("reverse", TINY), name="rev")
-    assert Trainer(run, "cpu").train(max_steps=10) == "finished"
+    assert TrainingSession(run, "cpu").train(max_steps=10) == "finished"
     (validated,) = [r for r in run.read_metrics()[0] if r["kind"] == "valid"]
     assert validated["step"] == 10  # `last` holds the weights it scored: the run ended there
     corpus = prepare(run.recipe(), CorpusCache(cache_folder(tmp_path)), run.tokenizer_dir)

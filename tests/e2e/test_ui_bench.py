@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from workbench.cli.bench import bench_app
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 
 TINY = [
     "data.train_size=200",
@@ -31,7 +31,7 @@ def test_bench_ui_types_while_a_copy_of_the_run_trains(tmp_path):
     # Trained here, before any app runs, to its first validation (a checkpoint and samples).
     run = RunFolder.create(tmp_path / "runs", load_recipe("dates-en-fr", TINY), name="tiny")
     # Finished at the recipe's own step limit, as a user's runs are: the bench's copy must train on past it.
-    assert Trainer(run, "cpu").train() == "finished"
+    assert TrainingSession(run, "cpu").train() == "finished"
     before = sorted(p.name for p in run.path.rglob("*"))
 
     result = CliRunner().invoke(

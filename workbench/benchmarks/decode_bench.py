@@ -29,7 +29,7 @@ from workbench.engine.data.prepare import prepare
 from workbench.engine.devices import describe
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
-from workbench.engine.training import Trainer
+from workbench.engine.session import TrainingSession
 from workbench.engine.translator import Translator, decoding_model
 
 LATENCY_SRC_TOKENS = 20
@@ -50,12 +50,12 @@ def translator_from_recipe(recipe: Recipe, device: str = "cpu") -> Iterator[Deco
     """A random-weight model of the recipe (tokenizers trained on its data in a temporary folder)."""
     folder = Path(tempfile.mkdtemp(prefix="s2s-bench-decode-"))
     try:
-        trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
-        trainer.prepare()  # sets the recipe's thread count
+        run = RunFolder.create(folder, recipe, name="bench")
+        prepared = TrainingSession(run, device).prepare()  # sets the recipe's thread count
         decoding = dataclasses.replace(recipe.decoding, max_length_ratio=1.0, max_length_offset=0)
-        model = decoding_model(trainer.model, decoding.precision, trainer.device)  # as from_run does
-        translator = Translator(model, trainer.prepared.tokenizers, decoding, trainer.device)
-        sources = [src for src, _ in trainer.prepared.data.valid_pairs()]
+        model = decoding_model(prepared.model, decoding.precision, prepared.device)  # as from_run does
+        translator = Translator(model, prepared.tokenizers, decoding, prepared.device)
+        sources = [src for src, _ in prepared.data.valid_pairs()]
         yield DecodeSetup(translator, sources, "random", torch.get_num_threads())
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -28,6 +28,7 @@ from workbench.engine.data.batching import Batch
 from workbench.engine.devices import autocast_dtype, synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.training import Trainer
 
 from .train_bench import batch_flops, trainer_flops, trainer_peak
@@ -63,8 +64,7 @@ def profile_train(
     the matrix products' share of the step and speed against the measured matmul peak."""
     folder = Path(tempfile.mkdtemp(prefix="s2s-bench-profile-"))
     try:
-        trainer = Trainer(RunFolder.create(folder, recipe, name="bench"), device)
-        trainer.prepare()
+        trainer = Trainer(TrainingSession(RunFolder.create(folder, recipe, name="bench"), device).prepare())
         order = _forever(trainer)
         for _ in range(warmup_steps):
             _step(trainer, trainer.train_batch(next(order)))

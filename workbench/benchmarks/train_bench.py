@@ -24,6 +24,7 @@ from workbench.engine.data.batching import Batch
 from workbench.engine.devices import autocast_dtype, describe, synchronize
 from workbench.engine.recipe import Recipe
 from workbench.engine.run_folder import RunFolder
+from workbench.engine.session import TrainingSession
 from workbench.engine.training import Trainer
 
 from .flops import ModelFlops, count_flops
@@ -46,10 +47,10 @@ def bench_train(
     folder = Path(tempfile.mkdtemp(prefix="s2s-bench-train-"))
     try:
         run = RunFolder.create(folder, recipe, name="bench")
-        trainer = Trainer(run, device)
+        session = TrainingSession(run, device)
         say("preparing data, tokenizers and model (not timed)")
         start = time.perf_counter()
-        trainer.prepare()
+        trainer = Trainer(session.prepare())
         prepare_seconds = time.perf_counter() - start
         return _timed_steps(trainer, seconds, warmup_steps, peak_seconds, prepare_seconds, say)
     finally:
@@ -148,7 +149,7 @@ def _timed_steps(
         "src_padding_fraction": round(1 - n_src / padded_src, 4),
         "tgt_padding_fraction": round(1 - n_tgt / padded_tgt, 4),
         "loss": round(mean_loss, 4),
-        "params": trainer.prepared.params,
+        "params": trainer.setup.params,
         "model_flops_per_tgt_token": round(model_flops / n_tgt),
         "model_flops_per_s": round(model_flops_per_s),
         "matmul_peak_flops_per_s": round(peak.peak_flops_per_s),
@@ -165,13 +166,13 @@ def _timed_steps(
 
 def trainer_flops(trainer: Trainer) -> ModelFlops:
     """The FLOP count of the trainer's model."""
-    tokenizers = trainer.prepared.tokenizers
+    tokenizers = trainer.setup.tokenizers
     return count_flops(trainer.recipe.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
 
 
 def batch_flops(trainer: Trainer, flops: ModelFlops, batch: Batch) -> int:
     """Model FLOPs of a training step on `batch`; targets count EOS (one decoder step each)."""
-    tgt_lengths = (trainer.prepared.data.train.lengths["tgt"][batch.indices] + 1).tolist()
+    tgt_lengths = (trainer.setup.data.train.lengths["tgt"][batch.indices] + 1).tolist()
     return flops.training(batch.src_lengths.tolist(), tgt_lengths)
 
 
@@ -187,7 +188,7 @@ def trainer_peak(
     """The matmul peak at the products of the trainer's model for batches of these mean shapes."""
     gemms = model_gemms(
         trainer.recipe.model,
-        trainer.prepared.tokenizers.tgt.vocab_size,
+        trainer.setup.tokenizers.tgt.vocab_size,
         batch=round(sentences / steps),
         mean_src=padded_src / sentences,
         mean_tgt=padded_tgt / sentences,

@@ -208,15 +208,15 @@ def _train(command: TrainerCommand, rendezvous: Rendezvous, headless: bool) -> N
 
 def _train_here(command: TrainerCommand) -> None:
     from workbench.engine.distributed import topology_from_environment
-    from workbench.engine.training import Trainer
+    from workbench.engine.session import TrainingSession
 
     from .display import TrainingDisplay
 
     run = command.run
     quiet = command.quiet or not topology_from_environment().main  # rank 0 speaks for a distributed run
     with TrainingDisplay(console, run, quiet) as display:
-        trainer = Trainer(run, command.device, on_event=display.event, threads=command.threads)
-        state = trainer.train(max_steps=command.max_steps, max_minutes=command.max_minutes)
+        session = TrainingSession(run, command.device, on_event=display.event, threads=command.threads)
+        state = session.train(max_steps=command.max_steps, max_minutes=command.max_minutes)
     status = run.status()
     if not quiet:
         console.print(f"{state}: {status.get('reason', '')} (step {status.get('step')})")

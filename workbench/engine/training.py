@@ -1,8 +1,9 @@
 """Training: turns a run folder's recipe into checkpoints, metrics and samples in that folder.
 
-Set-up is `setup.prepare_training`; the lock, signals and failure reports are `session.TrainingSession`;
-validation's scores are `validation.evaluate`; the control messages are `controls.Controls`. Here: the
-loop, the training step, the logging window and the checkpoints a run saves.
+Set-up is `setup.prepare_training`, which returns the `TrainingSetup` a `Trainer` is built from; the
+lifecycle (the lock, signals and failure reports) is `session.TrainingSession`; validation's scores are
+`validation.evaluate`; the control messages are `controls.Controls`. Here: the loop, the training step,
+the logging window and the checkpoints a run saves.
 """
 
 from __future__ import annotations
@@ -20,21 +21,13 @@ from workbench.engine.checkpoint import average_last, save_checkpoint, step_tag
 from workbench.engine.controls import Controls
 from workbench.engine.data.batching import Batch
 from workbench.engine.devices import autocast, describe
-from workbench.engine.distributed import launcher_died, topology_from_environment
+from workbench.engine.distributed import launcher_died
+from workbench.engine.errors import UserError
 from workbench.engine.evaluation import teacher_forced
-from workbench.engine.model import Seq2Seq
 from workbench.engine.peak_memory import peak_memory
-from workbench.engine.run_folder import STOPPED_BY_USER, RunFolder
+from workbench.engine.run_folder import STOPPED_BY_USER
 from workbench.engine.schedules import teacher_forcing_ratio
-from workbench.engine.session import DivergedError, TrainingSession
-from workbench.engine.setup import (
-    Progress,
-    TrainingSetup,
-    epoch_order,
-    global_batch,
-    prepare_training,
-    training_device,
-)
+from workbench.engine.setup import TrainingSetup, epoch_order, global_batch
 from workbench.engine.skipped_steps import SkippedSteps, step_unless
 from workbench.engine.validation import evaluate, samples
 
@@ -50,74 +43,55 @@ SHARED_PROGRESS = ("best", "best_step", "scheduled_best", "bad_validations", "la
 Event = Callable[[str, dict[str, Any]], None]
 
 
-class Trainer:
-    """Trains the model of one run folder; `train()` returns the final state (finished, stopped...).
+class DivergedError(UserError):
+    """Training produced a loss or gradient that is not finite: the weights would be lost to NaN."""
 
-    `prepare()` builds the `TrainingSetup` (`train()` calls it); the model, optimizer and progress are
-    read from it.
+
+class Trainer:
+    """The training loop over one finished `TrainingSetup`; `train()` returns the end state (finished,
+    stopped). `session.TrainingSession` builds it inside the run's lock and stop signals; benchmarks and
+    tests build one from `TrainingSession.prepare()` and take its steps by hand.
+
+    `on_event(kind, record)` hears each metrics record and the end; `stop_requested()` tells whether a
+    stop signal has come (the session's handlers set it).
     """
 
     def __init__(
-        self, run: RunFolder, device: str = "auto", on_event: Event | None = None, threads: int | None = None
+        self,
+        setup: TrainingSetup,
+        on_event: Event | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ):
-        self.run = run
-        self.recipe = run.recipe()
-        # A sweep's share of the cores, else the recipe's.
-        self.threads = threads or self.recipe.training.threads
-        self.topology = topology_from_environment()
+        self.setup = setup
+        self.run, self.recipe, self.topology = setup.run, setup.recipe, setup.topology
         self.main = self.topology.main  # rank 0 alone writes the run folder
-        self.device = training_device(device, self.topology, self.threads)
+        self.device, self.model, self.optimizer = setup.device, setup.model, setup.optimizer
+        self.progress = progress = setup.progress
         self.on_event = on_event or (lambda kind, record: None)
-        self.session = TrainingSession(run, self.topology, self.recipe.training.collective_timeout)
-        self.setup: TrainingSetup | None = None  # prepare()'s
-        self.found_inf: torch.Tensor | None = None  # the last step's: 1. if its gradient was not finite
-        self.skips: SkippedSteps | None = None  # made with the first step's flag, on its device
-        self.saved_step = 0  # the step of the weights in the checkpoints
+        self.stop_requested = stop_requested or (lambda: False)
+        # The last step's flag, on the device: 1. where its gradient was not finite and the step was left
+        # out (fp16's loss scaler decides alone), counted in `skips`.
+        self.found_inf = torch.zeros((), device=self.device)
+        limit = self.recipe.training.skip_nonfinite
+        self.skips = SkippedSteps(self.device, limit, progress.nonfinite_in_a_row)
+        self.saved_step = progress.step  # the step of the weights in the checkpoints
         # Logging steps in a row whose loss was over the explosion bound. Never in a checkpoint: none is
         # saved while it is above 0, so a resumed run starts from 0.
         self.exploded_in_a_row = 0
-        # The loss summed since the last log, on the training device from prepare() on, so that a step needs
-        # no host sync; read at log time.
-        self._window_loss = torch.zeros((), dtype=torch.float64)
-        self._window_start = time.monotonic()
-        self.session_start = time.monotonic()  # this session's clock, pauses excluded
-        self.wall_at_start = 0.0  # the run's training seconds before this session
-
-    # The set-up, read through ----------------------------------------------------------------------
-    def prepare(self) -> TrainingSetup:
-        """Load data, tokenizers, model, optimizer and the last checkpoint (`setup.prepare_training`)."""
-        self.setup = prepare_training(self.run, self.recipe, self.topology, self.device, self.threads)
-        progress = self.setup.progress
-        self.saved_step, self.wall_at_start = progress.step, progress.wall
-        self.session_start = time.monotonic()
-        # A checkpoint holds the whole window's loss, gathered on rank 0: the others start from none.
+        # The loss summed since the last log, on the training device so that a step needs no host sync;
+        # read at log time. A checkpoint holds the whole window's loss, gathered on rank 0: the others
+        # start from none.
         window = progress.window_loss if self.main else 0.0
         self._window_loss = torch.tensor(window, dtype=torch.float64, device=self.device)
-        return self.setup
-
-    @property
-    def prepared(self) -> TrainingSetup:
-        if self.setup is None:
-            raise RuntimeError("Trainer.prepare() has not run")
-        return self.setup
-
-    @property
-    def model(self) -> Seq2Seq:
-        return self.prepared.model
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        return self.prepared.optimizer
-
-    @property
-    def progress(self) -> Progress:
-        return self.prepared.progress
+        self._window_start = time.monotonic()
+        self.session_start = time.monotonic()  # this session's clock, pauses excluded
+        self.wall_at_start = progress.wall  # the run's training seconds before this session
 
     def global_batch(self) -> str:
         return global_batch(self.recipe, self.topology.world_size)
 
     def epoch_order(self, epoch: int) -> list[np.ndarray]:
-        return epoch_order(self.recipe, self.prepared.data.train, epoch, self.topology.world_size)
+        return epoch_order(self.recipe, self.setup.data.train, epoch, self.topology.world_size)
 
     def _log(self, message: str) -> None:
         if self.main:
@@ -127,40 +101,22 @@ class Trainer:
         if self.main:
             self.run.write_status(state, **fields)
 
-    # The session ------------------------------------------------------------------------------------
+    # The loop ---------------------------------------------------------------------------------------
     def train(self, max_steps: int | None = None, max_minutes: float | None = None) -> str:
-        """Train until a limit, early stopping or a stop message; the run folder records everything."""
-        return self.session.run_training(
-            lambda: self._prepare_and_loop(max_steps, max_minutes), self._interrupted, self._close
-        )
-
-    def _prepare_and_loop(self, max_steps: int | None, max_minutes: float | None) -> str:
-        self._status("running", device=str(self.device), torch_device=str(self.device),
-                     reason="preparing data and model")  # fmt: skip
-        self.prepare()
+        """Train until a limit (the recipe's where None), early stopping or a stop message; the run folder
+        records everything."""
         ended = self._loop(max_steps, max_minutes)
         # Every process leaves together: one that tore down its connections while rank 0 still
         # saved could abort at exit (gloo), and torchrun would then fail the finished run.
-        self.prepared.team.wait_for_all()
+        self.setup.team.wait_for_all()
         return ended
 
-    def _interrupted(self) -> str:
-        if self.setup is None:  # interrupted before the first step: nothing to keep
-            self._status("stopped", reason="interrupted while preparing")
-            return "stopped"
-        return self._stop("interrupted")
-
-    def _close(self) -> None:
-        if self.setup is not None:
-            self.setup.close()
-
-    # The loop ---------------------------------------------------------------------------------------
     def _loop(self, max_steps: int | None, max_minutes: float | None) -> str:
         cfg, progress = self.recipe.training, self.progress
         max_steps = max_steps if max_steps is not None else cfg.max_steps
         max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
         self._start_clock(max_steps, max_minutes)
-        controls = Controls(self.run, self.prepared.team)
+        controls = Controls(self.run, self.setup.team)
         while True:
             if reason := self._limit_reached(max_steps, max_minutes):
                 return self._finish(reason)
@@ -171,9 +127,9 @@ class Trainer:
                 indices = order[progress.batch_in_epoch]
                 progress.step += 1
                 progress.batch_in_epoch += 1
-                tgt_tokens = self.prepared.data.train.tokens("tgt", indices)
+                tgt_tokens = self.setup.data.train.tokens("tgt", indices)
                 loss_sum, grad_norm = self.train_step(self.shards(indices), tgt_tokens)
-                self._add_to_window(loss_sum, tgt_tokens, self.prepared.data.train.tokens("src", indices))
+                self._add_to_window(loss_sum, tgt_tokens, self.setup.data.train.tokens("src", indices))
                 if progress.step % cfg.log_every == 0:
                     self._log_window(grad_norm.item())
                 if self._validation_due(len(order)) and self._scheduled_validation():
@@ -193,7 +149,7 @@ class Trainer:
         the batch was taken whole, accumulated in parts, or split across processes (DDP averages the
         processes' gradients, hence the factor of their number).
         """
-        cfg, setup, step = self.recipe.training, self.prepared, self.progress.step
+        cfg, setup, step = self.recipe.training, self.setup, self.progress.step
         if isinstance(batches, Batch):
             batches, n_tgt_tokens = [(batches, 1.0)], batches.n_tgt_tokens
         for group in setup.optimizer.param_groups:
@@ -215,7 +171,6 @@ class Trainer:
         setup.scaler.unscale_(setup.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(setup.model.parameters(), cfg.clip_grad or math.inf)
         if setup.scaler.is_enabled():  # fp16: the scaler skips a non-finite step itself, and lowers its scale
-            self.found_inf = None
             setup.scaler.step(setup.optimizer)
             setup.scaler.update()
             return total, grad_norm
@@ -240,12 +195,12 @@ class Trainer:
 
     def train_batch(self, indices: np.ndarray | list[int]) -> Batch:
         """The padded batch of the given training pairs, on the training device."""
-        return self.prepared.data.train.batch(indices).to(self.device, non_blocking=True)
+        return self.setup.data.train.batch(indices).to(self.device, non_blocking=True)
 
     # Clock and limits -------------------------------------------------------------------------------
     def _start_clock(self, max_steps: int, max_minutes: float) -> None:
         """Start this session's clock and window, and say what trains where."""
-        progress, processes, params = self.progress, self.topology.world_size, self.prepared.params
+        progress, processes, params = self.progress, self.topology.world_size, self.setup.params
         self.session_start = time.monotonic()
         self._status(
             "running",
@@ -262,8 +217,8 @@ class Trainer:
         where = describe(self.device)
         on = f"{processes} processes, each on {where}" if processes > 1 else where
         self._log(
-            f"training on {on} in {self.prepared.precision}: {params:,} parameters, "
-            f"{len(self.prepared.data.train):,} pairs, global batch {self.global_batch()}"
+            f"training on {on} in {self.setup.precision}: {params:,} parameters, "
+            f"{len(self.setup.data.train):,} pairs, global batch {self.global_batch()}"
         )
         self._window_start = time.monotonic()
 
@@ -286,16 +241,16 @@ class Trainer:
     # Control messages -------------------------------------------------------------------------------
     def _act_on_controls(self, controls: Controls, max_minutes: float | None) -> str:
         """Act on what was asked since the last step; the end state where it ends the training."""
-        for command in controls.agreed(lambda: self.session.stop_requested, self._time_up(max_minutes)):
+        for command in controls.agreed(self.stop_requested, self._time_up(max_minutes)):
             if command == "checkpoint":
                 self._gather_window()
                 self._save("last")
                 self._log(f"checkpoint saved at step {self.progress.step} on request")
             elif command == "stop" or (command == "pause" and not self._pause(controls)):
-                return self._stop(STOPPED_BY_USER)
+                return self.stop(STOPPED_BY_USER)
             elif command == "signal":
                 orphaned = self.topology.launched and launcher_died(within_s=2.0)
-                return self._stop("stopped: its launcher died" if orphaned else "stopped by a signal")
+                return self.stop("stopped: its launcher died" if orphaned else "stopped by a signal")
             elif command == "time":
                 return self._finish(f"reached the time limit ({max_minutes:g} min)")
         return ""
@@ -307,7 +262,7 @@ class Trainer:
         self._status("paused", step=self.progress.step, epoch=self.progress.epoch)
         self._log(f"paused at step {self.progress.step}")
         paused_at = time.monotonic()
-        if not controls.wait_while_paused(lambda: self.session.stop_requested):
+        if not controls.wait_while_paused(self.stop_requested):
             return False
         self.session_start += time.monotonic() - paused_at
         self._window_start = time.monotonic()
@@ -315,7 +270,8 @@ class Trainer:
         self._log("resumed")
         return True
 
-    def _stop(self, reason: str) -> str:
+    def stop(self, reason: str) -> str:
+        """Save `last` and record the stop; the end state "stopped"."""
         self._gather_window()
         self._save("last")
         self._status("stopped", reason=reason, step=self.progress.step, epoch=self.progress.epoch)
@@ -343,12 +299,9 @@ class Trainer:
         progress = self.progress
         progress.window_tokens += tgt_tokens
         progress.window_src_tokens += src_tokens
-        if self.found_inf is None:
+        if self.setup.scaler.is_enabled():  # fp16: the scaler has skipped what it had to
             self._window_loss += loss_sum.detach()
             return
-        if self.skips is None:
-            limit = self.recipe.training.skip_nonfinite
-            self.skips = SkippedSteps(self.device, limit, progress.nonfinite_in_a_row)
         self._window_loss += torch.where(self.found_inf > 0, 0.0, loss_sum.detach().double())
         self.skips.add(self.found_inf, progress.step, tgt_tokens, src_tokens)
 
@@ -356,7 +309,7 @@ class Trainer:
         self._skip_nonfinite()
         progress = self.progress
         elapsed = max(time.monotonic() - self._window_start, 1e-9)
-        loss = self.prepared.team.sum(self._window_loss.clone()).item() / max(progress.window_tokens, 1)
+        loss = self.setup.team.sum(self._window_loss.clone()).item() / max(progress.window_tokens, 1)
         self._check_explosion(loss)
         record = {
             "kind": "train",
@@ -384,7 +337,7 @@ class Trainer:
         that a checkpoint holds all of it. Every process calls it at the same step, before a save."""
         self._skip_nonfinite()  # a checkpoint holds the skips so far, and none past the recipe's limit
         if self.topology.distributed:
-            total = self.prepared.team.sum(self._window_loss.clone())
+            total = self.setup.team.sum(self._window_loss.clone())
             self._window_loss.copy_(total if self.main else torch.zeros_like(total))
 
     # Divergence -------------------------------------------------------------------------------------
@@ -393,8 +346,6 @@ class Trainer:
         stop with a clear reason where more were skipped in a row than the recipe allows. The weights
         and every checkpoint stay as they were before such a batch. Every process reads at the same step
         and holds the same counts."""
-        if self.skips is None:
-            return
         progress, limit, seen = self.progress, self.recipe.training.skip_nonfinite, self.skips.read()
         progress.nonfinite_in_a_row = seen.in_a_row
         if not seen.skipped:
@@ -422,12 +373,12 @@ class Trainer:
         )
 
     def _explosion_bound(self) -> float:
-        return EXPLODED_TIMES * math.log(self.prepared.tokenizers.tgt.vocab_size)
+        return EXPLODED_TIMES * math.log(self.setup.tokenizers.tgt.vocab_size)
 
     def _check_explosion(self, loss: float) -> None:
         """Count the logging steps in a row whose loss per target token is over the bound, and stop the run
         at EXPLODED_WINDOWS of them. Every process holds the same loss (summed over them), so all stop."""
-        bound, vocab = self._explosion_bound(), self.prepared.tokenizers.tgt.vocab_size
+        bound, vocab = self._explosion_bound(), self.setup.tokenizers.tgt.vocab_size
         self.exploded_in_a_row = self.exploded_in_a_row + 1 if loss > bound else 0
         if self.exploded_in_a_row >= EXPLODED_WINDOWS:
             raise DivergedError(
@@ -447,7 +398,7 @@ class Trainer:
         # Only scheduled validations steer training, so that a run stopped and resumed at any step
         # follows the same curve as one that never stopped.
         # With several processes rank 0 validates alone and the others take its decisions.
-        cfg, progress, schedule = self.recipe.training, self.progress, self.prepared.schedule
+        cfg, progress, schedule = self.recipe.training, self.progress, self.setup.schedule
         self._gather_window()
         if self.main:
             value = self._validate()[cfg.early_stopping_metric]
@@ -459,7 +410,7 @@ class Trainer:
                 progress.scheduled_best, progress.bad_validations = value, 0
             else:
                 progress.bad_validations += 1
-        decided = self.prepared.team.share(
+        decided = self.setup.team.share(
             {
                 "schedule": schedule.state_dict(),
                 "progress": {k: getattr(progress, k) for k in SHARED_PROGRESS},
@@ -474,7 +425,7 @@ class Trainer:
     def _validate(self) -> dict[str, Any]:
         """Score the valid set (`validation.evaluate`), write the metrics and samples, save `last` (and
         `best`, `averaged`)."""
-        recipe, progress, setup = self.recipe, self.progress, self.prepared
+        recipe, progress, setup = self.recipe, self.progress, self.setup
         start = time.monotonic()
         forced = self._valid_loss()
         pairs = setup.data.valid_pairs(recipe.decoding.valid_sentences)
@@ -514,7 +465,7 @@ class Trainer:
         """The valid set's loss per target token and its token accuracy, in one teacher-forced pass."""
         cfg = self.recipe.training
         return teacher_forced(
-            self.model, self.prepared.data.valid, cfg.batch_size, cfg.batch_unit, cfg.precision
+            self.model, self.setup.data.valid, cfg.batch_size, cfg.batch_unit, cfg.precision
         )
 
     def _save(self, tag: str, with_optimizer: bool = True) -> None:
@@ -531,7 +482,7 @@ class Trainer:
             raise DivergedError(f"step {progress.step}: the weights are not finite; not saved as {tag!r}")
         progress.wall = self._wall()
         progress.window_loss = self._window_loss.item()
-        progress.schedule = self.prepared.schedule.state_dict()
+        progress.schedule = self.setup.schedule.state_dict()
         state = {"progress": progress.__dict__.copy(), "step": progress.step, "valid": progress.valid}
         optimizer = self.optimizer if with_optimizer else None
         save_checkpoint(self.run.checkpoints_dir, tag, self.model, optimizer, state, self.device)
