@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from workbench.engine.recipe import load_recipe
-from workbench.engine.run_folder import RunFolder
+from workbench.engine.run_folder import RunFolder, RunFolderError
 
 from .test_tmux import save, wait
 from .tmux_session import REPO, TmuxSession, s2s_bench_command, terminal_env
 
-SMALL = {"max steps": "60"}
+MAX_STEPS = "60"  # a limit of the command line, not a recipe key
 SET_LINE = "training.valid_every=30"
 CLONE_LINE = "training.lr=0.002"
 
@@ -29,7 +29,7 @@ CLONE_LINE = "training.lr=0.002"
 def finished(run: Path) -> bool:
     try:
         return RunFolder.open(run).status().get("state") == "finished"
-    except Exception:  # not created yet
+    except (RunFolderError, OSError):  # not created yet
         return False
 
 
@@ -47,7 +47,7 @@ def test_a_day_form_system_log_clone_compare_zoom_and_decode_by_name(tmp_path):
         tmux.keys("Tab")  # the run name
         tmux.type("day-a")
         tmux.keys("Tab", "Tab", "Tab", "Tab")  # device, processes, threads, max steps
-        tmux.type(SMALL["max steps"])
+        tmux.type(MAX_STEPS)
         tmux.keys("Tab", "Tab")  # max minutes, the --set lines
         tmux.type(SET_LINE)
         screen = tmux.wait_for(
@@ -93,8 +93,8 @@ def test_a_day_form_system_log_clone_compare_zoom_and_decode_by_name(tmp_path):
         tmux.wait_for(lambda s: "Clone day-a with changes" in s, 10, "the clone form")
         tmux.keys("Tab")
         tmux.type("day-b")
-        tmux.keys("Tab", "Tab", "Tab", "Tab")  # max steps: a limit of the command, not of the recipe
-        tmux.type(SMALL["max steps"])
+        tmux.keys("Tab", "Tab", "Tab", "Tab")  # max steps
+        tmux.type(MAX_STEPS)
         tmux.keys("Tab", "Tab")  # the --set lines
         tmux.type(CLONE_LINE)
         screen = tmux.wait_for(lambda s: f"--set {CLONE_LINE}" in s, 10, "the clone's command line")
