@@ -6,22 +6,14 @@ import os
 import subprocess
 import sys
 
+from test_run_names import TINY
+
 from workbench.engine.data.cache import CorpusCache, cache_folder
 from workbench.engine.data.prepare import prepare
 from workbench.engine.recipe import load_recipe
 from workbench.engine.run_folder import RunFolder
 from workbench.engine.session import TrainingSession
 
-TINY = [
-    "data.train_size=100",
-    "data.valid_size=10",
-    "data.test_size=0",
-    "model.embedding_size=8",
-    "model.hidden_size=16",
-    "training.log_every=5",
-    "training.valid_every=10",
-    "training.threads=1",
-]
 SCORES = ("bleu", "chrf", "exact", "loss", "accuracy")
 
 
